@@ -1,0 +1,51 @@
+//! `sluice serve`: the broker. Flags override the config file, which overrides the
+//! embedded defaults.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::ServerConfig;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on for Kafka clients (default 127.0.0.1:9092).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address clients are told to connect to (default: the bound listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Directory holding topic data and metadata (default ./sluice-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// CPUs to run one shard each on, e.g. `0,1` or `0-3` (default: all CPUs).
+    #[arg(long, value_name = "LIST")]
+    cores: Option<String>,
+    /// TOML config file; keys use Kafka's names (see README).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            ServerConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => ServerConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(advertise) = args.advertise {
+        config.advertise = Some(advertise);
+    }
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    if let Some(cores) = args.cores {
+        config.cores = Some(cores);
+    }
+    crate::shard::runtime::serve(config)
+}

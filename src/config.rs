@@ -1,0 +1,391 @@
+//! Typed configuration, validated once at start-up.
+//!
+//! The server reads an optional TOML file; flags override it. Keys that Kafka has use Kafka's
+//! names (`num.partitions`, `segment.bytes`, ...), so an operator's existing knowledge applies.
+//! Topic-level defaults live in [`TopicConfig`]; a topic's own overrides are applied on top
+//! of them with [`TopicConfig::set`], the one place a topic config value is parsed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::constants::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SHARDS_MAX};
+use crate::error::ConfigError;
+
+/// Everything `sluice serve` runs with.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerConfig {
+    /// Address the Kafka listener binds on every shard.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Address clients are told to connect to; the bound listen address when unset.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    #[serde(default = "default_data_dir", rename = "data-dir", alias = "data_dir")]
+    pub data_dir: PathBuf,
+    /// CPUs to pin one shard each to, as a list such as `0,1` or `0-3`; all CPUs when unset.
+    #[serde(default)]
+    pub cores: Option<String>,
+    #[serde(default, rename = "node.id")]
+    pub node_id: i32,
+    #[serde(default = "default_num_partitions", rename = "num.partitions")]
+    pub num_partitions: i32,
+    #[serde(default = "default_true", rename = "auto.create.topics.enable")]
+    pub auto_create_topics_enable: bool,
+    #[serde(flatten)]
+    pub topic_defaults: TopicConfig,
+    /// Keys nothing above took; any here is an error (serde cannot deny unknown fields
+    /// through `flatten`, so they are caught and refused in [`ServerConfig::from_toml`]).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9092".to_string()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./sluice-data")
+}
+fn default_num_partitions() -> i32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty config is valid")
+    }
+}
+
+impl ServerConfig {
+    pub fn from_toml(text: &str) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig =
+            toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
+        if let Some(key) = config.unknown.keys().next() {
+            return Err(ConfigError::new(key.clone(), "unknown config key"));
+        }
+        Ok(config)
+    }
+
+    /// Checks relations no single field can check; called once before the shards start.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if let Some(advertise) = &self.advertise {
+            parse_host_port(advertise).map_err(|reason| ConfigError::new("advertise", reason))?;
+        }
+        if self.num_partitions < 1 {
+            return Err(ConfigError::new("num.partitions", "must be at least 1"));
+        }
+        self.cpus()?;
+        self.topic_defaults
+            .validate()
+            .map_err(|(key, reason)| ConfigError::new(key, reason))
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        self.listen
+            .to_socket_addrs()
+            .map_err(|e| ConfigError::new("listen", format!("{}: {e}", self.listen)))?
+            .next()
+            .ok_or_else(|| ConfigError::new("listen", format!("{} resolves to nothing", self.listen)))
+    }
+
+    /// The CPUs to run shards on, one shard each, in shard order.
+    pub fn cpus(&self) -> Result<Vec<usize>, ConfigError> {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = match &self.cores {
+            None => (0..available).collect(),
+            Some(list) => parse_cpu_list(list).map_err(|reason| ConfigError::new("cores", reason))?,
+        };
+        if cpus.is_empty() || cpus.len() > SHARDS_MAX {
+            return Err(ConfigError::new(
+                "cores",
+                format!("{} CPUs given; between 1 and {SHARDS_MAX} are allowed", cpus.len()),
+            ));
+        }
+        Ok(cpus)
+    }
+}
+
+/// Parses `0,2,4-7` into `[0, 2, 4, 5, 6, 7]`, keeping the order given.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{s:?} is not a CPU number"))
+        };
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (parse(first)?, parse(last)?);
+                if first > last {
+                    return Err(format!("range {part} runs backwards"));
+                }
+                cpus.extend(first..=last);
+            }
+            None => cpus.push(parse(part)?),
+        }
+    }
+    if cpus.len() > SHARDS_MAX {
+        return Err(format!("more than {SHARDS_MAX} CPUs listed"));
+    }
+    Ok(cpus)
+}
+
+/// Splits `host:port`, where the port must be a number.
+pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{text:?} has no valid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// How the broker stamps record timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// A topic's effective configuration: server defaults with the topic's overrides applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    #[serde(default = "d_segment_bytes", rename = "segment.bytes", alias = "log.segment.bytes")]
+    pub segment_bytes: u64,
+    #[serde(default = "d_week_ms", rename = "segment.ms", alias = "log.roll.ms")]
+    pub segment_ms: i64,
+    #[serde(default = "d_week_ms", rename = "retention.ms", alias = "log.retention.ms")]
+    pub retention_ms: i64,
+    #[serde(default = "d_minus_one", rename = "retention.bytes", alias = "log.retention.bytes")]
+    pub retention_bytes: i64,
+    #[serde(default = "d_max_message_bytes", rename = "max.message.bytes", alias = "message.max.bytes")]
+    pub max_message_bytes: u64,
+    #[serde(default = "d_cleanup_policy", rename = "cleanup.policy", alias = "log.cleanup.policy")]
+    pub cleanup_policy: String,
+    #[serde(default = "d_day_ms", rename = "delete.retention.ms")]
+    pub delete_retention_ms: i64,
+    #[serde(default = "d_i64_max", rename = "flush.messages", alias = "log.flush.interval.messages")]
+    pub flush_messages: i64,
+    #[serde(default = "d_i64_max", rename = "flush.ms", alias = "log.flush.interval.ms")]
+    pub flush_ms: i64,
+    #[serde(default = "d_timestamp_type", rename = "message.timestamp.type", alias = "log.message.timestamp.type")]
+    pub message_timestamp_type: TimestampType,
+    #[serde(default = "d_one", rename = "min.insync.replicas")]
+    pub min_insync_replicas: i32,
+    #[serde(default = "d_compression_type", rename = "compression.type")]
+    pub compression_type: String,
+}
+
+fn d_segment_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn d_week_ms() -> i64 {
+    7 * 24 * 60 * 60 * 1000
+}
+fn d_day_ms() -> i64 {
+    24 * 60 * 60 * 1000
+}
+fn d_minus_one() -> i64 {
+    -1
+}
+fn d_max_message_bytes() -> u64 {
+    1_048_588
+}
+fn d_cleanup_policy() -> String {
+    "delete".to_string()
+}
+fn d_i64_max() -> i64 {
+    i64::MAX
+}
+fn d_timestamp_type() -> TimestampType {
+    TimestampType::CreateTime
+}
+fn d_one() -> i32 {
+    1
+}
+fn d_compression_type() -> String {
+    "producer".to_string()
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty topic config is valid")
+    }
+}
+
+/// Every topic config key Sluice knows, in the order DescribeConfigs lists them.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "flush.messages",
+    "flush.ms",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+impl TopicConfig {
+    /// The defaults with `overrides` applied; the first bad override is the error.
+    pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
+        let mut config = self.clone();
+        for (key, value) in overrides {
+            config.set(key, value).map_err(|reason| ConfigError::new(key, reason))?;
+        }
+        Ok(config)
+    }
+
+    /// The value of `key` as Kafka prints it, or None for a key Sluice does not know.
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "cleanup.policy" => self.cleanup_policy.clone(),
+            "compression.type" => self.compression_type.clone(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.type" => format!("{:?}", self.message_timestamp_type),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Parses and validates `value` for `key`; on error the config is unchanged.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let mut next = self.clone();
+        match key {
+            "cleanup.policy" => next.cleanup_policy = value.to_string(),
+            "compression.type" => next.compression_type = value.to_string(),
+            "delete.retention.ms" => next.delete_retention_ms = parse_num(value)?,
+            "flush.messages" => next.flush_messages = parse_num(value)?,
+            "flush.ms" => next.flush_ms = parse_num(value)?,
+            "max.message.bytes" => next.max_message_bytes = parse_num(value)?,
+            "message.timestamp.type" => {
+                next.message_timestamp_type = match value {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => return Err(format!("{value:?} is not CreateTime or LogAppendTime")),
+                }
+            }
+            "min.insync.replicas" => next.min_insync_replicas = parse_num(value)?,
+            "retention.bytes" => next.retention_bytes = parse_num(value)?,
+            "retention.ms" => next.retention_ms = parse_num(value)?,
+            "segment.bytes" => next.segment_bytes = parse_num(value)?,
+            "segment.ms" => next.segment_ms = parse_num(value)?,
+            _ => return Err(format!("unknown topic config {key:?}")),
+        }
+        next.validate().map_err(|(_, reason)| reason)?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Checks every field's range; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let policies: Vec<&str> = self.cleanup_policy.split(',').map(str::trim).collect();
+        if policies.is_empty() || policies.iter().any(|p| *p != "delete" && *p != "compact") {
+            return Err(("cleanup.policy", format!("{:?} is not delete, compact or both", self.cleanup_policy)));
+        }
+        const COMPRESSION: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
+        if !COMPRESSION.contains(&self.compression_type.as_str()) {
+            return Err(("compression.type", format!("{:?} is not one of {COMPRESSION:?}", self.compression_type)));
+        }
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(("segment.bytes", format!("must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}")));
+        }
+        let at_least = |key: &'static str, value: i64, min: i64| {
+            if value < min {
+                Err((key, format!("{value} is below the minimum {min}")))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("segment.ms", self.segment_ms, 1)?;
+        at_least("retention.ms", self.retention_ms, -1)?;
+        at_least("retention.bytes", self.retention_bytes, -1)?;
+        at_least("delete.retention.ms", self.delete_retention_ms, 0)?;
+        at_least("flush.messages", self.flush_messages, 1)?;
+        at_least("flush.ms", self.flush_ms, 0)?;
+        at_least("min.insync.replicas", i64::from(self.min_insync_replicas), 1)?;
+        if self.max_message_bytes == 0 || self.max_message_bytes > crate::constants::BATCH_BYTES_MAX as u64 {
+            return Err((
+                "max.message.bytes",
+                format!("must be between 1 and {}", crate::constants::BATCH_BYTES_MAX),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a valid number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse_in_order() {
+        assert_eq!(parse_cpu_list("0,1").unwrap(), vec![0, 1]);
+        assert_eq!(parse_cpu_list("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_cpu_list("4, 0-1").unwrap(), vec![4, 0, 1]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+
+    #[test]
+    fn every_topic_key_round_trips_through_get_and_set() {
+        let defaults = TopicConfig::default();
+        for key in TOPIC_CONFIG_KEYS {
+            let value = defaults.get(key).unwrap_or_else(|| panic!("{key} has no getter"));
+            let mut config = defaults.clone();
+            config.set(key, &value).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+            assert_eq!(config, defaults, "{key}");
+        }
+    }
+
+    #[test]
+    fn server_config_reads_kafka_names_and_rejects_unknown_keys() {
+        let config = ServerConfig::from_toml(
+            "listen = \"127.0.0.1:0\"\n\"num.partitions\" = 3\n\"segment.bytes\" = 65536\n\"message.max.bytes\" = 2000\n",
+        )
+        .unwrap();
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.topic_defaults.segment_bytes, 65536);
+        assert_eq!(config.topic_defaults.max_message_bytes, 2000);
+        config.validate().unwrap();
+        assert!(ServerConfig::from_toml("\"no.such.key\" = 1").is_err());
+    }
+
+    #[test]
+    fn bad_override_is_rejected_with_its_key() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert("segment.bytes".to_string(), "12".to_string());
+        let err = TopicConfig::default().with_overrides(&overrides).unwrap_err();
+        assert_eq!(err.key, "segment.bytes");
+    }
+}

@@ -1,0 +1,69 @@
+//! Error types. Io errors keep the operation and the path they failed on; every error that
+//! can reach a client maps to one Kafka error code.
+
+use std::path::{Path, PathBuf};
+
+pub use kafka_protocol::error::ResponseError as KafkaCode;
+
+/// A failure of the storage layer, with what was being done and to which file.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt log {path} at byte {position}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    #[error("metadata file {path}: {reason}")]
+    Metadata { path: PathBuf, reason: String },
+}
+
+impl StorageError {
+    pub fn io(op: &'static str, path: &Path, source: impl Into<std::io::Error>) -> Self {
+        StorageError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: source.into(),
+        }
+    }
+
+    /// The code a producer or consumer of the affected partition is answered with.
+    pub fn kafka_code(&self) -> KafkaCode {
+        KafkaCode::KafkaStorageError
+    }
+}
+
+/// Turns a glommio result into a storage result that names the operation and file.
+pub trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: &Path) -> Result<T, StorageError>;
+}
+
+impl<T, E: Into<std::io::Error>> IoContext<T> for Result<T, E> {
+    fn ctx(self, op: &'static str, path: &Path) -> Result<T, StorageError> {
+        self.map_err(|source| StorageError::io(op, path, source))
+    }
+}
+
+/// A configuration that cannot be used, with the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("config {key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! DeleteTopics: by name (all versions) or by topic id (v6+).
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use kafka_protocol::messages::TopicName;
+
+use crate::error::KafkaCode;
+use crate::kafka::handlers::str_bytes;
+use crate::metadata::authority;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let resolved = match &name {
+            Some(name) => Ok(name.clone()),
+            None => shard
+                .metadata()
+                .topic_by_id(id)
+                .map(|t| t.meta.name.clone())
+                .ok_or(KafkaCode::UnknownTopicId),
+        };
+        let result = match resolved {
+            Ok(resolved) => authority::delete_topic(shard, resolved.clone())
+                .await
+                .map(|meta| (resolved, meta.id))
+                .map_err(|r| (r.code, Some(r.message))),
+            Err(code) => Err((code, None)),
+        };
+        let entry = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str_bytes(n))));
+        responses.push(match result {
+            Ok((resolved, id)) => {
+                tracing::info!("deleted topic {resolved}");
+                entry.with_topic_id(id).with_name(Some(TopicName(str_bytes(resolved))))
+            }
+            Err((code, message)) => entry
+                .with_topic_id(id)
+                .with_error_code(code.code())
+                .with_error_message(message.map(str_bytes)),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,104 @@
+//! Metadata: brokers, topics with ids, partitions with their leader. Creates unknown topics
+//! when both the broker (`auto.create.topics.enable`) and the request allow it.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, TopicName};
+
+use crate::error::KafkaCode;
+use crate::kafka::handlers::str_bytes;
+use crate::metadata::{authority, topic_name, Topic};
+use crate::shard::Shard;
+use crate::storage::log::LEADER_EPOCH;
+
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -> MetadataResponse {
+    let node = BrokerId(shard.identity.node_id.0);
+    let mut snapshot = shard.metadata();
+    let requested = match request.topics {
+        None => None,
+        Some(topics) if version == 0 && topics.is_empty() => None,
+        Some(topics) => Some(topics),
+    };
+    let topics = match requested {
+        None => snapshot.topics.values().map(|t| topic_entry(t, node)).collect(),
+        Some(wanted) => {
+            let auto_create = shard.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
+            let mut entries = Vec::with_capacity(wanted.len());
+            for want in wanted {
+                let Some(name) = want.name.as_ref().map(|n| n.0.to_string()) else {
+                    entries.push(match snapshot.topic_by_id(want.topic_id) {
+                        Some(topic) => topic_entry(topic, node),
+                        None => error_entry(None, want.topic_id, KafkaCode::UnknownTopicId),
+                    });
+                    continue;
+                };
+                if let Some(topic) = snapshot.topic(&name) {
+                    entries.push(topic_entry(topic, node));
+                    continue;
+                }
+                if topic_name::validate(&name).is_err() {
+                    entries.push(error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::InvalidTopicException));
+                    continue;
+                }
+                if !auto_create {
+                    entries.push(error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::UnknownTopicOrPartition));
+                    continue;
+                }
+                let partitions = shard.config.num_partitions;
+                match authority::create_topic(shard, name.clone(), partitions, BTreeMap::new()).await {
+                    Ok(_) => tracing::info!("auto-created topic {name} with {partitions} partitions"),
+                    Err(refusal) if refusal.code == KafkaCode::TopicAlreadyExists => {}
+                    Err(refusal) => {
+                        entries.push(error_entry(Some(name), uuid::Uuid::nil(), refusal.code));
+                        continue;
+                    }
+                }
+                snapshot = shard.metadata();
+                entries.push(match snapshot.topic(&name) {
+                    Some(topic) => topic_entry(topic, node),
+                    None => error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::LeaderNotAvailable),
+                });
+            }
+            entries
+        }
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(str_bytes(shard.identity.host.clone()))
+            .with_port(i32::from(shard.identity.port))])
+        .with_cluster_id(Some(str_bytes(snapshot.cluster_id.clone())))
+        .with_controller_id(node)
+        .with_topics(topics)
+}
+
+fn topic_entry(topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
+    let partitions = (0..topic.partition_count())
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.meta.name.clone()))))
+        .with_topic_id(topic.meta.id)
+        .with_is_internal(topic.meta.internal)
+        .with_partitions(partitions)
+}
+
+fn error_entry(name: Option<String>, id: uuid::Uuid, code: KafkaCode) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(str_bytes(n))))
+        .with_topic_id(id)
+        .with_error_code(code.code())
+}

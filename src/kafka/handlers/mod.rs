@@ -1,0 +1,173 @@
+//! One handler per Kafka API and the one table of what is served.
+//!
+//! Each handler reads top-down: early exits for requests that cannot proceed, fan-out of the
+//! per-partition work to owner shards (one hop per shard), then assembly of the response in
+//! request order. Per-partition failures are error codes in the response, never early returns.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::ids::ShardId;
+use crate::shard::Shard;
+
+/// One served API: the versions advertised (`min..=max`) and decoded (`min_served..=max`).
+/// They differ only for Produce, which is advertised from v0 because librdkafka turns off
+/// compression when a broker's Produce minimum is above 0, while v0-v2 (the old message
+/// formats) are refused.
+#[derive(Clone, Copy, Debug)]
+pub struct Api {
+    pub key: ApiKey,
+    pub min: i16,
+    pub min_served: i16,
+    pub max: i16,
+}
+
+impl Api {
+    pub fn serves(&self, version: i16) -> bool {
+        (self.min_served..=self.max).contains(&version)
+    }
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Api {
+    Api {
+        key,
+        min,
+        min_served: min,
+        max,
+    }
+}
+
+/// Everything Sluice serves. The only source of ApiVersions.
+pub const APIS: &[Api] = &[
+    Api {
+        key: ApiKey::Produce,
+        min: 0,
+        min_served: 3,
+        max: 11,
+    },
+    api(ApiKey::Fetch, 4, 16),
+    api(ApiKey::ListOffsets, 1, 8),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 1),
+];
+
+pub fn find(api_key: i16) -> Option<Api> {
+    APIS.iter().find(|api| api.key as i16 == api_key).copied()
+}
+
+/// Runs the handler for a decoded request.
+pub async fn dispatch(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: RequestKind,
+) -> Result<Option<ResponseKind>, String> {
+    let version = header.request_api_version;
+    Ok(Some(match request {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(shard, version, r).await),
+        RequestKind::Produce(r) => match produce::handle(shard, version, r).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shard, version, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(shard, version, r).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(shard, version, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(shard, version, r).await),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(shard, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(shard, version, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)
+        }
+        RequestKind::DescribeCluster(_) => ResponseKind::DescribeCluster(describe_cluster::handle(shard)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, r).await)
+        }
+        other => return Err(format!("no handler for {:?}", std::mem::discriminant(&other))),
+    }))
+}
+
+/// Runs `work` on each item's owner shard, one hop per shard (items of one shard run
+/// concurrently there), and returns the results in the items' order. Items whose shard has
+/// stopped get `unavailable()`.
+pub async fn fan_out<T, R, F, Fut>(
+    shard: &Rc<Shard>,
+    items: Vec<(ShardId, T)>,
+    work: F,
+    unavailable: impl Fn() -> R,
+) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Rc<Shard>, T) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let count = items.len();
+    let mut by_shard: BTreeMap<ShardId, Vec<(usize, T)>> = BTreeMap::new();
+    for (index, (owner, item)) in items.into_iter().enumerate() {
+        by_shard.entry(owner).or_default().push((index, item));
+    }
+    let calls = by_shard.into_iter().map(|(owner, batch)| {
+        let work = work.clone();
+        let indexes: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
+        let call = shard.invoke_on(owner, move |target| async move {
+            let runs = batch.into_iter().map(|(_, item)| work(target.clone(), item));
+            futures::future::join_all(runs).await
+        });
+        async move { (indexes, call.await) }
+    });
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+    for (indexes, outcome) in futures::future::join_all(calls).await {
+        match outcome {
+            Ok(values) => {
+                for (index, value) in indexes.into_iter().zip(values) {
+                    results[index] = Some(value);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                for index in indexes {
+                    results[index] = Some(unavailable());
+                }
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every item has a result"))
+        .collect()
+}
+
+/// The wire code of an optional error: 0 for none.
+pub fn error_code(error: Option<crate::error::KafkaCode>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
+
+pub fn str_bytes(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}

@@ -1,0 +1,71 @@
+//! OffsetForLeaderEpoch: consumers validate their position after a leader change. A single
+//! node has had one leader epoch since the log began, so its end offset is the log end.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+};
+
+use crate::error::KafkaCode;
+use crate::ids::PartitionId;
+use crate::kafka::handlers::fan_out;
+use crate::shard::Shard;
+use crate::storage::log::LEADER_EPOCH;
+
+pub async fn handle(shard: &Rc<Shard>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let snapshot = shard.metadata();
+    let mut items = Vec::new();
+    let mut answers: Vec<Vec<Option<EpochEndOffset>>> = Vec::new();
+    for topic in &request.topics {
+        let mut row = Vec::new();
+        for p in &topic.partitions {
+            let partition = PartitionId(p.partition);
+            let base = EpochEndOffset::default().with_partition(p.partition);
+            let owner = snapshot.topic(&topic.topic.0).and_then(|t| t.owner(partition));
+            match owner {
+                None => row.push(Some(base.with_error_code(KafkaCode::UnknownTopicOrPartition.code()))),
+                Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
+                    row.push(Some(base.with_error_code(KafkaCode::UnknownLeaderEpoch.code())))
+                }
+                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
+                    row.push(Some(base.with_error_code(KafkaCode::FencedLeaderEpoch.code())))
+                }
+                Some(owner) => {
+                    items.push((owner, (topic.topic.0.to_string(), partition, p.leader_epoch)));
+                    row.push(None);
+                }
+            }
+        }
+        answers.push(row);
+    }
+    let mut looked_up = fan_out(
+        shard,
+        items,
+        |shard, (topic, partition, epoch): (String, PartitionId, i32)| async move {
+            let base = EpochEndOffset::default().with_partition(partition.0);
+            match shard.partition(&topic, partition) {
+                None => base.with_error_code(KafkaCode::NotLeaderOrFollower.code()),
+                Some(_) if epoch > LEADER_EPOCH => base.with_leader_epoch(-1).with_end_offset(-1),
+                Some(log) => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(log.end_offset().0),
+            }
+        },
+        || EpochEndOffset::default().with_error_code(KafkaCode::NotLeaderOrFollower.code()),
+    )
+    .await
+    .into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(answers)
+        .map(|(topic, row)| {
+            let partitions = row
+                .into_iter()
+                .map(|answer| answer.unwrap_or_else(|| looked_up.next().expect("one answer per lookup")))
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(topic.topic).with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,176 @@
+//! Produce: validate each partition's batches on the connection's shard, append them on the
+//! owner shards (one hop per shard), and answer per `acks` (0: no response at all).
+//!
+//! A bad batch fails only its own partition: CORRUPT_MESSAGE for a malformed or CRC-failing
+//! batch, MESSAGE_TOO_LARGE over the topic's `max.message.bytes`,
+//! UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+
+use crate::error::KafkaCode;
+use crate::ids::PartitionId;
+use crate::kafka::handlers::{error_code, fan_out, str_bytes};
+use crate::kafka::record_batch;
+use crate::shard::Shard;
+use crate::storage::log::AppendError;
+
+/// What one partition's append came to.
+struct Appended {
+    error: Option<KafkaCode>,
+    message: Option<String>,
+    base_offset: i64,
+    log_append_time_ms: i64,
+    log_start_offset: i64,
+}
+
+impl Appended {
+    fn failed(error: KafkaCode, message: Option<String>) -> Appended {
+        Appended {
+            error: Some(error),
+            message,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+struct AppendWork {
+    topic: String,
+    partition: PartitionId,
+    batches: Vec<Bytes>,
+    durable: bool,
+}
+
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let snapshot = shard.metadata();
+    let mut items = Vec::new();
+    // Per partition in request order: an early answer, or None to take the next append result.
+    let mut early: Vec<Vec<Option<Appended>>> = Vec::with_capacity(request.topic_data.len());
+    for topic in &request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut row = Vec::with_capacity(topic.partition_data.len());
+        for data in &topic.partition_data {
+            let partition = PartitionId(data.index);
+            let found = snapshot.topic(&name).and_then(|t| t.owner(partition).map(|owner| (t, owner)));
+            let answer = match found {
+                _ if !matches!(acks, -1 | 0 | 1) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
+                None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
+                Some((topic, owner)) => check_batches(data.records.as_ref(), topic.config.max_message_bytes)
+                    .map(|batches| (owner, batches)),
+            };
+            match answer {
+                Ok((owner, batches)) => {
+                    items.push((
+                        owner,
+                        AppendWork {
+                            topic: name.clone(),
+                            partition,
+                            batches,
+                            durable: acks == -1,
+                        },
+                    ));
+                    row.push(None);
+                }
+                Err(failure) => row.push(Some(failure)),
+            }
+        }
+        early.push(row);
+    }
+    let mut appended = fan_out(shard, items, append, || Appended::failed(KafkaCode::NotLeaderOrFollower, None))
+        .await
+        .into_iter();
+    if acks == 0 {
+        return None;
+    }
+    let responses = request
+        .topic_data
+        .into_iter()
+        .zip(early)
+        .map(|(topic, row)| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .zip(row)
+                .map(|(data, answer)| {
+                    let a = answer.unwrap_or_else(|| appended.next().expect("one result per append"));
+                    let response = PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_error_code(error_code(a.error))
+                        .with_base_offset(a.base_offset)
+                        .with_log_append_time_ms(a.log_append_time_ms)
+                        .with_log_start_offset(a.log_start_offset);
+                    if version >= 8 {
+                        response.with_error_message(a.message.map(str_bytes))
+                    } else {
+                        response
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Splits and validates a partition's records: every batch whole, v2, CRC-clean, within
+/// `max.message.bytes`.
+fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<Bytes>, Appended> {
+    let corrupt = |reason: String| Appended::failed(KafkaCode::CorruptMessage, Some(reason));
+    let records = match records {
+        Some(records) if !records.is_empty() => records,
+        _ => return Err(corrupt("no record batch".into())),
+    };
+    let ranges = record_batch::split_batches(records).map_err(|e| corrupt(e.to_string()))?;
+    let mut batches = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let batch = records.slice(range);
+        if batch.len() as u64 > max_message_bytes {
+            return Err(Appended::failed(
+                KafkaCode::MessageTooLarge,
+                Some(format!("batch of {} bytes exceeds max.message.bytes {max_message_bytes}", batch.len())),
+            ));
+        }
+        record_batch::validate(&batch).map_err(|e| corrupt(e.to_string()))?;
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// Runs on the partition's owner shard.
+async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
+    let Some(log) = shard.partition(&work.topic, work.partition) else {
+        return Appended::failed(KafkaCode::NotLeaderOrFollower, None);
+    };
+    if shard.is_closing() {
+        return Appended::failed(KafkaCode::NotLeaderOrFollower, Some("broker is shutting down".into()));
+    }
+    let outcome = match log.append(&work.batches).await {
+        Ok(outcome) => outcome,
+        Err(AppendError::Closed) => return Appended::failed(KafkaCode::NotLeaderOrFollower, None),
+        Err(AppendError::Storage(e)) => {
+            tracing::error!("{}-{}: append failed: {e}", work.topic, work.partition);
+            return Appended::failed(e.kafka_code(), Some(e.to_string()));
+        }
+    };
+    if work.durable {
+        if let Err(e) = log.flush().await {
+            tracing::error!("{}-{}: flush failed: {e}", work.topic, work.partition);
+            return Appended::failed(e.kafka_code(), Some(e.to_string()));
+        }
+    }
+    Appended {
+        error: None,
+        message: None,
+        base_offset: outcome.base_offset.0,
+        log_append_time_ms: outcome.log_append_time_ms.unwrap_or(-1),
+        log_start_offset: log.log_start_offset().0,
+    }
+}

@@ -1,0 +1,94 @@
+//! The Kafka protocol layer: frame → header → handler → response frame.
+//!
+//! [`handlers::APIS`] is the one table of what Sluice serves; ApiVersions is built from it.
+//! Malformed input closes only the offending connection: an unknown API key, a version
+//! outside the table, or a body that does not decode ends it (as Kafka does), except that
+//! ApiVersions at an unknown version is answered with UNSUPPORTED_VERSION and the table
+//! (KIP-511), so a newer client can retry with a version we know.
+
+pub mod handlers;
+pub mod record_batch;
+
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::shard::Shard;
+
+/// What handling one frame produced: a response frame, nothing (acks=0 produce), or a
+/// reason to close the connection after the responses before it.
+pub type Outcome = Result<Option<Bytes>, String>;
+
+struct FrameStart {
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+}
+
+fn frame_start(frame: &[u8]) -> Option<FrameStart> {
+    (frame.len() >= 8).then(|| FrameStart {
+        api_key: i16::from_be_bytes([frame[0], frame[1]]),
+        version: i16::from_be_bytes([frame[2], frame[3]]),
+        correlation_id: i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    })
+}
+
+/// Whether a frame will end its connection, judged from its header alone, so the reader
+/// stops reading right away.
+pub fn ends_connection(frame: &[u8]) -> Option<String> {
+    let Some(start) = frame_start(frame) else {
+        return Some(format!("frame of {} bytes has no request header", frame.len()));
+    };
+    match handlers::find(start.api_key) {
+        None => Some(format!("unknown API key {}", start.api_key)),
+        Some(api) if api.key == ApiKey::ApiVersions => None,
+        Some(api) if !api.serves(start.version) => Some(format!(
+            "{:?} v{} is not supported (served: v{}..=v{})",
+            api.key, start.version, api.min_served, api.max
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Decodes one request frame, runs its handler and encodes the response frame.
+pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
+    if let Some(reason) = ends_connection(&frame) {
+        return Err(reason);
+    }
+    let start = frame_start(&frame).expect("checked by ends_connection");
+    let api = handlers::find(start.api_key).expect("checked by ends_connection");
+    if !api.serves(start.version) {
+        // Only ApiVersions gets here (KIP-511): answer in v0 with our table.
+        let response = handlers::api_versions::unsupported_version();
+        return encode_response(ApiKey::ApiVersions, 0, start.correlation_id, &ResponseKind::ApiVersions(response)).map(Some);
+    }
+    let mut body = frame;
+    let header_version = api.key.request_header_version(start.version);
+    let header = RequestHeader::decode(&mut body, header_version)
+        .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
+    let request = RequestKind::decode(api.key, &mut body, start.version)
+        .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
+    let response = handlers::dispatch(shard, &header, request).await?;
+    match response {
+        Some(response) => encode_response(api.key, start.version, header.correlation_id, &response).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Length prefix, response header, body.
+fn encode_response(key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, String> {
+    let mut frame = BytesMut::with_capacity(256);
+    frame.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut frame, key.response_header_version(version))
+        .map_err(|e| format!("encoding {key:?} response header: {e}"))?;
+    response
+        .encode(&mut frame, version)
+        .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))?;
+    let length = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    Ok(frame.freeze())
+}

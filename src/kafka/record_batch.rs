@@ -1,0 +1,336 @@
+//! A view of Kafka's RecordBatch v2 header, CRC32C validation and in-place offset patching.
+//!
+//! Batches are stored exactly as producers sent them. The broker never decompresses or
+//! re-encodes records: it checks the header and the CRC, then writes the base offset and
+//! leader epoch into the header. Both fields lie before the CRC'd region (which starts at
+//! `attributes`), so patching them leaves the CRC valid.
+//!
+//! Header layout (big-endian):
+//! ```text
+//! 0  baseOffset i64        8  batchLength i32      12 partitionLeaderEpoch i32
+//! 16 magic i8              17 crc u32 (CRC32C of bytes 21..end)
+//! 21 attributes i16        23 lastOffsetDelta i32  27 baseTimestamp i64
+//! 35 maxTimestamp i64      43 producerId i64       51 producerEpoch i16
+//! 53 baseSequence i32      57 recordCount i32      61 records...
+//! ```
+
+use crate::ids::Offset;
+
+/// Bytes of the fixed v2 header.
+pub const HEADER_BYTES: usize = 61;
+/// Bytes before `batchLength` counts: baseOffset and batchLength itself.
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+const CRC_START: usize = 21;
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("batch of {0} bytes is shorter than a header")]
+    TooShort(usize),
+    #[error("batchLength {declared} does not match the {actual} bytes present")]
+    LengthMismatch { declared: i64, actual: usize },
+    #[error("magic {0} is not 2")]
+    Magic(i8),
+    #[error("CRC32C {stored:#010x} does not match computed {computed:#010x}")]
+    Crc { stored: u32, computed: u32 },
+    #[error("record count {count} does not fit lastOffsetDelta {last_offset_delta}")]
+    Count { count: i32, last_offset_delta: i32 },
+    #[error("records do not parse: {0}")]
+    Records(&'static str),
+}
+
+/// A borrowed view of one batch's header. Construction checks only that a header is present;
+/// [`validate`] checks the rest.
+#[derive(Clone, Copy)]
+pub struct BatchHeader<'a> {
+    bytes: &'a [u8],
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl<'a> BatchHeader<'a> {
+    /// A view of the batch at the start of `bytes`; `bytes` may extend past the batch.
+    pub fn new(bytes: &'a [u8]) -> Result<BatchHeader<'a>, BatchError> {
+        if bytes.len() < HEADER_BYTES {
+            return Err(BatchError::TooShort(bytes.len()));
+        }
+        Ok(BatchHeader { bytes })
+    }
+
+    pub fn base_offset(&self) -> Offset {
+        Offset(be_i64(self.bytes, 0))
+    }
+    /// The `batchLength` field: bytes after the length field.
+    pub fn batch_length(&self) -> i32 {
+        be_i32(self.bytes, 8)
+    }
+    /// Bytes of the whole batch on the wire and on disk, if the length field is sane.
+    pub fn total_bytes(&self) -> Option<usize> {
+        let length = self.batch_length();
+        let total = LOG_OVERHEAD_BYTES as i64 + i64::from(length);
+        (total >= HEADER_BYTES as i64).then_some(total as usize)
+    }
+    pub fn partition_leader_epoch(&self) -> i32 {
+        be_i32(self.bytes, 12)
+    }
+    pub fn magic(&self) -> i8 {
+        self.bytes[16] as i8
+    }
+    pub fn crc(&self) -> u32 {
+        be_i32(self.bytes, 17) as u32
+    }
+    pub fn attributes(&self) -> i16 {
+        be_i16(self.bytes, 21)
+    }
+    /// Compression codec from the attributes: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression(&self) -> u8 {
+        (self.attributes() & 0x7) as u8
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes() & 0x10 != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes() & 0x20 != 0
+    }
+    pub fn last_offset_delta(&self) -> i32 {
+        be_i32(self.bytes, 23)
+    }
+    pub fn base_timestamp(&self) -> i64 {
+        be_i64(self.bytes, 27)
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        be_i64(self.bytes, 35)
+    }
+    pub fn producer_id(&self) -> i64 {
+        be_i64(self.bytes, 43)
+    }
+    pub fn producer_epoch(&self) -> i16 {
+        be_i16(self.bytes, 51)
+    }
+    pub fn base_sequence(&self) -> i32 {
+        be_i32(self.bytes, 53)
+    }
+    pub fn record_count(&self) -> i32 {
+        be_i32(self.bytes, 57)
+    }
+    /// Offset of the batch's last record.
+    pub fn last_offset(&self) -> Offset {
+        Offset(self.base_offset().0 + i64::from(self.last_offset_delta()))
+    }
+}
+
+/// Checks one whole batch as a producer sent it: `bytes` must be exactly one batch.
+pub fn validate(bytes: &[u8]) -> Result<BatchHeader<'_>, BatchError> {
+    let header = BatchHeader::new(bytes)?;
+    if header.magic() != 2 {
+        return Err(BatchError::Magic(header.magic()));
+    }
+    let declared = i64::from(header.batch_length()) + LOG_OVERHEAD_BYTES as i64;
+    if declared != bytes.len() as i64 {
+        return Err(BatchError::LengthMismatch {
+            declared,
+            actual: bytes.len(),
+        });
+    }
+    let computed = crc32c::crc32c(&bytes[CRC_START..]);
+    if computed != header.crc() {
+        return Err(BatchError::Crc {
+            stored: header.crc(),
+            computed,
+        });
+    }
+    let count = header.record_count();
+    let last_offset_delta = header.last_offset_delta();
+    if count <= 0 || last_offset_delta != count - 1 {
+        return Err(BatchError::Count {
+            count,
+            last_offset_delta,
+        });
+    }
+    if header.compression() == 0 {
+        check_uncompressed_records(&bytes[HEADER_BYTES..], count)?;
+    } else if header.compression() > 4 {
+        return Err(BatchError::Records("unknown compression codec"));
+    }
+    Ok(header)
+}
+
+/// Walks the length prefixes of uncompressed records: exactly `count` records must fill
+/// the rest of the batch. Compressed records are not opened (the broker never decompresses).
+fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+    for _ in 0..count {
+        let (length, used) = read_varint(records).ok_or(BatchError::Records("bad record length"))?;
+        if length < 0 || (length as usize) > records.len() - used {
+            return Err(BatchError::Records("record runs past the batch"));
+        }
+        records = &records[used + length as usize..];
+    }
+    if !records.is_empty() {
+        return Err(BatchError::Records("bytes left after the last record"));
+    }
+    Ok(())
+}
+
+/// Reads a zig-zag varint (Kafka's record field encoding); returns the value and bytes used.
+pub fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, byte) in bytes.iter().take(10).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Writes the offset the log assigned and the current leader epoch into the header.
+/// Neither is covered by the CRC, so the batch stays valid.
+pub fn patch_offsets(batch: &mut [u8], base_offset: Offset, leader_epoch: i32) {
+    assert!(batch.len() >= HEADER_BYTES, "patching a {}-byte batch", batch.len());
+    batch[0..8].copy_from_slice(&base_offset.0.to_be_bytes());
+    batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Marks a batch as stamped with the broker's clock (LogAppendTime): sets the timestamp-type
+/// attribute and `maxTimestamp`, which lie inside the CRC'd region, so the CRC is recomputed.
+pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
+    assert!(batch.len() >= HEADER_BYTES, "stamping a {}-byte batch", batch.len());
+    let attributes = be_i16(batch, 21) | 0x08;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Splits a produce request's `records` field into its batches. Each element is one whole
+/// batch by its length field; a trailing fragment is an error.
+pub fn split_batches(records: &[u8]) -> Result<Vec<std::ops::Range<usize>>, BatchError> {
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let header = BatchHeader::new(&records[at..])?;
+        let total = header.total_bytes().ok_or(BatchError::LengthMismatch {
+            declared: i64::from(header.batch_length()),
+            actual: records.len() - at,
+        })?;
+        if total > records.len() - at {
+            return Err(BatchError::LengthMismatch {
+                declared: total as i64,
+                actual: records.len() - at,
+            });
+        }
+        ranges.push(at..at + total);
+        at += total;
+    }
+    Ok(ranges)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Encodes `count` records with a real encoder, as a producer would.
+    pub(crate) fn encode_batch(count: usize, compression: Compression) -> Bytes {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: 1_700_000_000_000 + i as i64,
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(vec![b'v'; 100])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn encoded_batches_validate_for_every_codec() {
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = encode_batch(10, compression);
+            let header = validate(&batch).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+            assert_eq!(header.record_count(), 10);
+            assert_eq!(header.last_offset_delta(), 9);
+            assert_eq!(header.max_timestamp(), 1_700_000_000_009);
+        }
+    }
+
+    #[test]
+    fn patching_offsets_keeps_the_crc_valid() {
+        let mut batch = encode_batch(3, Compression::None).to_vec();
+        patch_offsets(&mut batch, Offset(1234), 7);
+        let header = validate(&batch).unwrap();
+        assert_eq!(header.base_offset(), Offset(1234));
+        assert_eq!(header.last_offset(), Offset(1236));
+        assert_eq!(header.partition_leader_epoch(), 7);
+    }
+
+    #[test]
+    fn flipped_bit_fails_the_crc() {
+        let mut batch = encode_batch(3, Compression::None).to_vec();
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(matches!(validate(&batch), Err(BatchError::Crc { .. })));
+    }
+
+    #[test]
+    fn wrong_count_and_lengths_are_refused() {
+        let batch = encode_batch(3, Compression::None);
+        assert!(matches!(validate(&batch[..40]), Err(BatchError::TooShort(40))));
+        assert!(matches!(validate(&batch[..batch.len() - 1]), Err(BatchError::LengthMismatch { .. })));
+        let mut wrong_magic = batch.to_vec();
+        wrong_magic[16] = 1;
+        assert!(matches!(validate(&wrong_magic), Err(BatchError::Magic(1))));
+    }
+
+    #[test]
+    fn split_finds_each_batch_and_refuses_fragments() {
+        let one = encode_batch(2, Compression::None);
+        let two = encode_batch(5, Compression::Lz4);
+        let joined = [one.as_ref(), two.as_ref()].concat();
+        let ranges = split_batches(&joined).unwrap();
+        assert_eq!(ranges, vec![0..one.len(), one.len()..joined.len()]);
+        assert!(split_batches(&joined[..joined.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn varints_decode_zig_zag() {
+        assert_eq!(read_varint(&[0x00]), Some((0, 1)));
+        assert_eq!(read_varint(&[0x01]), Some((-1, 1)));
+        assert_eq!(read_varint(&[0x02]), Some((1, 1)));
+        assert_eq!(read_varint(&[0xac, 0x02]), Some((150, 2)));
+        assert_eq!(read_varint(&[0x80]), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! # Sluice
+//!
+//! A Kafka-compatible event-streaming broker, thread-per-core on io_uring (glommio).
+//!
+//! ## What runs where
+//! - `sluice serve` starts one **shard** per configured CPU ([`shard::runtime`]): a glommio
+//!   executor pinned to that CPU with its own io_uring rings. Shards share nothing mutable and
+//!   talk only through the channel mesh ([`shard::Shard::invoke_on`]).
+//! - Every shard listens on the Kafka port with SO_REUSEPORT and owns the connections it
+//!   accepts ([`net`]). Requests are decoded on the connection's shard ([`kafka`]) and the
+//!   work for each partition runs on the partition's owner: one hop per (request, shard).
+//! - Each partition is owned by exactly one shard, chosen by the pure
+//!   [`shard::placement`] function and recorded in topic metadata. Its log
+//!   ([`storage::log::PartitionLog`]) is segmented, appended with direct I/O, indexed
+//!   sparsely, and fronted by a cache of recent batches.
+//! - Topic metadata has one writer, shard 0 ([`metadata::authority`]); every shard reads an
+//!   immutable snapshot ([`metadata::MetadataSnapshot`]).
+//!
+//! ## Limits
+//! Every bound (frame size, in-flight bytes, partitions, ...) is named in [`constants`].
+
+pub mod cli;
+pub mod config;
+pub mod constants;
+pub mod error;
+pub mod ids;
+pub mod kafka;
+pub mod metadata;
+pub mod net;
+pub mod shard;
+pub mod storage;

@@ -1,0 +1,165 @@
+//! Topic changes, run on shard 0 (the metadata authority) under its lock: check, store,
+//! persist, then publish the new snapshot to every shard before answering. A change that
+//! fails to persist is rolled back in memory, so the store never runs ahead of the disk.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::error::KafkaCode;
+use crate::ids::ShardId;
+use crate::metadata::{MetadataStore, Refusal, TopicMeta};
+use crate::shard::{Authority, Shard};
+
+const AUTHORITY: ShardId = ShardId(0);
+
+fn authority(shard: &Shard) -> &Authority {
+    shard
+        .authority
+        .as_ref()
+        .unwrap_or_else(|| panic!("shard {} is not the metadata authority", shard.id))
+}
+
+/// Runs `change` on the authority: it edits the store (or refuses), then the result is
+/// persisted and published. `change` returns what to answer and an undo for a failed persist.
+async fn change<R, F>(shard: &Rc<Shard>, change: F) -> Result<R, Refusal>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut MetadataStore) -> Result<Option<(R, Box<dyn FnOnce(&mut MetadataStore)>)>, Refusal> + Send + 'static,
+{
+    shard
+        .invoke_on(AUTHORITY, move |shard| async move {
+            let authority = authority(&shard);
+            let _permit = authority
+                .lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| Refusal::new(KafkaCode::UnknownServerError, "metadata authority stopped"))?;
+            let outcome = change(&mut authority.store.borrow_mut())?;
+            let Some((answer, undo)) = outcome else {
+                return Err(Refusal::new(KafkaCode::UnknownServerError, "nothing to change"));
+            };
+            let job = authority.store.borrow().persist_job();
+            if let Err(e) = job.run().await {
+                undo(&mut authority.store.borrow_mut());
+                tracing::error!("persisting metadata: {e}");
+                return Err(Refusal::new(KafkaCode::KafkaStorageError, e.to_string()));
+            }
+            let snapshot = authority.store.borrow().snapshot();
+            shard
+                .publish(snapshot)
+                .await
+                .map_err(|e| Refusal::new(KafkaCode::KafkaStorageError, e))?;
+            Ok(answer)
+        })
+        .await
+        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
+}
+
+/// Checks a topic on the authority without creating it.
+pub async fn validate_topic(
+    shard: &Rc<Shard>,
+    name: String,
+    partitions: i32,
+    overrides: BTreeMap<String, String>,
+) -> Result<TopicMeta, Refusal> {
+    shard
+        .invoke_on(AUTHORITY, move |shard| async move {
+            authority(&shard).store.borrow().plan_create(&name, partitions, overrides)
+        })
+        .await
+        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
+}
+
+pub async fn create_topic(
+    shard: &Rc<Shard>,
+    name: String,
+    partitions: i32,
+    overrides: BTreeMap<String, String>,
+) -> Result<TopicMeta, Refusal> {
+    change(shard, move |store| {
+        let meta = store.plan_create(&name, partitions, overrides)?;
+        store.insert(meta.clone());
+        let undo = Box::new(move |store: &mut MetadataStore| {
+            store.remove(&name);
+        });
+        Ok(Some((meta, undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+    })
+    .await
+}
+
+pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
+    change(shard, move |store| {
+        let removed = store.remove(&name).ok_or_else(|| {
+            Refusal::new(KafkaCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+        })?;
+        let restore = removed.clone();
+        let undo = Box::new(move |store: &mut MetadataStore| store.insert(restore));
+        Ok(Some((removed, undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+    })
+    .await
+}
+
+/// Grows a topic to `count` partitions; with `validate_only`, only checks.
+pub async fn create_partitions(shard: &Rc<Shard>, name: String, count: i32, validate_only: bool) -> Result<(), Refusal> {
+    if validate_only {
+        return shard
+            .invoke_on(AUTHORITY, move |shard| async move {
+                authority(&shard).store.borrow().plan_partitions(&name, count).map(|_| ())
+            })
+            .await
+            .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?;
+    }
+    change(shard, move |store| {
+        let placement = store.plan_partitions(&name, count)?;
+        let before = store.get(&name).expect("planned topic exists").placement.clone();
+        store.set_placement(&name, placement);
+        let undo = Box::new(move |store: &mut MetadataStore| {
+            if let Some(topic) = store.remove(&name) {
+                store.insert(TopicMeta {
+                    placement: before,
+                    ..topic
+                });
+            }
+        });
+        Ok(Some(((), undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+    })
+    .await
+}
+
+/// A topic's overrides before and after `edit`, checked against the defaults.
+fn plan_overrides<E>(store: &MetadataStore, name: &str, edit: E) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), Refusal>
+where
+    E: FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
+{
+    let topic = store
+        .get(name)
+        .ok_or_else(|| Refusal::new(KafkaCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist.")))?;
+    let before = topic.overrides.clone();
+    let mut after = before.clone();
+    edit(&mut after)?;
+    store.check_overrides(&after)?;
+    Ok((before, after))
+}
+
+/// Replaces a topic's overrides with what `edit` makes of them; with `validate_only`, only
+/// checks the result.
+pub async fn alter_overrides<E>(shard: &Rc<Shard>, name: String, edit: E, validate_only: bool) -> Result<(), Refusal>
+where
+    E: FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal> + Send + 'static,
+{
+    if validate_only {
+        return shard
+            .invoke_on(AUTHORITY, move |shard| async move {
+                plan_overrides(&authority(&shard).store.borrow(), &name, edit).map(|_| ())
+            })
+            .await
+            .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?;
+    }
+    change(shard, move |store| {
+        let (before, after) = plan_overrides(store, &name, edit)?;
+        store.set_overrides(&name, after);
+        let undo = Box::new(move |store: &mut MetadataStore| store.set_overrides(&name, before));
+        Ok(Some(((), undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+    })
+    .await
+}

@@ -1,0 +1,381 @@
+//! Topic metadata: names, ids, partition counts, placement and config overrides.
+//!
+//! One writer, the [`MetadataStore`] on shard 0, applies changes, persists them atomically and
+//! hands every shard an immutable [`MetadataSnapshot`] (an `Arc`), so lookups on the request
+//! path are shard-local reads. Topic names are validated here as Kafka validates them.
+
+pub mod authority;
+pub mod topic_name;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::TopicConfig;
+use crate::error::{KafkaCode, StorageError};
+use crate::ids::{PartitionId, ShardId};
+use crate::shard::placement;
+
+/// A topic as persisted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: uuid::Uuid,
+    /// Owner shard of each partition, indexed by partition id.
+    pub placement: Vec<ShardId>,
+    /// Configs set on the topic itself; everything else comes from the server defaults.
+    pub overrides: BTreeMap<String, String>,
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// A topic with its effective config resolved.
+#[derive(Debug)]
+pub struct Topic {
+    pub meta: TopicMeta,
+    pub config: TopicConfig,
+}
+
+impl Topic {
+    pub fn partition_count(&self) -> i32 {
+        self.meta.placement.len() as i32
+    }
+
+    pub fn owner(&self, partition: PartitionId) -> Option<ShardId> {
+        usize::try_from(partition.0)
+            .ok()
+            .and_then(|p| self.meta.placement.get(p))
+            .copied()
+    }
+}
+
+/// An immutable view of all topics, shared by every shard.
+#[derive(Debug, Default)]
+pub struct MetadataSnapshot {
+    pub cluster_id: String,
+    pub topics: BTreeMap<String, Arc<Topic>>,
+    ids: HashMap<uuid::Uuid, String>,
+}
+
+impl MetadataSnapshot {
+    pub fn topic(&self, name: &str) -> Option<&Arc<Topic>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<&Arc<Topic>> {
+        self.ids.get(&id).and_then(|name| self.topics.get(name))
+    }
+}
+
+/// The persisted form: `<data>/meta/cluster.json`.
+#[derive(Serialize, Deserialize)]
+struct PersistedMetadata {
+    cluster_id: String,
+    shard_count: usize,
+    topics: Vec<TopicMeta>,
+}
+
+/// A change refused, with the Kafka code and a message for the client.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: KafkaCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: KafkaCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The one writer of topic metadata. Lives on shard 0.
+pub struct MetadataStore {
+    path: PathBuf,
+    defaults: TopicConfig,
+    shard_count: usize,
+    cluster_id: String,
+    topics: BTreeMap<String, TopicMeta>,
+}
+
+impl MetadataStore {
+    /// Loads the metadata under `data_dir`, or starts empty with a new cluster id. When the
+    /// shard count changed since the last run, every partition is re-placed and the result
+    /// persisted before any shard starts.
+    pub fn load(data_dir: &Path, defaults: TopicConfig, shard_count: usize) -> Result<MetadataStore, StorageError> {
+        let dir = data_dir.join("meta");
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io("create metadata directory", &dir, e))?;
+        let path = dir.join("cluster.json");
+        let mut store = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let persisted: PersistedMetadata = serde_json::from_slice(&bytes).map_err(|e| StorageError::Metadata {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let mut store = MetadataStore {
+                    path,
+                    defaults,
+                    shard_count: persisted.shard_count,
+                    cluster_id: persisted.cluster_id,
+                    topics: persisted.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
+                };
+                if store.shard_count != shard_count {
+                    tracing::info!(
+                        "shard count changed from {} to {shard_count}: re-placing partitions",
+                        store.shard_count
+                    );
+                    store.shard_count = shard_count;
+                    for topic in store.topics.values_mut() {
+                        topic.placement = placement::place_topic(topic.id, topic.placement.len() as i32, shard_count);
+                    }
+                    store.persist_blocking()?;
+                }
+                store
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let store = MetadataStore {
+                    path,
+                    defaults,
+                    shard_count,
+                    cluster_id: new_cluster_id(),
+                    topics: BTreeMap::new(),
+                };
+                store.persist_blocking()?;
+                store
+            }
+            Err(e) => return Err(StorageError::io("read metadata", &path, e)),
+        };
+        // Overrides are validated again in case the server defaults changed meanwhile.
+        for topic in store.topics.values_mut() {
+            if let Err(e) = store.defaults.with_overrides(&topic.overrides) {
+                return Err(StorageError::Metadata {
+                    path: store.path.clone(),
+                    reason: format!("topic {}: {e}", topic.name),
+                });
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn snapshot(&self) -> Arc<MetadataSnapshot> {
+        let topics: BTreeMap<String, Arc<Topic>> = self
+            .topics
+            .values()
+            .map(|meta| {
+                let config = self
+                    .defaults
+                    .with_overrides(&meta.overrides)
+                    .expect("overrides are validated before they are stored");
+                (
+                    meta.name.clone(),
+                    Arc::new(Topic {
+                        meta: meta.clone(),
+                        config,
+                    }),
+                )
+            })
+            .collect();
+        let ids = topics.values().map(|t| (t.meta.id, t.meta.name.clone())).collect();
+        Arc::new(MetadataSnapshot {
+            cluster_id: self.cluster_id.clone(),
+            topics,
+            ids,
+        })
+    }
+
+    /// Checks a new topic; the meta it would have, not yet stored.
+    pub fn plan_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, Refusal> {
+        topic_name::validate(name).map_err(|m| Refusal::new(KafkaCode::InvalidTopicException, m))?;
+        if self.topics.contains_key(name) {
+            return Err(Refusal::new(KafkaCode::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+        }
+        if let Some(other) = self.topics.keys().find(|t| topic_name::collides(t, name)) {
+            return Err(Refusal::new(
+                KafkaCode::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic '{other}': '.' and '_' are interchangeable in metric names."),
+            ));
+        }
+        check_partition_count(partitions)?;
+        self.defaults
+            .with_overrides(&overrides)
+            .map_err(|e| Refusal::new(KafkaCode::InvalidConfig, e.to_string()))?;
+        let id = uuid::Uuid::new_v4();
+        Ok(TopicMeta {
+            name: name.to_string(),
+            id,
+            placement: placement::place_topic(id, partitions, self.shard_count),
+            overrides,
+            internal: name.starts_with("__"),
+        })
+    }
+
+    /// Stores a topic planned by [`MetadataStore::plan_create`]; persist with [`MetadataStore::persist_job`].
+    pub fn insert(&mut self, meta: TopicMeta) {
+        self.topics.insert(meta.name.clone(), meta);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name)
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<TopicMeta> {
+        self.topics.remove(name)
+    }
+
+    /// Checks growing a topic to `count` partitions; the new placement.
+    pub fn plan_partitions(&self, name: &str, count: i32) -> Result<Vec<ShardId>, Refusal> {
+        let topic = self.topics.get(name).ok_or_else(|| {
+            Refusal::new(KafkaCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+        })?;
+        let current = topic.placement.len() as i32;
+        if count <= current {
+            return Err(Refusal::new(
+                KafkaCode::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+            ));
+        }
+        check_partition_count(count)?;
+        Ok(placement::place_topic(topic.id, count, self.shard_count))
+    }
+
+    pub fn set_placement(&mut self, name: &str, placement: Vec<ShardId>) {
+        if let Some(topic) = self.topics.get_mut(name) {
+            assert!(
+                placement.len() >= topic.placement.len() && placement[..topic.placement.len()] == topic.placement[..],
+                "placement of existing partitions of {name} must not move"
+            );
+            topic.placement = placement;
+        }
+    }
+
+    /// Checks a topic's new override set; the error names the bad key.
+    pub fn check_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, Refusal> {
+        self.defaults
+            .with_overrides(overrides)
+            .map_err(|e| Refusal::new(KafkaCode::InvalidConfig, e.to_string()))
+    }
+
+    pub fn set_overrides(&mut self, name: &str, overrides: BTreeMap<String, String>) {
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.overrides = overrides;
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let persisted = PersistedMetadata {
+            cluster_id: self.cluster_id.clone(),
+            shard_count: self.shard_count,
+            topics: self.topics.values().cloned().collect(),
+        };
+        serde_json::to_vec_pretty(&persisted).expect("metadata serializes")
+    }
+
+    /// The current state as a write to run without borrowing the store.
+    pub fn persist_job(&self) -> PersistJob {
+        PersistJob {
+            path: self.path.clone(),
+            bytes: self.encode(),
+        }
+    }
+
+    fn persist_blocking(&self) -> Result<(), StorageError> {
+        write_atomically(&self.path, &self.encode())
+    }
+}
+
+/// A metadata write, run on the blocking pool so the shard's reactor never waits on fsync.
+pub struct PersistJob {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl PersistJob {
+    pub async fn run(self) -> Result<(), StorageError> {
+        glommio::executor()
+            .spawn_blocking(move || write_atomically(&self.path, &self.bytes))
+            .await
+    }
+}
+
+fn check_partition_count(partitions: i32) -> Result<(), Refusal> {
+    if !(1..=crate::constants::TOPIC_PARTITIONS_MAX).contains(&partitions) {
+        return Err(Refusal::new(
+            KafkaCode::InvalidPartitions,
+            format!(
+                "Number of partitions must be between 1 and {}, got {partitions}.",
+                crate::constants::TOPIC_PARTITIONS_MAX
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Write to a temporary file, fsync it, rename it over `path`, fsync the directory: a crash
+/// leaves either the old or the new file, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary).map_err(|e| StorageError::io("create", &temporary, e))?;
+    file.write_all(bytes).map_err(|e| StorageError::io("write", &temporary, e))?;
+    file.sync_all().map_err(|e| StorageError::io("fsync", &temporary, e))?;
+    std::fs::rename(&temporary, path).map_err(|e| StorageError::io("rename", path, e))?;
+    let dir = path.parent().expect("metadata file has a directory");
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_validates_and_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
+        let meta = store.plan_create("orders", 4, BTreeMap::new()).unwrap();
+        assert_eq!(meta.placement.len(), 4);
+        assert_eq!(store.plan_create("bad name", 1, BTreeMap::new()).unwrap_err().code, KafkaCode::InvalidTopicException);
+        assert_eq!(store.plan_create("t", 0, BTreeMap::new()).unwrap_err().code, KafkaCode::InvalidPartitions);
+        let mut bad = BTreeMap::new();
+        bad.insert("retention.ms".to_string(), "soon".to_string());
+        assert_eq!(store.plan_create("t", 1, bad).unwrap_err().code, KafkaCode::InvalidConfig);
+    }
+
+    #[test]
+    fn shard_count_change_re_places_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetadataStore::load(dir.path(), TopicConfig::default(), 1).unwrap();
+        let meta = store.plan_create("t", 4, BTreeMap::new()).unwrap();
+        store.topics.insert(meta.name.clone(), meta);
+        store.persist_blocking().unwrap();
+        let cluster_id = store.cluster_id.clone();
+        let reloaded = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
+        assert_eq!(reloaded.cluster_id, cluster_id);
+        let shards: Vec<usize> = reloaded.get("t").unwrap().placement.iter().map(|s| s.0).collect();
+        assert!(shards.contains(&0) && shards.contains(&1), "{shards:?}");
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}

@@ -1,0 +1,120 @@
+//! One client connection: frames in, pipelined handling, responses out in request order.
+//!
+//! The reader reads a 4-byte big-endian length and then the frame into one buffer, frozen to
+//! `Bytes` so produce records are slices of it. Each request is handled in its own task; the
+//! writer awaits those tasks in arrival order, so responses leave in request order however
+//! handling interleaves. Limits: a frame over [`FRAME_BYTES_MAX`] closes the connection
+//! before its body is read; at most [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and
+//! [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request bytes are in flight, beyond which reading waits.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+use glommio::task::JoinHandle;
+
+use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX, FRAME_BYTES_MAX};
+use crate::kafka::{self, Outcome};
+use crate::shard::Shard;
+
+/// A request being handled, in the order it arrived.
+struct InFlight {
+    outcome: JoinHandle<Outcome>,
+    frame_bytes: u64,
+}
+
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+    let (reader, writer) = stream.split();
+    let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
+    let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
+    let writer_task = glommio::spawn_local(write_responses(writer, pending, budget.clone(), peer.clone()));
+    if let Err(reason) = read_requests(&shard, BufReader::with_capacity(READ_BUFFER_BYTES, reader), queue, &budget).await {
+        tracing::debug!("shard {}: closing connection from {peer}: {reason}", shard.id);
+    }
+    writer_task.await;
+}
+
+/// Reads frames until the peer closes or sends something that ends the connection.
+async fn read_requests(
+    shard: &Rc<Shard>,
+    mut reader: BufReader<futures::io::ReadHalf<TcpStream>>,
+    queue: LocalSender<InFlight>,
+    budget: &Rc<Semaphore>,
+) -> Result<(), String> {
+    loop {
+        let mut length = [0u8; 4];
+        match reader.read_exact(&mut length).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        let length = i32::from_be_bytes(length);
+        if length < 0 || length as usize > FRAME_BYTES_MAX {
+            return Err(format!("frame of {length} bytes is outside 0..={FRAME_BYTES_MAX}"));
+        }
+        let frame_bytes = length as u64;
+        budget
+            .acquire(frame_bytes)
+            .await
+            .map_err(|e| format!("in-flight budget: {e}"))?;
+        let mut frame = BytesMut::zeroed(length as usize);
+        if let Err(e) = reader.read_exact(&mut frame).await {
+            return Err(format!("truncated frame of {length} bytes: {e}"));
+        }
+        let frame = frame.freeze();
+        let ends_connection = kafka::ends_connection(&frame);
+        let handler_shard = shard.clone();
+        let outcome = glommio::spawn_local(async move { kafka::handle_frame(&handler_shard, frame).await }).detach();
+        if queue.send(InFlight { outcome, frame_bytes }).await.is_err() {
+            return Err("writer stopped".into());
+        }
+        if let Some(reason) = ends_connection {
+            return Err(reason);
+        }
+    }
+}
+
+/// Writes each request's response in arrival order; stops at the first request that closes
+/// the connection, or when the reader is done and everything is answered.
+async fn write_responses(
+    mut writer: futures::io::WriteHalf<TcpStream>,
+    pending: LocalReceiver<InFlight>,
+    budget: Rc<Semaphore>,
+    peer: String,
+) {
+    while let Some(in_flight) = pending.recv().await {
+        let outcome = in_flight.outcome.await;
+        budget.signal(in_flight.frame_bytes);
+        match outcome {
+            Some(Ok(Some(response))) => {
+                if let Err(e) = write_frame(&mut writer, &response).await {
+                    tracing::debug!("write to {peer}: {e}");
+                    break;
+                }
+            }
+            Some(Ok(None)) => {}
+            Some(Err(reason)) => {
+                tracing::info!("closing connection from {peer}: {reason}");
+                break;
+            }
+            None => {
+                tracing::error!("request handler for {peer} was cancelled");
+                break;
+            }
+        }
+    }
+    let _ = writer.close().await;
+}
+
+async fn write_frame(writer: &mut futures::io::WriteHalf<TcpStream>, response: &Bytes) -> std::io::Result<()> {
+    writer.write_all(response).await?;
+    writer.flush().await
+}

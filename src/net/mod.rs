@@ -1,0 +1,6 @@
+//! The Kafka listener and connections. Every shard accepts on the shared port
+//! (SO_REUSEPORT) and owns the connections it accepted; requests are decoded on the
+//! connection's shard.
+
+pub mod connection;
+pub mod listener;

@@ -1,0 +1,212 @@
+//! Shards: one glommio executor pinned per configured CPU, sharing nothing mutable.
+//!
+//! A [`Shard`] owns the partitions placement assigns to it and the connections it accepted.
+//! Work for a partition owned elsewhere crosses the channel mesh as one boxed job per
+//! (request, target shard) via [`Shard::invoke_on`]; the job runs on the owner and answers
+//! through a oneshot. Record bytes travel as `bytes::Bytes`, reference-counted, never copied.
+//!
+//! Shard 0 is the metadata authority: it alone changes topics, then hands every shard the new
+//! immutable snapshot with [`Shard::publish`].
+
+pub mod placement;
+pub mod runtime;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use glommio::channels::channel_mesh::Senders;
+use glommio::sync::Semaphore;
+
+use crate::config::ServerConfig;
+use crate::error::StorageError;
+use crate::ids::{NodeId, PartitionId, ShardId};
+use crate::metadata::{MetadataSnapshot, MetadataStore};
+use crate::storage::log::{partition_dir, PartitionLog};
+
+/// A unit of work sent to another shard.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, ()> + Send>;
+
+/// The target shard has stopped (shutdown) and cannot run the job.
+#[derive(Debug, thiserror::Error)]
+#[error("shard {0} is not running")]
+pub struct ShardUnavailable(pub ShardId);
+
+/// What clients are told about this broker.
+#[derive(Debug, Clone)]
+pub struct BrokerIdentity {
+    pub node_id: NodeId,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Shard 0's metadata writer and the lock that serialises changes.
+pub struct Authority {
+    pub store: RefCell<MetadataStore>,
+    pub lock: Semaphore,
+}
+
+pub struct Shard {
+    pub id: ShardId,
+    pub count: usize,
+    pub config: Arc<ServerConfig>,
+    pub identity: Arc<BrokerIdentity>,
+    metadata: RefCell<Arc<MetadataSnapshot>>,
+    partitions: RefCell<HashMap<(String, PartitionId), Rc<PartitionLog>>>,
+    senders: Senders<Job>,
+    pub authority: Option<Authority>,
+    closing: Cell<bool>,
+}
+
+impl Shard {
+    pub fn new(
+        senders: Senders<Job>,
+        config: Arc<ServerConfig>,
+        identity: Arc<BrokerIdentity>,
+        snapshot: Arc<MetadataSnapshot>,
+        store: Option<MetadataStore>,
+    ) -> Shard {
+        Shard {
+            id: ShardId(senders.peer_id()),
+            count: senders.nr_consumers(),
+            config,
+            identity,
+            metadata: RefCell::new(snapshot),
+            partitions: RefCell::new(HashMap::new()),
+            senders,
+            authority: store.map(|store| Authority {
+                store: RefCell::new(store),
+                lock: Semaphore::new(1),
+            }),
+            closing: Cell::new(false),
+        }
+    }
+
+    /// Runs `job` on shard `target` and returns its result: directly when the target is this
+    /// shard, otherwise as one message over the mesh.
+    pub async fn invoke_on<R, F, Fut>(self: &Rc<Self>, target: ShardId, job: F) -> Result<R, ShardUnavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        assert!(target.0 < self.count, "shard {target} out of {} shards", self.count);
+        if target == self.id {
+            return Ok(job(self.clone()).await);
+        }
+        let (reply, answer) = oneshot::channel();
+        let boxed: Job = Box::new(move |shard| {
+            Box::pin(async move {
+                let _ = reply.send(job(shard).await);
+            })
+        });
+        self.senders
+            .send_to(target.0, boxed)
+            .await
+            .map_err(|_| ShardUnavailable(target))?;
+        answer.await.map_err(|_| ShardUnavailable(target))
+    }
+
+    /// Runs `job` on every shard concurrently; results in shard order.
+    pub async fn invoke_on_all<R, F, Fut>(self: &Rc<Self>, job: F) -> Vec<Result<R, ShardUnavailable>>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + Clone + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let calls = (0..self.count).map(|s| self.invoke_on(ShardId(s), job.clone()));
+        futures::future::join_all(calls).await
+    }
+
+    pub fn metadata(&self) -> Arc<MetadataSnapshot> {
+        self.metadata.borrow().clone()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    /// The open log of a partition this shard owns.
+    pub fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
+        self.partitions.borrow().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.partitions.borrow().len()
+    }
+
+    /// Makes `snapshot` current on this shard: opens partitions it newly owns, updates
+    /// configs, and deletes the data of partitions whose topic is gone. Opening existing
+    /// partitions runs recovery, so at start-up this is the recovery of the shard's logs.
+    pub async fn apply_snapshot(self: &Rc<Self>, snapshot: Arc<MetadataSnapshot>) -> Result<(), StorageError> {
+        let stale: Vec<Rc<PartitionLog>> = {
+            let partitions = self.partitions.borrow();
+            partitions
+                .values()
+                .filter(|log| {
+                    snapshot.topic(&log.topic).is_none_or(|t| {
+                        t.meta.id != log.topic_id || t.owner(log.partition) != Some(self.id)
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        for log in stale {
+            self.partitions.borrow_mut().remove(&(log.topic.clone(), log.partition));
+            let deleted = snapshot.topic(&log.topic).is_none_or(|t| t.meta.id != log.topic_id);
+            if deleted {
+                log.delete().await?;
+            } else {
+                log.close().await?;
+            }
+        }
+        for topic in snapshot.topics.values() {
+            for (p, owner) in topic.meta.placement.iter().enumerate() {
+                if *owner != self.id {
+                    continue;
+                }
+                let partition = PartitionId(p as i32);
+                if let Some(log) = self.partition(&topic.meta.name, partition) {
+                    log.set_config(topic.config.clone());
+                    continue;
+                }
+                let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
+                let log = PartitionLog::open(dir, &topic.meta.name, partition, topic.meta.id, topic.config.clone()).await?;
+                self.partitions
+                    .borrow_mut()
+                    .insert((topic.meta.name.clone(), partition), log);
+            }
+        }
+        *self.metadata.borrow_mut() = snapshot;
+        Ok(())
+    }
+
+    /// Hands a new snapshot to every shard and waits until all have applied it.
+    pub async fn publish(self: &Rc<Self>, snapshot: Arc<MetadataSnapshot>) -> Result<(), String> {
+        let results = self
+            .invoke_on_all(move |shard| {
+                let snapshot = snapshot.clone();
+                async move { shard.apply_snapshot(snapshot).await.map_err(|e| e.to_string()) }
+            })
+            .await;
+        for result in results {
+            result.map_err(|e| e.to_string())??;
+        }
+        Ok(())
+    }
+
+    /// Stops taking appends and seals every owned log, making all acknowledged data durable.
+    pub async fn close_partitions(&self) {
+        self.closing.set(true);
+        let logs: Vec<Rc<PartitionLog>> = self.partitions.borrow().values().cloned().collect();
+        for log in logs {
+            if let Err(e) = log.close().await {
+                tracing::error!("closing {}-{}: {e}", log.topic, log.partition);
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Starting and stopping the shards of one `sluice serve` process.
+//!
+//! The main thread validates the config, loads metadata, reserves the listen port, then
+//! starts one pinned executor per CPU. Each executor joins the mesh (its peer id is its
+//! shard id), recovers the partitions it owns, binds the port with SO_REUSEPORT and reports
+//! ready. The main thread prints one start-up line, then waits for SIGINT or SIGTERM and
+//! asks every shard to seal its logs before it exits.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc, Mutex};
+
+use anyhow::{anyhow, Context};
+use futures::channel::oneshot;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::{parse_host_port, ServerConfig};
+use crate::constants::MESH_CHANNEL_DEPTH_MAX;
+use crate::ids::NodeId;
+use crate::metadata::{MetadataSnapshot, MetadataStore};
+use crate::shard::{BrokerIdentity, Job, Shard};
+use crate::storage::log::remove_deleted_leftovers;
+
+/// Runs the broker until SIGINT or SIGTERM. Returns once every shard has sealed its logs.
+pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    config.validate()?;
+    let cpus = config.cpus()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    remove_deleted_leftovers(&config.data_dir);
+    let store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
+    let snapshot = store.snapshot();
+
+    // Signals are routed to the iterator before any shard thread exists, so none of them
+    // can die of a default SIGTERM disposition.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("installing signal handlers")?;
+
+    let reservation = reserve_port(config.listen_addr()?)?;
+    let bound = reservation.local_addr()?.as_socket().context("listen address is not IP")?;
+    let identity = Arc::new(match &config.advertise {
+        Some(advertise) => {
+            let (host, port) = parse_host_port(advertise).map_err(|e| anyhow!("advertise: {e}"))?;
+            BrokerIdentity { node_id: NodeId(config.node_id), host, port }
+        }
+        None => BrokerIdentity {
+            node_id: NodeId(config.node_id),
+            host: bound.ip().to_string(),
+            port: bound.port(),
+        },
+    });
+
+    let config = Arc::new(config);
+    // The builder holds an `Rc` that glommio marks Send; every clone is made here, and this
+    // one outlives all shards, so their concurrent drops can only leave the count high.
+    let mesh = MeshBuilder::<Job, _>::full(cpus.len(), MESH_CHANNEL_DEPTH_MAX);
+    let store_slot = Arc::new(Mutex::new(Some(store)));
+    let (ready_sender, ready) = mpsc::channel::<Result<(), String>>();
+    let mut stops = Vec::with_capacity(cpus.len());
+    let mut handles = Vec::with_capacity(cpus.len());
+    for (index, &cpu) in cpus.iter().enumerate() {
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        let start = ShardStart {
+            mesh: mesh.clone(),
+            config: config.clone(),
+            identity: identity.clone(),
+            snapshot: snapshot.clone(),
+            store_slot: store_slot.clone(),
+            ready: ready_sender.clone(),
+            listen: bound,
+        };
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("sluice-shard-{index}"))
+            .spawn(move || async move { run_shard(start, stopped).await })
+            .map_err(|e| anyhow!("starting the shard executor on CPU {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_sender);
+
+    let mut failure = None;
+    for _ in 0..cpus.len() {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(_) => failure = failure.or(Some("a shard exited during start-up".to_string())),
+        }
+    }
+    drop(reservation);
+    if failure.is_none() {
+        println!(
+            "sluice listening on {bound} (advertised {}:{}), {} shards on CPUs {cpus:?}, data in {}",
+            identity.host,
+            identity.port,
+            cpus.len(),
+            config.data_dir.display()
+        );
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!("signal {signal}: shutting down");
+        }
+    }
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for handle in handles {
+        if handle.join().is_err() {
+            failure = failure.or(Some("a shard panicked".to_string()));
+        }
+    }
+    match failure {
+        Some(e) => Err(anyhow!("sluice failed: {e}")),
+        None => {
+            println!("sluice stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+/// Binds (without listening) so port 0 resolves to one concrete port all shards then share.
+fn reserve_port(addr: SocketAddr) -> anyhow::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("binding {addr}"))?;
+    Ok(socket)
+}
+
+struct ShardStart {
+    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+    config: Arc<ServerConfig>,
+    identity: Arc<BrokerIdentity>,
+    snapshot: Arc<MetadataSnapshot>,
+    store_slot: Arc<Mutex<Option<MetadataStore>>>,
+    ready: mpsc::Sender<Result<(), String>>,
+    listen: SocketAddr,
+}
+
+async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
+    let ShardStart {
+        mesh,
+        config,
+        identity,
+        snapshot,
+        store_slot,
+        ready,
+        listen,
+    } = start;
+    let (senders, mut receivers) = match mesh.join().await {
+        Ok(joined) => joined,
+        Err(e) => {
+            let _ = ready.send(Err(format!("joining the shard mesh: {e}")));
+            return;
+        }
+    };
+    let store = if senders.peer_id() == 0 {
+        store_slot.lock().expect("store slot").take()
+    } else {
+        None
+    };
+    let shard = Rc::new(Shard::new(senders, config, identity, snapshot.clone(), store));
+    for (_, receiver) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(job) = receiver.recv().await {
+                glommio::spawn_local(job(shard.clone())).detach();
+            }
+        })
+        .detach();
+    }
+    if let Err(e) = shard.apply_snapshot(snapshot).await {
+        let _ = ready.send(Err(format!("shard {}: recovering partitions: {e}", shard.id)));
+        return;
+    }
+    let listener = match glommio::net::TcpListener::bind(listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {}: binding {listen}: {e}", shard.id)));
+            return;
+        }
+    };
+    tracing::info!(
+        "shard {} ready on CPU {:?}: {} partitions",
+        shard.id,
+        glommio::executor().id(),
+        shard.partition_count()
+    );
+    let acceptor = glommio::spawn_local(crate::net::listener::accept_loop(shard.clone(), listener));
+    let _ = ready.send(Ok(()));
+    let _ = stopped.await;
+    drop(acceptor);
+    shard.close_partitions().await;
+    tracing::info!("shard {} sealed its logs", shard.id);
+}

@@ -1,0 +1,458 @@
+//! A partition's log: its segments, the append path, reads from the cache or disk, and
+//! timestamp lookups. Owned by exactly one shard; shard-local state in `RefCell`s.
+//!
+//! Invariants: offsets only grow; one append at a time (the append lock), and no `RefCell`
+//! borrow is held across an await, so reads run while an append's write is in flight and
+//! see only committed bytes.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::io::DmaFile;
+use glommio::sync::Semaphore;
+
+use crate::config::{TimestampType, TopicConfig};
+use crate::constants::{FETCH_READ_BYTES_MIN, PARTITION_CACHE_BYTES_MAX};
+use crate::error::{IoContext, StorageError};
+use crate::ids::{Offset, PartitionId};
+use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
+use crate::storage::cache::BatchCache;
+use crate::storage::segment::{self, now_ms, parse_log_file_name, Segment};
+use crate::storage::signal::AppendSignal;
+
+/// The leader epoch written into stored batches. A single node never changes leadership.
+pub const LEADER_EPOCH: i32 = 0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("partition is closed")]
+    Closed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside the log [{log_start}, {log_end}]")]
+    OutOfRange { offset: Offset, log_start: Offset, log_end: Offset },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct AppendOutcome {
+    pub base_offset: Offset,
+    /// The broker time stamped into the batches under LogAppendTime, else None.
+    pub log_append_time_ms: Option<i64>,
+}
+
+pub struct PartitionLog {
+    pub topic: String,
+    pub partition: PartitionId,
+    pub topic_id: uuid::Uuid,
+    dir: PathBuf,
+    config: RefCell<TopicConfig>,
+    state: RefCell<LogState>,
+    append_lock: Semaphore,
+    closed: Cell<bool>,
+    /// Fires after every append; long-polling fetches wait on it.
+    pub signal: AppendSignal,
+}
+
+struct LogState {
+    /// Sorted by base offset; never empty; the last one takes appends.
+    segments: Vec<Segment>,
+    log_start: Offset,
+    cache: BatchCache,
+}
+
+impl LogState {
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.last_mut().expect("a log always has a segment")
+    }
+    fn end_offset(&self) -> Offset {
+        self.active().next_offset
+    }
+}
+
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: PartitionId) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir`.
+    pub async fn open(
+        dir: PathBuf,
+        topic: &str,
+        partition: PartitionId,
+        topic_id: uuid::Uuid,
+        config: TopicConfig,
+    ) -> Result<Rc<PartitionLog>, StorageError> {
+        std::fs::create_dir_all(&dir).ctx("create partition directory", &dir)?;
+        let mut bases: Vec<Offset> = std::fs::read_dir(&dir)
+            .ctx("list partition directory", &dir)?
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| parse_log_file_name(&entry.file_name().to_string_lossy()))
+            .collect();
+        bases.sort();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            segments.push(Segment::open(&dir, base, last).await?);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(&dir, Offset(0)).await?);
+        }
+        let log_start = segments[0].base_offset;
+        Ok(Rc::new(PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            topic_id,
+            dir,
+            config: RefCell::new(config),
+            state: RefCell::new(LogState {
+                segments,
+                log_start,
+                cache: BatchCache::new(PARTITION_CACHE_BYTES_MAX),
+            }),
+            append_lock: Semaphore::new(1),
+            closed: Cell::new(false),
+            signal: AppendSignal::default(),
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_config(&self, config: TopicConfig) {
+        *self.config.borrow_mut() = config;
+    }
+
+    pub fn max_message_bytes(&self) -> u64 {
+        self.config.borrow().max_message_bytes
+    }
+
+    /// Offset the next record will get.
+    pub fn end_offset(&self) -> Offset {
+        self.state.borrow().end_offset()
+    }
+
+    /// What consumers may read up to. Equal to the end offset until the durability work
+    /// makes it trail the last flush.
+    pub fn high_watermark(&self) -> Offset {
+        self.end_offset()
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.state.borrow().log_start
+    }
+
+    /// Largest timestamp in the log and the offset of the batch that carries it.
+    pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
+        let state = self.state.borrow();
+        state
+            .segments
+            .iter()
+            .filter_map(|s| s.max_timestamp)
+            .fold(None, |best: Option<(i64, Offset)>, candidate| match best {
+                Some(b) if b.0 >= candidate.0 => Some(b),
+                _ => Some(candidate),
+            })
+    }
+
+    /// Appends validated producer batches as one write, assigning consecutive offsets.
+    pub async fn append(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
+        let _permit = self.append_lock.acquire_permit(1).await.map_err(|_| AppendError::Closed)?;
+        if self.closed.get() {
+            return Err(AppendError::Closed);
+        }
+        let incoming: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        self.roll_if_due(incoming).await?;
+
+        let log_append_time_ms =
+            (self.config.borrow().message_timestamp_type == TimestampType::LogAppendTime).then(now_ms);
+        let mut next = self.end_offset();
+        let base_offset = next;
+        let patched: Vec<Bytes> = batches
+            .iter()
+            .map(|batch| {
+                let mut bytes = BytesMut::from(&batch[..]);
+                record_batch::patch_offsets(&mut bytes, next, LEADER_EPOCH);
+                if let Some(now) = log_append_time_ms {
+                    record_batch::stamp_log_append_time(&mut bytes, now);
+                }
+                next = BatchHeader::new(&bytes).expect("validated").last_offset().next();
+                bytes.freeze()
+            })
+            .collect();
+
+        let pending = self.state.borrow().active().prepare_append(&patched);
+        let path = self.state.borrow().active().log_path.clone();
+        if let Some(size) = pending.preallocate_to {
+            // Reserving space is an optimisation; a filesystem without fallocate still works.
+            if let Err(e) = pending.file.pre_allocate(size, true).await {
+                tracing::debug!("{}: preallocation failed: {e}", path.display());
+            }
+        }
+        let length = pending.buffer.len();
+        let written = pending
+            .file
+            .write_at(pending.buffer, pending.position)
+            .await
+            .ctx("append to segment", &path)?;
+        if written != length {
+            return Err(StorageError::io(
+                "append to segment",
+                &path,
+                std::io::Error::other(format!("short direct write: {written} of {length} bytes")),
+            )
+            .into());
+        }
+        {
+            let mut state = self.state.borrow_mut();
+            state.active_mut().commit_append(&patched, pending.preallocate_to);
+            for batch in &patched {
+                let header = BatchHeader::new(batch).expect("validated");
+                state.cache.push(header.base_offset(), header.last_offset(), batch.clone());
+            }
+        }
+        self.signal.notify_all();
+        Ok(AppendOutcome {
+            base_offset,
+            log_append_time_ms,
+        })
+    }
+
+    /// Starts a new segment when the active one would pass `segment.bytes`, is older than
+    /// `segment.ms`, or its relative offsets would overflow.
+    async fn roll_if_due(&self, incoming: u64) -> Result<(), StorageError> {
+        let next_offset = {
+            let state = self.state.borrow();
+            let active = state.active();
+            let config = self.config.borrow();
+            let span = active.next_offset.0 - active.base_offset.0;
+            let due = !active.is_empty()
+                && (active.size + incoming > config.segment_bytes
+                    || now_ms() - active.created_at_ms >= config.segment_ms
+                    || span > i64::from(u32::MAX / 2));
+            if !due {
+                return Ok(());
+            }
+            active.next_offset
+        };
+        self.seal_active().await?;
+        let segment = Segment::create(&self.dir, next_offset).await?;
+        self.state.borrow_mut().segments.push(segment);
+        Ok(())
+    }
+
+    /// Seals the active segment. The borrow ends before the I/O starts, and sealing changes
+    /// no byte below the segment's size, so concurrent reads stay valid.
+    async fn seal_active(&self) -> Result<(), StorageError> {
+        let work = self.state.borrow_mut().active_mut().seal_work();
+        work.run().await
+    }
+
+    /// Makes every appended byte durable.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let (file, path) = {
+            let state = self.state.borrow();
+            (state.active().file.clone(), state.active().log_path.clone())
+        };
+        Segment::flush(&file, &path).await
+    }
+
+    /// Waits for an in-flight append, then seals the log; later appends fail with Closed.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let _permit = self.append_lock.acquire_permit(1).await.ok();
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        self.seal_active().await
+    }
+
+    /// Closes the log and removes its directory.
+    pub async fn delete(&self) -> Result<(), StorageError> {
+        let _permit = self.append_lock.acquire_permit(1).await.ok();
+        self.closed.set(true);
+        let doomed = self.dir.with_file_name(format!(
+            "{}.{}-delete",
+            self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::rename(&self.dir, &doomed).ctx("rename deleted partition", &self.dir)?;
+        glommio::executor()
+            .spawn_blocking(move || std::fs::remove_dir_all(&doomed).ctx("remove deleted partition", &doomed))
+            .await
+    }
+
+    /// Whole batches from the one holding `offset`, at most `max_bytes` but at least one.
+    /// Empty at the end of the log; OutOfRange outside it.
+    pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Bytes>, ReadError> {
+        let mut offset = offset;
+        loop {
+            let (file, path, position, end) = {
+                let state = self.state.borrow();
+                let log_end = state.end_offset();
+                if offset < state.log_start || offset > log_end {
+                    return Err(ReadError::OutOfRange {
+                        offset,
+                        log_start: state.log_start,
+                        log_end,
+                    });
+                }
+                if offset == log_end {
+                    return Ok(Vec::new());
+                }
+                if let Some(batches) = state.cache.read(offset, max_bytes) {
+                    return Ok(batches);
+                }
+                let at = state.segments.partition_point(|s| s.base_offset <= offset);
+                let segment = &state.segments[at.max(1) - 1];
+                if offset >= segment.next_offset {
+                    // A gap after this segment (compaction): continue in the next one.
+                    match state.segments.get(at) {
+                        Some(next) => {
+                            offset = next.base_offset;
+                            continue;
+                        }
+                        None => return Ok(Vec::new()),
+                    }
+                }
+                let relative = (offset.0 - segment.base_offset.0) as u32;
+                (
+                    segment.file.clone(),
+                    segment.log_path.clone(),
+                    u64::from(segment.index.lookup(relative)),
+                    segment.size,
+                )
+            };
+            return Ok(read_from_disk(&file, &path, position, end, offset, max_bytes)
+                .await?
+                .into_iter()
+                .collect());
+        }
+    }
+
+    /// The first record at or after `timestamp`: its offset and timestamp.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>, StorageError> {
+        let (file, path, position, end) = {
+            let state = self.state.borrow();
+            let Some(segment) = state
+                .segments
+                .iter()
+                .find(|s| s.max_timestamp.is_some_and(|(max, _)| max >= timestamp))
+            else {
+                return Ok(None);
+            };
+            let relative = segment.time_index.lookup(timestamp);
+            (
+                segment.file.clone(),
+                segment.log_path.clone(),
+                u64::from(segment.index.lookup(relative)),
+                segment.size,
+            )
+        };
+        let mut position = position;
+        while position < end {
+            let read = file
+                .read_at(position, HEADER_BYTES)
+                .await
+                .ctx("read batch header", &path)?;
+            let header = BatchHeader::new(&read).map_err(|e| corrupt(&path, position, e.to_string()))?;
+            let total = header
+                .total_bytes()
+                .ok_or_else(|| corrupt(&path, position, "bad batch length".into()))?;
+            if header.max_timestamp() >= timestamp {
+                let batch = file.read_at(position, total).await.ctx("read batch", &path)?;
+                let mut bytes = Bytes::copy_from_slice(&batch);
+                let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+                    .map_err(|e| corrupt(&path, position, e.to_string()))?;
+                if let Some(record) = records.records.iter().find(|r| r.timestamp >= timestamp) {
+                    return Ok(Some((Offset(record.offset), record.timestamp)));
+                }
+            }
+            position += total as u64;
+        }
+        Ok(None)
+    }
+}
+
+fn corrupt(path: &Path, position: u64, reason: String) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        position,
+        reason,
+    }
+}
+
+/// Reads whole batches from `position` (at or before the batch holding `offset`) up to `end`,
+/// skipping batches before `offset`; returns one contiguous run of at most `max_bytes` (but
+/// at least one batch).
+async fn read_from_disk(
+    file: &DmaFile,
+    path: &Path,
+    mut position: u64,
+    end: u64,
+    offset: Offset,
+    max_bytes: usize,
+) -> Result<Option<Bytes>, StorageError> {
+    while position < end {
+        let want = (max_bytes.max(FETCH_READ_BYTES_MIN) as u64).min(end - position) as usize;
+        let chunk = file.read_at(position, want).await.ctx("read segment", path)?;
+        let mut at = 0usize;
+        let mut start = None;
+        while at + HEADER_BYTES <= chunk.len() {
+            let header = BatchHeader::new(&chunk[at..]).expect("length checked");
+            let total = header
+                .total_bytes()
+                .ok_or_else(|| corrupt(path, position + at as u64, "bad batch length".into()))?;
+            if start.is_none() && header.last_offset() >= offset {
+                start = Some(at);
+            }
+            if let Some(first) = start {
+                let fits = at + total <= chunk.len();
+                let within_budget = at + total - first <= max_bytes;
+                if !fits || (!within_budget && at > first) {
+                    if at == first {
+                        // The first batch alone is bigger than this read: read exactly it.
+                        let whole = file
+                            .read_at(position + at as u64, total)
+                            .await
+                            .ctx("read segment", path)?;
+                        return Ok(Some(Bytes::copy_from_slice(&whole)));
+                    }
+                    break;
+                }
+            }
+            at += total;
+        }
+        if let Some(first) = start {
+            return Ok(Some(Bytes::copy_from_slice(&chunk[first..at])));
+        }
+        if at == 0 {
+            return Err(corrupt(path, position, "no whole batch header where one was expected".into()));
+        }
+        position += at as u64;
+    }
+    Ok(None)
+}
+
+/// Removes partition directories left half-deleted by a crash during topic deletion.
+pub fn remove_deleted_leftovers(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with("-delete") {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!("could not remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+pub use segment::sync_dir;

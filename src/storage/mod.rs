@@ -1,0 +1,12 @@
+//! Storage: per-partition segmented logs on direct I/O.
+//!
+//! Each partition lives in `<data>/<topic>-<partition>/` as segments named by their 20-digit
+//! base offset (`.log`, `.index`, `.timeindex`). A partition's [`log::PartitionLog`] is owned
+//! by one shard and touched only from it. Batches are stored exactly as on the wire, with
+//! the base offset and leader epoch patched in; see [`segment`] for the append contract.
+
+pub mod cache;
+pub mod index;
+pub mod log;
+pub mod segment;
+pub mod signal;

@@ -1,0 +1,526 @@
+//! One segment of a partition's log: a `.log` file of record batches exactly as on the wire,
+//! with its sparse `.index` and `.timeindex`.
+//!
+//! Appends go through glommio DMA files (`O_DIRECT`). Every write starts at the aligned page
+//! holding the current end of the log and rewrites that partial page with the new bytes
+//! appended, so the file never holds a gap; bytes past the logical end of the last page are
+//! zero padding that recovery recognises and a clean close truncates away.
+//!
+//! Contract: at most one append is in flight per segment (the partition's append lock
+//! holds it), and bytes below `size` never change once written, so reads of committed bytes
+//! may run concurrently with an append.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+
+use crate::constants::{INDEX_INTERVAL_BYTES, IO_ALIGNMENT_BYTES, PREALLOCATE_STEP_BYTES, SCAN_READ_BYTES};
+use crate::error::{IoContext, StorageError};
+use crate::ids::Offset;
+use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::storage::index::{OffsetIndex, TimeIndex};
+
+pub fn log_file_name(base_offset: Offset) -> String {
+    format!("{:020}.log", base_offset.0)
+}
+
+/// The base offset a segment file's name encodes, if it is a `.log` file.
+pub fn parse_log_file_name(name: &str) -> Option<Offset> {
+    let digits = name.strip_suffix(".log")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok().map(Offset))
+        .flatten()
+}
+
+fn align_down(value: u64) -> u64 {
+    value - value % IO_ALIGNMENT_BYTES
+}
+
+fn align_up(value: u64) -> u64 {
+    value.div_ceil(IO_ALIGNMENT_BYTES) * IO_ALIGNMENT_BYTES
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub struct Segment {
+    pub base_offset: Offset,
+    pub log_path: PathBuf,
+    pub file: Rc<DmaFile>,
+    /// Bytes of whole batches in the log; everything past it is padding or torn.
+    pub size: u64,
+    /// Offset after the segment's last record.
+    pub next_offset: Offset,
+    pub index: OffsetIndex,
+    pub time_index: TimeIndex,
+    bytes_since_index: u64,
+    /// Largest timestamp in the segment and the last offset of the batch holding it.
+    pub max_timestamp: Option<(i64, Offset)>,
+    /// When the segment started taking appends, for `segment.ms`.
+    pub created_at_ms: i64,
+    /// Bytes from the aligned page start holding `size` up to `size`: rewritten by the next append.
+    tail: Vec<u8>,
+    /// Bytes reserved on disk with fallocate.
+    allocated: u64,
+}
+
+/// A write the caller must issue (outside any borrow) before [`Segment::commit_append`].
+pub struct PendingWrite {
+    pub file: Rc<DmaFile>,
+    pub buffer: DmaBuffer,
+    pub position: u64,
+    pub preallocate_to: Option<u64>,
+}
+
+impl Segment {
+    fn path_with(&self, extension: &str) -> PathBuf {
+        self.log_path.with_extension(extension)
+    }
+
+    /// Creates an empty segment, replacing any leftover file of the same name, and makes the
+    /// new directory entry durable.
+    pub async fn create(dir: &Path, base_offset: Offset) -> Result<Segment, StorageError> {
+        let log_path = dir.join(log_file_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&log_path)
+            .await
+            .ctx("create segment", &log_path)?;
+        sync_dir(dir).await?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file: Rc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            max_timestamp: None,
+            created_at_ms: now_ms(),
+            tail: Vec::new(),
+            allocated: 0,
+        })
+    }
+
+    /// Opens an existing segment. A sealed segment (`scan_all == false`) trusts its index
+    /// files when they fit the log and rebuilds them otherwise; the last segment is always
+    /// scanned batch by batch and a torn tail is truncated.
+    pub async fn open(dir: &Path, base_offset: Offset, scan_all: bool) -> Result<Segment, StorageError> {
+        let log_path = dir.join(log_file_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&log_path)
+            .await
+            .ctx("open segment", &log_path)?;
+        let file_bytes = file.file_size().await.ctx("stat segment", &log_path)?;
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            file: Rc::new(file),
+            size: file_bytes,
+            next_offset: base_offset,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            max_timestamp: None,
+            created_at_ms: now_ms(),
+            tail: Vec::new(),
+            allocated: file_bytes,
+        };
+        if !scan_all && segment.load_indexes(file_bytes).await? {
+            return Ok(segment);
+        }
+        let scan = scan(&segment.file, &segment.log_path, base_offset, file_bytes).await?;
+        if scan.valid_bytes < file_bytes {
+            let level_is_warning = !scan.rest_is_padding;
+            let message = format!(
+                "{}: truncating {} bytes after the last whole batch at byte {} ({})",
+                segment.log_path.display(),
+                file_bytes - scan.valid_bytes,
+                scan.valid_bytes,
+                scan.stop_reason
+            );
+            if level_is_warning {
+                tracing::warn!("{message}");
+            } else {
+                tracing::debug!("{message}");
+            }
+            segment
+                .file
+                .truncate(scan.valid_bytes)
+                .await
+                .ctx("truncate torn tail", &segment.log_path)?;
+        }
+        segment.size = scan.valid_bytes;
+        segment.allocated = scan.valid_bytes;
+        segment.next_offset = scan.next_offset;
+        segment.index = scan.index;
+        segment.time_index = scan.time_index;
+        segment.bytes_since_index = scan.bytes_since_index;
+        segment.max_timestamp = scan.max_timestamp;
+        segment.tail = segment.read_tail().await?;
+        Ok(segment)
+    }
+
+    /// Loads `.index` and `.timeindex` if both exist and fit; false means "rebuild".
+    async fn load_indexes(&mut self, log_bytes: u64) -> Result<bool, StorageError> {
+        let (index_path, time_path) = (self.path_with("index"), self.path_with("timeindex"));
+        let (Ok(index_bytes), Ok(time_bytes)) = (std::fs::read(&index_path), std::fs::read(&time_path)) else {
+            tracing::info!("{}: index files missing, rebuilding", self.log_path.display());
+            return Ok(false);
+        };
+        let (Some(index), Some(time_index)) = (OffsetIndex::decode(&index_bytes, log_bytes), TimeIndex::decode(&time_bytes))
+        else {
+            tracing::warn!("{}: index files do not fit the log, rebuilding", self.log_path.display());
+            return Ok(false);
+        };
+        // A sealed segment's time index ends with its exact largest timestamp, and the
+        // next offset is known from the last batch, found from the last index entry.
+        let Some((timestamp, relative)) = time_index.last() else {
+            return Ok(false);
+        };
+        let start = u64::from(index.lookup(u32::MAX));
+        let last = match last_batch_from(&self.file, &self.log_path, start, log_bytes).await? {
+            Some(last) => last,
+            None => return Ok(false),
+        };
+        self.max_timestamp = Some((timestamp, Offset(self.base_offset.0 + i64::from(relative))));
+        self.next_offset = last.next();
+        self.index = index;
+        self.time_index = time_index;
+        Ok(true)
+    }
+
+    async fn read_tail(&self) -> Result<Vec<u8>, StorageError> {
+        let start = align_down(self.size);
+        if start == self.size {
+            return Ok(Vec::new());
+        }
+        let read = self
+            .file
+            .read_at(start, (self.size - start) as usize)
+            .await
+            .ctx("read tail page", &self.log_path)?;
+        Ok(read.to_vec())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Copies `batches` (already patched with their offsets) behind the current tail page into
+    /// one aligned buffer. Nothing changes until [`Segment::commit_append`].
+    pub fn prepare_append(&self, batches: &[Bytes]) -> PendingWrite {
+        let new_bytes: usize = batches.iter().map(Bytes::len).sum();
+        let position = align_down(self.size);
+        let length = align_up(self.tail.len() as u64 + new_bytes as u64) as usize;
+        let mut buffer = self.file.alloc_dma_buffer(length);
+        let out = buffer.as_bytes_mut();
+        out[..self.tail.len()].copy_from_slice(&self.tail);
+        let mut at = self.tail.len();
+        for batch in batches {
+            out[at..at + batch.len()].copy_from_slice(batch);
+            at += batch.len();
+        }
+        out[at..].fill(0);
+        let end = position + length as u64;
+        let preallocate_to = (end > self.allocated).then(|| align_up(end + PREALLOCATE_STEP_BYTES));
+        PendingWrite {
+            file: self.file.clone(),
+            buffer,
+            position,
+            preallocate_to,
+        }
+    }
+
+    /// Records `batches` as written: sizes, indexes, tail page.
+    pub fn commit_append(&mut self, batches: &[Bytes], preallocated_to: Option<u64>) {
+        for batch in batches {
+            let header = BatchHeader::new(batch).expect("appended batches were validated");
+            assert_eq!(
+                header.base_offset(),
+                self.next_offset,
+                "{}: batch offset does not continue the log",
+                self.log_path.display()
+            );
+            self.index_batch(&header, self.size);
+            self.size += batch.len() as u64;
+        }
+        if let Some(allocated) = preallocated_to {
+            self.allocated = allocated;
+        }
+        let start = align_down(self.size);
+        let keep = (self.size - start) as usize;
+        let mut tail = std::mem::take(&mut self.tail);
+        let mut joined: Vec<u8> = Vec::with_capacity(tail.len() + batches.iter().map(Bytes::len).sum::<usize>());
+        joined.append(&mut tail);
+        for batch in batches {
+            joined.extend_from_slice(batch);
+        }
+        self.tail = joined.split_off(joined.len() - keep);
+    }
+
+    /// Updates next offset, largest timestamp and the sparse indexes for a batch at `position`.
+    fn index_batch(&mut self, header: &BatchHeader<'_>, position: u64) {
+        let relative = relative_offset(self.base_offset, header.base_offset());
+        if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
+            self.index.push(relative, position as u32);
+            if let Some((timestamp, _)) = self.max_timestamp {
+                self.time_index.push(timestamp, relative);
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.total_bytes().expect("validated batch") as u64;
+        let timestamp = header.max_timestamp();
+        if self.max_timestamp.is_none_or(|(max, _)| timestamp > max) {
+            self.max_timestamp = Some((timestamp, header.last_offset()));
+        }
+        self.next_offset = header.last_offset().next();
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(file: &DmaFile, path: &Path) -> Result<(), StorageError> {
+        file.fdatasync().await.ctx("fdatasync segment", path)
+    }
+
+    /// Prepares sealing: the exact largest timestamp ends the time index, and the returned
+    /// work writes both indexes and cuts the log to its logical size. Called on roll and on
+    /// clean shutdown, under the partition's append lock.
+    pub fn seal_work(&mut self) -> SealWork {
+        if let Some((timestamp, offset)) = self.max_timestamp {
+            self.time_index.push(timestamp, relative_offset(self.base_offset, offset));
+        }
+        self.allocated = self.size;
+        SealWork {
+            file: self.file.clone(),
+            log_path: self.log_path.clone(),
+            size: self.size,
+            index: self.index.encode(),
+            time_index: self.time_index.encode(),
+        }
+    }
+}
+
+/// The I/O of sealing a segment, run without borrowing it.
+pub struct SealWork {
+    file: Rc<DmaFile>,
+    log_path: PathBuf,
+    size: u64,
+    index: Vec<u8>,
+    time_index: Vec<u8>,
+}
+
+impl SealWork {
+    pub async fn run(self) -> Result<(), StorageError> {
+        write_file_durably(&self.log_path.with_extension("index"), self.index).await?;
+        write_file_durably(&self.log_path.with_extension("timeindex"), self.time_index).await?;
+        self.file
+            .truncate(self.size)
+            .await
+            .ctx("truncate sealed segment", &self.log_path)?;
+        Segment::flush(&self.file, &self.log_path).await
+    }
+}
+
+fn relative_offset(base: Offset, offset: Offset) -> u32 {
+    let relative = offset.0 - base.0;
+    assert!(
+        (0..=i64::from(u32::MAX)).contains(&relative),
+        "offset {offset} out of the range of segment {base}"
+    );
+    relative as u32
+}
+
+pub async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    let directory = glommio::io::Directory::open(dir).await.ctx("open directory", dir)?;
+    directory.sync().await.ctx("fsync directory", dir)?;
+    directory.close().await.ctx("close directory", dir)
+}
+
+/// Writes a whole small file and makes it durable.
+pub async fn write_file_durably(path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .buffered_open(path)
+        .await
+        .ctx("create", path)?;
+    if !bytes.is_empty() {
+        file.write_at(bytes, 0).await.ctx("write", path)?;
+    }
+    file.fdatasync().await.ctx("fdatasync", path)?;
+    file.close().await.ctx("close", path)
+}
+
+/// Last offset of the last batch in `[start, end)` of a sealed log, walking headers.
+async fn last_batch_from(file: &DmaFile, path: &Path, start: u64, end: u64) -> Result<Option<Offset>, StorageError> {
+    let mut position = start;
+    let mut last = None;
+    while position < end {
+        let read = file
+            .read_at(position, HEADER_BYTES.min((end - position) as usize))
+            .await
+            .ctx("read batch header", path)?;
+        let Ok(header) = BatchHeader::new(&read) else { return Ok(None) };
+        let Some(total) = header.total_bytes() else { return Ok(None) };
+        last = Some(header.last_offset());
+        position += total as u64;
+    }
+    Ok(if position == end { last } else { None })
+}
+
+/// What a batch-by-batch scan of a segment found.
+pub struct Scan {
+    pub valid_bytes: u64,
+    pub next_offset: Offset,
+    pub index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub bytes_since_index: u64,
+    pub max_timestamp: Option<(i64, Offset)>,
+    pub stop_reason: String,
+    /// Whether everything after `valid_bytes` that was looked at is zeros.
+    pub rest_is_padding: bool,
+}
+
+/// Reads a segment from the start, checking each batch's length, magic and CRC, and
+/// rebuilding the indexes. Stops at the first batch that is not whole and valid.
+pub async fn scan(file: &DmaFile, path: &Path, base_offset: Offset, file_bytes: u64) -> Result<Scan, StorageError> {
+    // Reuses the segment's own indexing so a rebuilt index equals one built by appends.
+    let mut shadow = Segment {
+        base_offset,
+        log_path: path.to_path_buf(),
+        file: Rc::new(file.dup().ctx("dup segment", path)?),
+        size: 0,
+        next_offset: base_offset,
+        index: OffsetIndex::default(),
+        time_index: TimeIndex::default(),
+        bytes_since_index: 0,
+        max_timestamp: None,
+        created_at_ms: 0,
+        tail: Vec::new(),
+        allocated: 0,
+    };
+    let mut stop_reason = "end of file".to_string();
+    let mut rest_is_padding = true;
+    let mut position = 0u64;
+    'chunks: while position < file_bytes {
+        let want = (SCAN_READ_BYTES as u64).min(file_bytes - position) as usize;
+        let chunk = file.read_at(position, want).await.ctx("scan segment", path)?;
+        let mut at = 0usize;
+        while at < chunk.len() {
+            let rest = &chunk[at..];
+            let rest_of_file = file_bytes - position - at as u64;
+            if rest.len() < HEADER_BYTES {
+                if (rest.len() as u64) < rest_of_file && at > 0 {
+                    // The header straddles this read: read again from the batch start.
+                    break;
+                }
+                stop_reason = "partial batch header".into();
+                rest_is_padding = rest.iter().all(|&b| b == 0);
+                break 'chunks;
+            }
+            let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+            let total = LOG_OVERHEAD_BYTES as i64 + i64::from(length);
+            if total < HEADER_BYTES as i64 {
+                stop_reason = format!("batch length {length} too small");
+                rest_is_padding = rest.iter().all(|&b| b == 0);
+                break 'chunks;
+            }
+            let total = total as u64;
+            if total > rest_of_file {
+                stop_reason = format!("batch of {total} bytes runs past the end of the file");
+                rest_is_padding = false;
+                break 'chunks;
+            }
+            if total > rest.len() as u64 {
+                if at > 0 {
+                    // The batch straddles this read: read again from the batch start.
+                    break;
+                }
+                // One batch larger than a scan read: read exactly that batch.
+                let whole = file.read_at(position, total as usize).await.ctx("scan segment", path)?;
+                if let Err(reason) = check_stored_batch(&whole, &mut shadow) {
+                    stop_reason = reason;
+                    rest_is_padding = false;
+                    break 'chunks;
+                }
+                position += total;
+                continue 'chunks;
+            }
+            if let Err(reason) = check_stored_batch(&rest[..total as usize], &mut shadow) {
+                stop_reason = reason;
+                rest_is_padding = rest.iter().all(|&b| b == 0);
+                break 'chunks;
+            }
+            at += total as usize;
+        }
+        position += at as u64;
+    }
+    Ok(Scan {
+        valid_bytes: shadow.size,
+        next_offset: shadow.next_offset,
+        index: shadow.index,
+        time_index: shadow.time_index,
+        bytes_since_index: shadow.bytes_since_index,
+        max_timestamp: shadow.max_timestamp,
+        stop_reason,
+        rest_is_padding,
+    })
+}
+
+/// Checks one stored batch (magic, CRC, offsets continuing the log) and indexes it.
+fn check_stored_batch(bytes: &[u8], shadow: &mut Segment) -> Result<(), String> {
+    let header = BatchHeader::new(bytes).map_err(|e| e.to_string())?;
+    if header.magic() != 2 {
+        return Err(format!("magic {}", header.magic()));
+    }
+    let computed = crc32c::crc32c(&bytes[21..]);
+    if computed != header.crc() {
+        return Err(format!("CRC mismatch at offset {}", header.base_offset()));
+    }
+    if header.base_offset() < shadow.next_offset || header.last_offset_delta() < 0 {
+        return Err(format!(
+            "batch offset {} does not follow {}",
+            header.base_offset(),
+            shadow.next_offset
+        ));
+    }
+    // Compaction may leave gaps, so a later base offset is legal; the log continues from it.
+    shadow.next_offset = header.base_offset();
+    let position = shadow.size;
+    shadow.index_batch(&header, position);
+    shadow.size += bytes.len() as u64;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_twenty_digits() {
+        assert_eq!(log_file_name(Offset(42)), "00000000000000000042.log");
+        assert_eq!(parse_log_file_name("00000000000000000042.log"), Some(Offset(42)));
+        assert_eq!(parse_log_file_name("42.log"), None);
+        assert_eq!(parse_log_file_name("00000000000000000042.index"), None);
+    }
+
+    #[test]
+    fn alignment_helpers() {
+        assert_eq!(align_down(5000), 4096);
+        assert_eq!(align_up(5000), 8192);
+        assert_eq!(align_up(4096), 4096);
+        assert_eq!(align_down(0), 0);
+    }
+}
