@@ -254,7 +254,9 @@ pub(crate) mod tests {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // The encoder batches records whose offset - sequence agrees; -1 keeps the
+                // batch's base sequence at -1, as a non-idempotent producer sends it.
+                sequence: i as i32 - 1,
                 timestamp: 1_700_000_000_000 + i as i64,
                 key: Some(Bytes::from(format!("key-{i}"))),
                 value: Some(Bytes::from(vec![b'v'; 100])),

@@ -70,6 +70,7 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
             store_slot: store_slot.clone(),
             ready: ready_sender.clone(),
             listen: bound,
+            cpu,
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("sluice-shard-{index}"))
@@ -136,6 +137,7 @@ struct ShardStart {
     store_slot: Arc<Mutex<Option<MetadataStore>>>,
     ready: mpsc::Sender<Result<(), String>>,
     listen: SocketAddr,
+    cpu: usize,
 }
 
 async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
@@ -147,6 +149,7 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         store_slot,
         ready,
         listen,
+        cpu,
     } = start;
     let (senders, mut receivers) = match mesh.join().await {
         Ok(joined) => joined,
@@ -182,9 +185,8 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         }
     };
     tracing::info!(
-        "shard {} ready on CPU {:?}: {} partitions",
+        "shard {} ready on CPU {cpu}: {} partitions",
         shard.id,
-        glommio::executor().id(),
         shard.partition_count()
     );
     let acceptor = glommio::spawn_local(crate::net::listener::accept_loop(shard.clone(), listener));

@@ -1,0 +1,216 @@
+//! Shared helpers for integration tests: a real `sluice serve` on an ephemeral port with a
+//! temporary data dir, and real librdkafka clients (the `rdkafka` crate) pointed at it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A running broker; killed when dropped.
+pub struct Broker {
+    child: Option<Child>,
+    pub addr: String,
+    data: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    extra_args: Vec<String>,
+}
+
+impl Broker {
+    /// Starts a broker on a fresh temporary data dir with two shards.
+    pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Broker {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data = temp.path().to_path_buf();
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn(&data, &extra_args);
+        Broker {
+            child: Some(child),
+            addr,
+            data,
+            _temp: Some(temp),
+            extra_args,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Stops the broker with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("broker is running");
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for broker") {
+                assert!(status.success(), "broker exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "broker did not stop within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again on the same data dir (and a new port).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let (child, addr) = spawn(&self.data, &self.extra_args);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.addr)
+            .set("broker.address.family", "v4")
+            .set("socket.timeout.ms", "30000")
+            .set("message.timeout.ms", "60000");
+        config
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> BaseProducer {
+        let mut config = self.client_config();
+        config.set("acks", "all").set("linger.ms", "5");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        config.create().expect("producer")
+    }
+
+    pub fn consumer(&self, extra: &[(&str, &str)]) -> BaseConsumer {
+        let mut config = self.client_config();
+        config
+            .set("group.id", "unused-no-group-operations")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        config.create().expect("consumer")
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.client_config().create().expect("admin client")
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin = self.admin();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create topics");
+        for result in results {
+            result.unwrap_or_else(|(topic, code)| panic!("creating {topic}: {code:?}"));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--cores", "0,1"])
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra_args)
+        .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sluice");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, startup) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let line = startup
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("sluice printed no start-up line within {WAIT:?}"));
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("unexpected start-up line: {line}"))
+        .to_string();
+    assert!(line.starts_with("sluice listening on"), "unexpected start-up line: {line}");
+    (child, addr)
+}
+
+/// Runs a future to completion on this thread (rdkafka's admin calls are futures).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures::executor::block_on(future)
+}
+
+/// Produces and waits until every delivery report has arrived; panics on any failure.
+pub fn flush(producer: &BaseProducer) {
+    producer.flush(WAIT).expect("all records delivered");
+}
+
+/// Sends one record, retrying while the local queue is full.
+pub fn send(producer: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                assert!(Instant::now() < deadline, "producer queue stayed full");
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => panic!("send failed: {e}"),
+        }
+    }
+}
+
+/// Assigns the consumer to every given partition from `offset`.
+pub fn assign(consumer: &BaseConsumer, topic: &str, partitions: i32, offset: Offset) {
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, offset).expect("add partition");
+    }
+    consumer.assign(&list).expect("assign");
+}
+
+/// Polls until `count` messages arrived, failing on any consumer error or after [`WAIT`].
+pub fn consume<T>(consumer: &BaseConsumer, count: usize, mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> T) -> Vec<T> {
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        assert!(Instant::now() < deadline, "consumed only {} of {count} records within {WAIT:?}", out.len());
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => out.push(each(&message)),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
