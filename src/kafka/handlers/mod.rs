@@ -4,6 +4,7 @@
 //! per-partition work to owner shards (one hop per shard), then assembly of the response in
 //! request order. Per-partition failures are error codes in the response, never early returns.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -73,6 +74,7 @@ pub const APIS: &[Api] = &[
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
 ];
@@ -103,6 +105,7 @@ pub async fn dispatch(
             ResponseKind::CreatePartitions(create_partitions::handle(shard, r).await)
         }
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(shard, version, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(shard, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)
         }
