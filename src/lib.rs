@@ -17,8 +17,10 @@
 //!   immutable snapshot ([`metadata::MetadataSnapshot`]).
 //!
 //! ## Limits
-//! Every bound (frame size, in-flight bytes, partitions, ...) is named in [`constants`].
+//! Every bound (frame size, in-flight bytes, partitions, ...) is named in [`constants`]. Hostile
+//! array counts in requests cannot abort the process: see [`alloc`].
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod constants;

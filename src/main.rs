@@ -1,5 +1,8 @@
 //! The `sluice` binary: parses arguments and hands over to the subcommand.
 
+#[global_allocator]
+static ALLOCATOR: sluice::alloc::SluiceAllocator = sluice::alloc::SluiceAllocator;
+
 fn main() -> std::process::ExitCode {
     sluice::cli::main()
 }

@@ -35,10 +35,12 @@ pub fn handle(shard: &Rc<Shard>, version: i16, request: DescribeConfigsRequest) 
         .into_iter()
         .map(|resource| {
             let name = resource.resource_name.to_string();
+            // Null asks for every config; so does an empty list.
             let wanted = |key: &str| {
                 resource
                     .configuration_keys
                     .as_ref()
+                    .filter(|keys| !keys.is_empty())
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
             };
             let result = DescribeConfigsResult::default()

@@ -1,0 +1,273 @@
+//! Bad input over a raw TCP socket never takes the broker down: garbage, a frame claiming
+//! 2 GB, a truncated frame, an unknown API key or version, a malformed body, a hostile array
+//! count. Each offending connection is answered or closed; other clients keep working and
+//! acknowledged records survive. Also checks answers librdkafka's API hides (error codes
+//! of DescribeConfigs and IncrementalAlterConfigs, ListOffsets max-timestamp).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{assign, consume, flush, send, Broker};
+use kafka_protocol::messages::{
+    describe_configs_request, incremental_alter_configs_request, list_offsets_request, ApiKey, ApiVersionsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rdkafka::producer::BaseRecord;
+use rdkafka::Offset;
+
+fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(&broker.addr).expect("connect");
+    stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    stream
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Encodes a request with its header for `key` at `version`.
+fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    frame(&buf)
+}
+
+/// Reads one response frame; None if the broker closed the connection instead.
+fn read_response(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+fn response<R: Decodable>(stream: &mut TcpStream, key: ApiKey, version: i16, correlation_id: i32) -> R {
+    let mut bytes = read_response(stream).expect("a response");
+    let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, correlation_id);
+    R::decode(&mut bytes, version).unwrap()
+}
+
+/// The broker closes the connection: a read sees EOF (or a reset) rather than a response.
+fn assert_closed(mut stream: TcpStream, what: &str) {
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("{what}: expected the connection to close, got {other:?}"),
+    }
+}
+
+fn api_versions_works(broker: &Broker) {
+    let mut stream = connect(broker);
+    let body = kafka_protocol::messages::ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("raw"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    stream.write_all(&request(ApiKey::ApiVersions, 3, 7, &body)).unwrap();
+    let answer: ApiVersionsResponse = response(&mut stream, ApiKey::ApiVersions, 3, 7);
+    assert_eq!(answer.error_code, 0);
+    let produce = answer.api_keys.iter().find(|k| k.api_key == 0).expect("Produce advertised");
+    assert_eq!(produce.min_version, 0, "Produce advertised from v0 for librdkafka");
+}
+
+#[test]
+fn bad_input_closes_only_the_offending_connection() {
+    let broker = Broker::start();
+    broker.create_topic("survivor", 1);
+    let producer = broker.producer(&[]);
+    for i in 0..100 {
+        send(&producer, BaseRecord::to("survivor").key(b"k".as_slice()).payload(format!("before-{i}").as_bytes()));
+    }
+    flush(&producer);
+
+    // Garbage that is not a frame header Kafka would accept (a negative length).
+    let mut stream = connect(&broker);
+    stream.write_all(&[0xff, 0xfe, 0xfd, 0xfc, 1, 2, 3, 4, 5]).unwrap();
+    assert_closed(stream, "garbage");
+
+    // A frame claiming 2 GB: refused before any body is read.
+    let mut stream = connect(&broker);
+    stream.write_all(&(i32::MAX).to_be_bytes()).unwrap();
+    assert_closed(stream, "2 GB frame");
+
+    // A truncated frame: the length promises more than ever arrives, then the peer leaves.
+    let mut stream = connect(&broker);
+    stream.write_all(&frame(&[0, 18, 0, 3])[..6]).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_closed(stream, "truncated frame");
+
+    // A frame too short to hold a request header.
+    let mut stream = connect(&broker);
+    stream.write_all(&frame(&[0, 3])).unwrap();
+    assert_closed(stream, "short header");
+
+    // An unknown API key.
+    let mut stream = connect(&broker);
+    stream.write_all(&frame(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff])).unwrap();
+    assert_closed(stream, "unknown API key");
+
+    // A known API at a version nobody serves (Fetch v99).
+    let mut stream = connect(&broker);
+    stream.write_all(&frame(&[0, 1, 0, 99, 0, 0, 0, 1, 0xff, 0xff])).unwrap();
+    assert_closed(stream, "unsupported Fetch version");
+
+    // Produce v2 (the old message format): advertised for librdkafka's sake, never served.
+    let mut stream = connect(&broker);
+    stream.write_all(&frame(&[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1])).unwrap();
+    assert_closed(stream, "Produce v2");
+
+    // ApiVersions at an unknown version: UNSUPPORTED_VERSION and our table, in v0 (KIP-511).
+    let mut stream = connect(&broker);
+    stream.write_all(&frame(&[0, 18, 0, 99, 0, 0, 0, 9, 0xff, 0xff])).unwrap();
+    let answer: ApiVersionsResponse = response(&mut stream, ApiKey::ApiVersions, 0, 9);
+    assert_eq!(answer.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(answer.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16));
+
+    // A malformed body: a Metadata v1 request whose topic string runs past the frame.
+    let mut stream = connect(&broker);
+    let mut body = BytesMut::new();
+    body.put_i16(3);
+    body.put_i16(1);
+    body.put_i32(11);
+    body.put_i16(-1);
+    body.put_i32(1);
+    body.put_i16(500);
+    body.put_slice(b"short");
+    stream.write_all(&frame(&body)).unwrap();
+    assert_closed(stream, "malformed body");
+
+    // A hostile array count: a Metadata v1 request claiming 2^31-1 topics in a tiny frame.
+    let mut stream = connect(&broker);
+    let mut body = BytesMut::new();
+    body.put_i16(3);
+    body.put_i16(1);
+    body.put_i32(12);
+    body.put_i16(-1);
+    body.put_i32(i32::MAX);
+    stream.write_all(&frame(&body)).unwrap();
+    assert_closed(stream, "hostile array count");
+
+    // Pipelined requests are answered in order on a healthy connection.
+    let mut stream = connect(&broker);
+    let body = kafka_protocol::messages::ApiVersionsRequest::default();
+    let mut pipelined = Vec::new();
+    for correlation_id in 100..110 {
+        pipelined.extend(request(ApiKey::ApiVersions, 0, correlation_id, &body));
+    }
+    stream.write_all(&pipelined).unwrap();
+    for correlation_id in 100..110 {
+        let answer: ApiVersionsResponse = response(&mut stream, ApiKey::ApiVersions, 0, correlation_id);
+        assert_eq!(answer.error_code, 0);
+    }
+
+    // The broker is still up, other clients work, and nothing acknowledged was lost.
+    api_versions_works(&broker);
+    for i in 0..100 {
+        send(&producer, BaseRecord::to("survivor").key(b"k".as_slice()).payload(format!("after-{i}").as_bytes()));
+    }
+    flush(&producer);
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "survivor", 1, Offset::Beginning);
+    let values = consume(&consumer, 200, |m| String::from_utf8(rdkafka::Message::payload(m).unwrap().to_vec()).unwrap());
+    for i in 0..100 {
+        assert_eq!(values[i], format!("before-{i}"));
+        assert_eq!(values[100 + i], format!("after-{i}"));
+    }
+}
+
+#[test]
+fn error_codes_the_rdkafka_admin_api_hides() {
+    let broker = Broker::start();
+    broker.create_topic("configured", 1);
+    let mut stream = connect(&broker);
+
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("missing")),
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("configured"))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+    ]);
+    stream.write_all(&request(ApiKey::DescribeConfigs, 4, 1, &describe)).unwrap();
+    let described: DescribeConfigsResponse = response(&mut stream, ApiKey::DescribeConfigs, 4, 1);
+    assert_eq!(described.results[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(described.results[1].error_code, 0);
+    assert_eq!(described.results[1].configs.len(), 1, "only the requested key");
+
+    let alter = |name: &'static str, op: i8, value: Option<&'static str>| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("configured"))
+                .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_config_operation(op)
+                    .with_value(value.map(StrBytes::from_static_str))]),
+        ])
+    };
+    let cases = [
+        (alter("retention.ms", 0, Some("1234")), 0),
+        (alter("retention.ms", 0, Some("soon")), 40),
+        (alter("no.such.key", 0, Some("1")), 40),
+        (alter("cleanup.policy", 2, Some("compact")), 0),
+    ];
+    for (correlation_id, (body, expected)) in cases.iter().enumerate() {
+        let correlation_id = 10 + correlation_id as i32;
+        stream.write_all(&request(ApiKey::IncrementalAlterConfigs, 1, correlation_id, body)).unwrap();
+        let answer: IncrementalAlterConfigsResponse =
+            response(&mut stream, ApiKey::IncrementalAlterConfigs, 1, correlation_id);
+        assert_eq!(answer.responses[0].error_code, *expected, "case {correlation_id}");
+    }
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("configured")),
+    ]);
+    stream.write_all(&request(ApiKey::DescribeConfigs, 4, 20, &describe)).unwrap();
+    let described: DescribeConfigsResponse = response(&mut stream, ApiKey::DescribeConfigs, 4, 20);
+    let value = |key: &str| {
+        described.results[0]
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == key)
+            .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
+    };
+    assert_eq!(value("retention.ms").as_deref(), Some("1234"));
+    assert_eq!(value("cleanup.policy").as_deref(), Some("delete,compact"));
+
+    // ListOffsets for the record with the largest timestamp (-3).
+    let producer = broker.producer(&[]);
+    for (i, ts) in [5_000i64, 9_000, 7_000].iter().enumerate() {
+        send(&producer, BaseRecord::to("configured").payload(format!("{i}").as_bytes()).key(b"k".as_slice()).timestamp(*ts));
+        flush(&producer);
+    }
+    let list = ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("configured")))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-3)]),
+    ]);
+    stream.write_all(&request(ApiKey::ListOffsets, 7, 30, &list)).unwrap();
+    let listed: ListOffsetsResponse = response(&mut stream, ApiKey::ListOffsets, 7, 30);
+    let partition = &listed.topics[0].partitions[0];
+    assert_eq!((partition.error_code, partition.timestamp, partition.offset), (0, 9_000, 1));
+}
