@@ -64,10 +64,20 @@ unsafe impl GlobalAlloc for SluiceAllocator {
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees new_size and layout.align() form a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        if !mapped(layout) && !mapped(new_layout) {
-            // SAFETY: both sides belong to the system allocator.
-            return unsafe { System.realloc(pointer, layout, new_size) };
+        match (mapped(layout), mapped(new_layout)) {
+            (false, false) => {
+                // SAFETY: both sides belong to the system allocator.
+                return unsafe { System.realloc(pointer, layout, new_size) };
+            }
+            (true, true) => {
+                // SAFETY: the pointer is a mapping of layout.size() bytes made by alloc;
+                // mremap moves page tables, never the bytes, so untouched pages stay free.
+                let moved = unsafe { libc::mremap(pointer.cast(), layout.size(), new_size, libc::MREMAP_MAYMOVE) };
+                return if moved == libc::MAP_FAILED { std::ptr::null_mut() } else { moved.cast() };
+            }
+            _ => {}
         }
+        // Crossing the threshold: the copied part is below it on one side, so at most 1 GiB.
         // SAFETY: a fresh allocation, a copy of the bytes both blocks hold, and the release
         // of the old block with its own layout.
         unsafe {
