@@ -76,3 +76,25 @@ fn keyed_records_round_trip_exactly_once_in_order() {
     assert!(delivered.iter().all(|d| *d), "every record delivered");
     assert_eq!(next_offset.len(), PARTITIONS as usize, "every partition received records");
 }
+
+/// More data than the partition's batch cache holds, read back on the same (fresh) broker:
+/// the oldest batches come from disk through direct I/O.
+#[test]
+fn reads_older_than_the_cache_come_from_disk() {
+    let broker = Broker::start();
+    broker.create_topic("deep", 1);
+    let producer = broker.producer(&[("linger.ms", "5")]);
+    let records = 12_000;
+    for i in 0..records {
+        let value = format!("{i:01000}");
+        send(&producer, BaseRecord::to("deep").key(b"k".as_slice()).payload(value.as_bytes()));
+    }
+    flush(&producer);
+    let consumer = broker.consumer(&[("fetch.max.bytes", "1048576"), ("max.partition.fetch.bytes", "262144")]);
+    assign(&consumer, "deep", 1, Offset::Beginning);
+    let values = consume(&consumer, records, |m| (m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()));
+    for (i, (offset, value)) in values.into_iter().enumerate() {
+        assert_eq!(offset, i as i64);
+        assert_eq!(value, format!("{i:01000}"));
+    }
+}

@@ -37,7 +37,7 @@ fn frame_start(frame: &[u8]) -> Option<FrameStart> {
 
 /// Whether a frame will end its connection, judged from its header alone, so the reader
 /// stops reading right away.
-pub fn ends_connection(frame: &[u8]) -> Option<String> {
+fn ends_connection(frame: &[u8]) -> Option<String> {
     let Some(start) = frame_start(frame) else {
         return Some(format!("frame of {} bytes has no request header", frame.len()));
     };

@@ -1,9 +1,11 @@
 //! One client connection: frames in, pipelined handling, responses out in request order.
 //!
 //! The reader reads a 4-byte big-endian length and then the frame into one buffer, frozen to
-//! `Bytes` so produce records are slices of it. Each request is handled in its own task; the
-//! writer awaits those tasks in arrival order, so responses leave in request order however
-//! handling interleaves. Limits: a frame over [`FRAME_BYTES_MAX`] closes the connection
+//! `Bytes` so produce records are slices of it. Requests of one connection are handled one
+//! after another, as Kafka does: producers with several requests in flight rely on the broker
+//! appending them in the order sent, which concurrent handling would not guarantee. Clients
+//! may still pipeline: later frames wait in the socket while one is handled, and a separate
+//! writer task sends responses, in request order, while the next request is handled. Limits: a frame over [`FRAME_BYTES_MAX`] closes the connection
 //! before its body is read; at most [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and
 //! [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request bytes are in flight, beyond which reading waits.
 
@@ -14,15 +16,14 @@ use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
-use glommio::task::JoinHandle;
 
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX, FRAME_BYTES_MAX};
 use crate::kafka::{self, Outcome};
 use crate::shard::Shard;
 
-/// A request being handled, in the order it arrived.
+/// A handled request waiting for its response to be written, in the order it arrived.
 struct InFlight {
-    outcome: JoinHandle<Outcome>,
+    outcome: Outcome,
     frame_bytes: u64,
 }
 
@@ -69,14 +70,12 @@ async fn read_requests(
         if let Err(e) = reader.read_exact(&mut frame).await {
             return Err(format!("truncated frame of {length} bytes: {e}"));
         }
-        let frame = frame.freeze();
-        let ends_connection = kafka::ends_connection(&frame);
-        let handler_shard = shard.clone();
-        let outcome = glommio::spawn_local(async move { kafka::handle_frame(&handler_shard, frame).await }).detach();
+        let outcome = kafka::handle_frame(shard, frame.freeze()).await;
+        let closing = outcome.as_ref().err().cloned();
         if queue.send(InFlight { outcome, frame_bytes }).await.is_err() {
             return Err("writer stopped".into());
         }
-        if let Some(reason) = ends_connection {
+        if let Some(reason) = closing {
             return Err(reason);
         }
     }
@@ -91,22 +90,17 @@ async fn write_responses(
     peer: String,
 ) {
     while let Some(in_flight) = pending.recv().await {
-        let outcome = in_flight.outcome.await;
         budget.signal(in_flight.frame_bytes);
-        match outcome {
-            Some(Ok(Some(response))) => {
+        match in_flight.outcome {
+            Ok(Some(response)) => {
                 if let Err(e) = write_frame(&mut writer, &response).await {
                     tracing::debug!("write to {peer}: {e}");
                     break;
                 }
             }
-            Some(Ok(None)) => {}
-            Some(Err(reason)) => {
+            Ok(None) => {}
+            Err(reason) => {
                 tracing::info!("closing connection from {peer}: {reason}");
-                break;
-            }
-            None => {
-                tracing::error!("request handler for {peer} was cancelled");
                 break;
             }
         }

@@ -11,6 +11,9 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                if let Ok(peer) = stream.peer_addr() {
+                    tracing::debug!("shard {} accepted a connection from {peer}", shard.id);
+                }
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }

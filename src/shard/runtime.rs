@@ -173,6 +173,10 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         })
         .detach();
     }
+    if let Err(e) = crate::storage::probe::probe_direct_io(&shard.config.data_dir, shard.id).await {
+        let _ = ready.send(Err(format!("shard {}: direct I/O does not work on the data dir: {e}", shard.id)));
+        return;
+    }
     if let Err(e) = shard.apply_snapshot(snapshot).await {
         let _ = ready.send(Err(format!("shard {}: recovering partitions: {e}", shard.id)));
         return;

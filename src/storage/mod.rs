@@ -8,5 +8,6 @@
 pub mod cache;
 pub mod index;
 pub mod log;
+pub mod probe;
 pub mod segment;
 pub mod signal;

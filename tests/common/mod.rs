@@ -21,6 +21,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// A running broker; killed when dropped.
 pub struct Broker {
     child: Option<Child>,
+    /// Every line the broker wrote to stderr, in order.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub addr: String,
     data: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -37,9 +39,11 @@ impl Broker {
         let temp = tempfile::tempdir().expect("temp dir");
         let data = temp.path().to_path_buf();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(&data, &extra_args);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (child, addr) = spawn(&data, &extra_args, &log);
         Broker {
             child: Some(child),
+            log,
             addr,
             data,
             _temp: Some(temp),
@@ -74,7 +78,7 @@ impl Broker {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, addr) = spawn(&self.data, &self.extra_args);
+        let (child, addr) = spawn(&self.data, &self.extra_args, &self.log);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -126,6 +130,11 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for line in self.log.lock().map(|l| l.clone()).unwrap_or_default() {
+                eprintln!("[sluice] {line}");
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -133,18 +142,36 @@ impl Drop for Broker {
     }
 }
 
-fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
+impl Broker {
+    /// Polls the broker's log until a line satisfies `found`, failing after [`WAIT`].
+    pub fn wait_for_log(&self, what: &str, found: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log.lock().unwrap().iter().any(|line| found(line)) {
+            assert!(Instant::now() < deadline, "no log line {what} within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--cores", "0,1"])
         .arg("--data-dir")
         .arg(data)
         .args(extra_args)
-        .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+        .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn,sluice::net=debug".into()))
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start sluice");
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
     let stdout = child.stdout.take().expect("stdout");
     let (lines, startup) = mpsc::channel();
     std::thread::spawn(move || {
