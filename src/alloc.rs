@@ -73,7 +73,11 @@ unsafe impl GlobalAlloc for SluiceAllocator {
                 // SAFETY: the pointer is a mapping of layout.size() bytes made by alloc;
                 // mremap moves page tables, never the bytes, so untouched pages stay free.
                 let moved = unsafe { libc::mremap(pointer.cast(), layout.size(), new_size, libc::MREMAP_MAYMOVE) };
-                return if moved == libc::MAP_FAILED { std::ptr::null_mut() } else { moved.cast() };
+                return if moved == libc::MAP_FAILED {
+                    std::ptr::null_mut()
+                } else {
+                    moved.cast()
+                };
             }
             _ => {}
         }

@@ -63,8 +63,7 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     pub fn from_toml(text: &str) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig =
-            toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
+        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
         if let Some(key) = config.unknown.keys().next() {
             return Err(ConfigError::new(key.clone(), "unknown config key"));
         }
@@ -143,9 +142,7 @@ pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("{text:?} has no valid port"))?;
+    let port = port.parse::<u16>().map_err(|_| format!("{text:?} has no valid port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(format!("{text:?} has no host"));
@@ -171,17 +168,33 @@ pub struct TopicConfig {
     pub retention_ms: i64,
     #[serde(default = "d_minus_one", rename = "retention.bytes", alias = "log.retention.bytes")]
     pub retention_bytes: i64,
-    #[serde(default = "d_max_message_bytes", rename = "max.message.bytes", alias = "message.max.bytes")]
+    #[serde(
+        default = "d_max_message_bytes",
+        rename = "max.message.bytes",
+        alias = "message.max.bytes"
+    )]
     pub max_message_bytes: u64,
-    #[serde(default = "d_cleanup_policy", rename = "cleanup.policy", alias = "log.cleanup.policy")]
+    #[serde(
+        default = "d_cleanup_policy",
+        rename = "cleanup.policy",
+        alias = "log.cleanup.policy"
+    )]
     pub cleanup_policy: String,
     #[serde(default = "d_day_ms", rename = "delete.retention.ms")]
     pub delete_retention_ms: i64,
-    #[serde(default = "d_i64_max", rename = "flush.messages", alias = "log.flush.interval.messages")]
+    #[serde(
+        default = "d_i64_max",
+        rename = "flush.messages",
+        alias = "log.flush.interval.messages"
+    )]
     pub flush_messages: i64,
     #[serde(default = "d_i64_max", rename = "flush.ms", alias = "log.flush.interval.ms")]
     pub flush_ms: i64,
-    #[serde(default = "d_timestamp_type", rename = "message.timestamp.type", alias = "log.message.timestamp.type")]
+    #[serde(
+        default = "d_timestamp_type",
+        rename = "message.timestamp.type",
+        alias = "log.message.timestamp.type"
+    )]
     pub message_timestamp_type: TimestampType,
     #[serde(default = "d_one", rename = "min.insync.replicas")]
     pub min_insync_replicas: i32,
@@ -304,14 +317,23 @@ impl TopicConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let policies: Vec<&str> = self.cleanup_policy.split(',').map(str::trim).collect();
         if policies.is_empty() || policies.iter().any(|p| *p != "delete" && *p != "compact") {
-            return Err(("cleanup.policy", format!("{:?} is not delete, compact or both", self.cleanup_policy)));
+            return Err((
+                "cleanup.policy",
+                format!("{:?} is not delete, compact or both", self.cleanup_policy),
+            ));
         }
         const COMPRESSION: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
         if !COMPRESSION.contains(&self.compression_type.as_str()) {
-            return Err(("compression.type", format!("{:?} is not one of {COMPRESSION:?}", self.compression_type)));
+            return Err((
+                "compression.type",
+                format!("{:?} is not one of {COMPRESSION:?}", self.compression_type),
+            ));
         }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
-            return Err(("segment.bytes", format!("must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}")));
+            return Err((
+                "segment.bytes",
+                format!("must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}"),
+            ));
         }
         let at_least = |key: &'static str, value: i64, min: i64| {
             if value < min {

@@ -19,7 +19,12 @@ fn every_codec_round_trips_unchanged() {
         for i in 0..RECORDS {
             // Repetitive values so every codec actually shrinks the batch.
             let value = format!("{codec} record {i} {}", "abc".repeat(30));
-            send(&producer, BaseRecord::to(&topic).key(i.to_string().as_bytes()).payload(value.as_bytes()));
+            send(
+                &producer,
+                BaseRecord::to(&topic)
+                    .key(i.to_string().as_bytes())
+                    .payload(value.as_bytes()),
+            );
         }
         flush(&producer);
 

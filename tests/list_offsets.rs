@@ -29,7 +29,13 @@ fn earliest_latest_and_by_timestamp() {
     let producer = broker.producer(&[("linger.ms", "0"), ("batch.num.messages", "7")]);
     for i in 0..RECORDS {
         let value = vec![b'x'; 100];
-        send(&producer, BaseRecord::to("timeline").key(b"k".as_slice()).payload(value.as_slice()).timestamp(timestamp(i)));
+        send(
+            &producer,
+            BaseRecord::to("timeline")
+                .key(b"k".as_slice())
+                .payload(value.as_slice())
+                .timestamp(timestamp(i)),
+        );
     }
     flush(&producer);
     let segments = std::fs::read_dir(broker.data_dir().join("timeline-0"))

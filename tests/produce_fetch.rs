@@ -30,8 +30,14 @@ fn keyed_records_round_trip_exactly_once_in_order() {
         let key = format!("key-{}", i % KEYS);
         let value = value(i);
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "seq", value: Some(i.to_string().as_bytes()) })
-            .insert(Header { key: "origin", value: Some("produce_fetch".as_bytes()) });
+            .insert(Header {
+                key: "seq",
+                value: Some(i.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "origin",
+                value: Some("produce_fetch".as_bytes()),
+            });
         send(
             &producer,
             BaseRecord::to("orders")
@@ -47,12 +53,19 @@ fn keyed_records_round_trip_exactly_once_in_order() {
     assign(&consumer, "orders", PARTITIONS, Offset::Beginning);
     let seen = consume(&consumer, RECORDS, |m| {
         let headers = m.headers().expect("headers");
-        let seq: usize = std::str::from_utf8(headers.get(0).value.unwrap()).unwrap().parse().unwrap();
+        let seq: usize = std::str::from_utf8(headers.get(0).value.unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(headers.get(0).key, "seq");
         assert_eq!(headers.get(1).key, "origin");
         assert_eq!(headers.get(1).value, Some("produce_fetch".as_bytes()));
         assert_eq!(m.payload(), Some(value(seq).as_slice()), "value of record {seq}");
-        assert_eq!(m.timestamp().to_millis(), Some(BASE_TIMESTAMP + seq as i64), "timestamp of {seq}");
+        assert_eq!(
+            m.timestamp().to_millis(),
+            Some(BASE_TIMESTAMP + seq as i64),
+            "timestamp of {seq}"
+        );
         let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
         assert_eq!(key, format!("key-{}", seq % KEYS));
         (m.partition(), m.offset(), seq, key)
@@ -69,12 +82,20 @@ fn keyed_records_round_trip_exactly_once_in_order() {
         if let Some(previous) = last_seq.insert(partition, seq) {
             assert!(seq > previous, "partition {partition}: {seq} after {previous}");
         }
-        assert_eq!(*key_partition.entry(key.clone()).or_insert(partition), partition, "{key} on two partitions");
+        assert_eq!(
+            *key_partition.entry(key.clone()).or_insert(partition),
+            partition,
+            "{key} on two partitions"
+        );
         assert!(!delivered[seq], "record {seq} delivered twice");
         delivered[seq] = true;
     }
     assert!(delivered.iter().all(|d| *d), "every record delivered");
-    assert_eq!(next_offset.len(), PARTITIONS as usize, "every partition received records");
+    assert_eq!(
+        next_offset.len(),
+        PARTITIONS as usize,
+        "every partition received records"
+    );
 }
 
 /// More data than the partition's batch cache holds, read back on the same (fresh) broker:
@@ -87,12 +108,17 @@ fn reads_older_than_the_cache_come_from_disk() {
     let records = 12_000;
     for i in 0..records {
         let value = format!("{i:01000}");
-        send(&producer, BaseRecord::to("deep").key(b"k".as_slice()).payload(value.as_bytes()));
+        send(
+            &producer,
+            BaseRecord::to("deep").key(b"k".as_slice()).payload(value.as_bytes()),
+        );
     }
     flush(&producer);
     let consumer = broker.consumer(&[("fetch.max.bytes", "1048576"), ("max.partition.fetch.bytes", "262144")]);
     assign(&consumer, "deep", 1, Offset::Beginning);
-    let values = consume(&consumer, records, |m| (m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()));
+    let values = consume(&consumer, records, |m| {
+        (m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap())
+    });
     for (i, (offset, value)) in values.into_iter().enumerate() {
         assert_eq!(offset, i as i64);
         assert_eq!(value, format!("{i:01000}"));

@@ -82,7 +82,11 @@ fn api_versions_works(broker: &Broker) {
     stream.write_all(&request(ApiKey::ApiVersions, 3, 7, &body)).unwrap();
     let answer: ApiVersionsResponse = response(&mut stream, ApiKey::ApiVersions, 3, 7);
     assert_eq!(answer.error_code, 0);
-    let produce = answer.api_keys.iter().find(|k| k.api_key == 0).expect("Produce advertised");
+    let produce = answer
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 0)
+        .expect("Produce advertised");
     assert_eq!(produce.min_version, 0, "Produce advertised from v0 for librdkafka");
 }
 
@@ -92,7 +96,12 @@ fn bad_input_closes_only_the_offending_connection() {
     broker.create_topic("survivor", 1);
     let producer = broker.producer(&[]);
     for i in 0..100 {
-        send(&producer, BaseRecord::to("survivor").key(b"k".as_slice()).payload(format!("before-{i}").as_bytes()));
+        send(
+            &producer,
+            BaseRecord::to("survivor")
+                .key(b"k".as_slice())
+                .payload(format!("before-{i}").as_bytes()),
+        );
     }
     flush(&producer);
 
@@ -119,22 +128,30 @@ fn bad_input_closes_only_the_offending_connection() {
 
     // An unknown API key.
     let mut stream = connect(&broker);
-    stream.write_all(&frame(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff])).unwrap();
+    stream
+        .write_all(&frame(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff]))
+        .unwrap();
     assert_closed(stream, "unknown API key");
 
     // A known API at a version nobody serves (Fetch v99).
     let mut stream = connect(&broker);
-    stream.write_all(&frame(&[0, 1, 0, 99, 0, 0, 0, 1, 0xff, 0xff])).unwrap();
+    stream
+        .write_all(&frame(&[0, 1, 0, 99, 0, 0, 0, 1, 0xff, 0xff]))
+        .unwrap();
     assert_closed(stream, "unsupported Fetch version");
 
     // Produce v2 (the old message format): advertised for librdkafka's sake, never served.
     let mut stream = connect(&broker);
-    stream.write_all(&frame(&[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1])).unwrap();
+    stream
+        .write_all(&frame(&[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1]))
+        .unwrap();
     assert_closed(stream, "Produce v2");
 
     // ApiVersions at an unknown version: UNSUPPORTED_VERSION and our table, in v0 (KIP-511).
     let mut stream = connect(&broker);
-    stream.write_all(&frame(&[0, 18, 0, 99, 0, 0, 0, 9, 0xff, 0xff])).unwrap();
+    stream
+        .write_all(&frame(&[0, 18, 0, 99, 0, 0, 0, 9, 0xff, 0xff]))
+        .unwrap();
     let answer: ApiVersionsResponse = response(&mut stream, ApiKey::ApiVersions, 0, 9);
     assert_eq!(answer.error_code, 35, "UNSUPPORTED_VERSION");
     assert!(answer.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16));
@@ -179,12 +196,19 @@ fn bad_input_closes_only_the_offending_connection() {
     // The broker is still up, other clients work, and nothing acknowledged was lost.
     api_versions_works(&broker);
     for i in 0..100 {
-        send(&producer, BaseRecord::to("survivor").key(b"k".as_slice()).payload(format!("after-{i}").as_bytes()));
+        send(
+            &producer,
+            BaseRecord::to("survivor")
+                .key(b"k".as_slice())
+                .payload(format!("after-{i}").as_bytes()),
+        );
     }
     flush(&producer);
     let consumer = broker.consumer(&[]);
     assign(&consumer, "survivor", 1, Offset::Beginning);
-    let values = consume(&consumer, 200, |m| String::from_utf8(rdkafka::Message::payload(m).unwrap().to_vec()).unwrap());
+    let values = consume(&consumer, 200, |m| {
+        String::from_utf8(rdkafka::Message::payload(m).unwrap().to_vec()).unwrap()
+    });
     for i in 0..100 {
         assert_eq!(values[i], format!("before-{i}"));
         assert_eq!(values[100 + i], format!("after-{i}"));
@@ -206,7 +230,9 @@ fn error_codes_the_rdkafka_admin_api_hides() {
             .with_resource_name(StrBytes::from_static_str("configured"))
             .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
     ]);
-    stream.write_all(&request(ApiKey::DescribeConfigs, 4, 1, &describe)).unwrap();
+    stream
+        .write_all(&request(ApiKey::DescribeConfigs, 4, 1, &describe))
+        .unwrap();
     let described: DescribeConfigsResponse = response(&mut stream, ApiKey::DescribeConfigs, 4, 1);
     assert_eq!(described.results[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     assert_eq!(described.results[1].error_code, 0);
@@ -231,7 +257,9 @@ fn error_codes_the_rdkafka_admin_api_hides() {
     ];
     for (correlation_id, (body, expected)) in cases.iter().enumerate() {
         let correlation_id = 10 + correlation_id as i32;
-        stream.write_all(&request(ApiKey::IncrementalAlterConfigs, 1, correlation_id, body)).unwrap();
+        stream
+            .write_all(&request(ApiKey::IncrementalAlterConfigs, 1, correlation_id, body))
+            .unwrap();
         let answer: IncrementalAlterConfigsResponse =
             response(&mut stream, ApiKey::IncrementalAlterConfigs, 1, correlation_id);
         assert_eq!(answer.responses[0].error_code, *expected, "case {correlation_id}");
@@ -241,7 +269,9 @@ fn error_codes_the_rdkafka_admin_api_hides() {
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_static_str("configured")),
     ]);
-    stream.write_all(&request(ApiKey::DescribeConfigs, 4, 20, &describe)).unwrap();
+    stream
+        .write_all(&request(ApiKey::DescribeConfigs, 4, 20, &describe))
+        .unwrap();
     let described: DescribeConfigsResponse = response(&mut stream, ApiKey::DescribeConfigs, 4, 20);
     let value = |key: &str| {
         described.results[0]
@@ -256,18 +286,27 @@ fn error_codes_the_rdkafka_admin_api_hides() {
     // ListOffsets for the record with the largest timestamp (-3).
     let producer = broker.producer(&[]);
     for (i, ts) in [5_000i64, 9_000, 7_000].iter().enumerate() {
-        send(&producer, BaseRecord::to("configured").payload(format!("{i}").as_bytes()).key(b"k".as_slice()).timestamp(*ts));
+        send(
+            &producer,
+            BaseRecord::to("configured")
+                .payload(format!("{i}").as_bytes())
+                .key(b"k".as_slice())
+                .timestamp(*ts),
+        );
         flush(&producer);
     }
-    let list = ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default()
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("configured")))
             .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
                 .with_partition_index(0)
-                .with_timestamp(-3)]),
-    ]);
+                .with_timestamp(-3)])]);
     stream.write_all(&request(ApiKey::ListOffsets, 7, 30, &list)).unwrap();
     let listed: ListOffsetsResponse = response(&mut stream, ApiKey::ListOffsets, 7, 30);
     let partition = &listed.topics[0].partitions[0];
-    assert_eq!((partition.error_code, partition.timestamp, partition.offset), (0, 9_000, 1));
+    assert_eq!(
+        (partition.error_code, partition.timestamp, partition.offset),
+        (0, 9_000, 1)
+    );
 }

@@ -14,7 +14,13 @@ use rdkafka::Offset;
 fn produce(broker: &Broker, topic: &str, from: usize, to: usize) {
     let producer = broker.producer(&[("linger.ms", "0"), ("batch.num.messages", "50")]);
     for i in from..to {
-        send(&producer, BaseRecord::to(topic).partition(0).key("k".as_bytes()).payload(format!("record-{i}").as_bytes()));
+        send(
+            &producer,
+            BaseRecord::to(topic)
+                .partition(0)
+                .key("k".as_bytes())
+                .payload(format!("record-{i}").as_bytes()),
+        );
     }
     flush(&producer);
 }
@@ -58,12 +64,16 @@ fn torn_tail_is_truncated_to_the_last_whole_batch() {
 
     broker.restart();
     let consumer = broker.consumer(&[]);
-    let (low, high) = consumer
-        .fetch_watermarks("torn", 0, common::WAIT)
-        .expect("watermarks");
+    let (low, high) = consumer.fetch_watermarks("torn", 0, common::WAIT).expect("watermarks");
     assert_eq!(low, 0);
-    assert!(high > 0 && high < 500, "the torn last batch is gone, the rest kept: high watermark {high}");
-    assert!(std::fs::metadata(&log).unwrap().len() < length - 7, "log truncated to a batch boundary");
+    assert!(
+        high > 0 && high < 500,
+        "the torn last batch is gone, the rest kept: high watermark {high}"
+    );
+    assert!(
+        std::fs::metadata(&log).unwrap().len() < length - 7,
+        "log truncated to a batch boundary"
+    );
 
     produce(&broker, "torn", high as usize, 600);
     let records = read_all(&broker, "torn", 600);

@@ -38,7 +38,10 @@ fn partitions_spread_over_shards_and_every_shard_serves_clients() {
     for (p, producer) in producers.iter().enumerate() {
         for i in 0..PER_PRODUCER {
             let value = format!("{p}:{i}");
-            send(producer, BaseRecord::to("spread").key(value.as_bytes()).payload(value.as_bytes()));
+            send(
+                producer,
+                BaseRecord::to("spread").key(value.as_bytes()).payload(value.as_bytes()),
+            );
         }
     }
     for producer in &producers {
@@ -57,11 +60,15 @@ fn partitions_spread_over_shards_and_every_shard_serves_clients() {
             .elements()
             .iter()
             .map(|e| {
-                let (low, high) = consumer.fetch_watermarks("spread", e.partition(), common::WAIT).unwrap();
+                let (low, high) = consumer
+                    .fetch_watermarks("spread", e.partition(), common::WAIT)
+                    .unwrap();
                 high - low
             })
             .sum();
-        for value in consume(&consumer, expected as usize, |m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap()) {
+        for value in consume(&consumer, expected as usize, |m| {
+            String::from_utf8(m.payload().unwrap().to_vec()).unwrap()
+        }) {
             assert!(seen.insert(value.clone()), "{value} consumed twice");
         }
     }

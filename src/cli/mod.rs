@@ -5,7 +5,11 @@ pub mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A Kafka-compatible event-streaming broker, thread-per-core on io_uring")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A Kafka-compatible event-streaming broker, thread-per-core on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

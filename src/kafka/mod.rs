@@ -62,7 +62,13 @@ pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
     if !api.serves(start.version) {
         // Only ApiVersions gets here (KIP-511): answer in v0 with our table.
         let response = handlers::api_versions::unsupported_version();
-        return encode_response(ApiKey::ApiVersions, 0, start.correlation_id, &ResponseKind::ApiVersions(response)).map(Some);
+        return encode_response(
+            ApiKey::ApiVersions,
+            0,
+            start.correlation_id,
+            &ResponseKind::ApiVersions(response),
+        )
+        .map(Some);
     }
     let mut body = frame;
     let header_version = api.key.request_header_version(start.version);

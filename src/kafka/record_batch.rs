@@ -238,9 +238,7 @@ pub fn split_batches(records: &[u8]) -> Result<Vec<std::ops::Range<usize>>, Batc
 pub(crate) mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     /// Encodes `count` records with a real encoder, as a producer would.
     pub(crate) fn encode_batch(count: usize, compression: Compression) -> Bytes {
@@ -311,7 +309,10 @@ pub(crate) mod tests {
     fn wrong_count_and_lengths_are_refused() {
         let batch = encode_batch(3, Compression::None);
         assert!(matches!(validate(&batch[..40]), Err(BatchError::TooShort(40))));
-        assert!(matches!(validate(&batch[..batch.len() - 1]), Err(BatchError::LengthMismatch { .. })));
+        assert!(matches!(
+            validate(&batch[..batch.len() - 1]),
+            Err(BatchError::LengthMismatch { .. })
+        ));
         let mut wrong_magic = batch.to_vec();
         wrong_magic[16] = 1;
         assert!(matches!(validate(&wrong_magic), Err(BatchError::Magic(1))));

@@ -12,6 +12,10 @@ use crate::shard::{Authority, Shard};
 
 const AUTHORITY: ShardId = ShardId(0);
 
+/// Restores the store after a change that could not be persisted.
+type Undo = Box<dyn FnOnce(&mut MetadataStore)>;
+type Overrides = BTreeMap<String, String>;
+
 fn authority(shard: &Shard) -> &Authority {
     shard
         .authority
@@ -24,7 +28,7 @@ fn authority(shard: &Shard) -> &Authority {
 async fn change<R, F>(shard: &Rc<Shard>, change: F) -> Result<R, Refusal>
 where
     R: Send + 'static,
-    F: FnOnce(&mut MetadataStore) -> Result<Option<(R, Box<dyn FnOnce(&mut MetadataStore)>)>, Refusal> + Send + 'static,
+    F: FnOnce(&mut MetadataStore) -> Result<Option<(R, Undo)>, Refusal> + Send + 'static,
 {
     shard
         .invoke_on(AUTHORITY, move |shard| async move {
@@ -64,7 +68,10 @@ pub async fn validate_topic(
 ) -> Result<TopicMeta, Refusal> {
     shard
         .invoke_on(AUTHORITY, move |shard| async move {
-            authority(&shard).store.borrow().plan_create(&name, partitions, overrides)
+            authority(&shard)
+                .store
+                .borrow()
+                .plan_create(&name, partitions, overrides)
         })
         .await
         .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
@@ -82,7 +89,7 @@ pub async fn create_topic(
         let undo = Box::new(move |store: &mut MetadataStore| {
             store.remove(&name);
         });
-        Ok(Some((meta, undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+        Ok(Some((meta, undo as Undo)))
     })
     .await
 }
@@ -90,21 +97,33 @@ pub async fn create_topic(
 pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
     change(shard, move |store| {
         let removed = store.remove(&name).ok_or_else(|| {
-            Refusal::new(KafkaCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+            Refusal::new(
+                KafkaCode::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
         })?;
         let restore = removed.clone();
         let undo = Box::new(move |store: &mut MetadataStore| store.insert(restore));
-        Ok(Some((removed, undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+        Ok(Some((removed, undo as Undo)))
     })
     .await
 }
 
 /// Grows a topic to `count` partitions; with `validate_only`, only checks.
-pub async fn create_partitions(shard: &Rc<Shard>, name: String, count: i32, validate_only: bool) -> Result<(), Refusal> {
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    name: String,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), Refusal> {
     if validate_only {
         return shard
             .invoke_on(AUTHORITY, move |shard| async move {
-                authority(&shard).store.borrow().plan_partitions(&name, count).map(|_| ())
+                authority(&shard)
+                    .store
+                    .borrow()
+                    .plan_partitions(&name, count)
+                    .map(|_| ())
             })
             .await
             .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?;
@@ -121,19 +140,22 @@ pub async fn create_partitions(shard: &Rc<Shard>, name: String, count: i32, vali
                 });
             }
         });
-        Ok(Some(((), undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+        Ok(Some(((), undo as Undo)))
     })
     .await
 }
 
 /// A topic's overrides before and after `edit`, checked against the defaults.
-fn plan_overrides<E>(store: &MetadataStore, name: &str, edit: E) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), Refusal>
+fn plan_overrides<E>(store: &MetadataStore, name: &str, edit: E) -> Result<(Overrides, Overrides), Refusal>
 where
-    E: FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
+    E: FnOnce(&mut Overrides) -> Result<(), Refusal>,
 {
-    let topic = store
-        .get(name)
-        .ok_or_else(|| Refusal::new(KafkaCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist.")))?;
+    let topic = store.get(name).ok_or_else(|| {
+        Refusal::new(
+            KafkaCode::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        )
+    })?;
     let before = topic.overrides.clone();
     let mut after = before.clone();
     edit(&mut after)?;
@@ -145,7 +167,7 @@ where
 /// checks the result.
 pub async fn alter_overrides<E>(shard: &Rc<Shard>, name: String, edit: E, validate_only: bool) -> Result<(), Refusal>
 where
-    E: FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal> + Send + 'static,
+    E: FnOnce(&mut Overrides) -> Result<(), Refusal> + Send + 'static,
 {
     if validate_only {
         return shard
@@ -159,7 +181,7 @@ where
         let (before, after) = plan_overrides(store, &name, edit)?;
         store.set_overrides(&name, after);
         let undo = Box::new(move |store: &mut MetadataStore| store.set_overrides(&name, before));
-        Ok(Some(((), undo as Box<dyn FnOnce(&mut MetadataStore)>)))
+        Ok(Some(((), undo as Undo)))
     })
     .await
 }

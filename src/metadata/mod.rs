@@ -112,10 +112,11 @@ impl MetadataStore {
         let path = dir.join("cluster.json");
         let mut store = match std::fs::read(&path) {
             Ok(bytes) => {
-                let persisted: PersistedMetadata = serde_json::from_slice(&bytes).map_err(|e| StorageError::Metadata {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let persisted: PersistedMetadata =
+                    serde_json::from_slice(&bytes).map_err(|e| StorageError::Metadata {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 let mut store = MetadataStore {
                     path,
                     defaults,
@@ -196,7 +197,10 @@ impl MetadataStore {
     ) -> Result<TopicMeta, Refusal> {
         topic_name::validate(name).map_err(|m| Refusal::new(KafkaCode::InvalidTopicException, m))?;
         if self.topics.contains_key(name) {
-            return Err(Refusal::new(KafkaCode::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+            return Err(Refusal::new(
+                KafkaCode::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
         }
         if let Some(other) = self.topics.keys().find(|t| topic_name::collides(t, name)) {
             return Err(Refusal::new(
@@ -234,13 +238,18 @@ impl MetadataStore {
     /// Checks growing a topic to `count` partitions; the new placement.
     pub fn plan_partitions(&self, name: &str, count: i32) -> Result<Vec<ShardId>, Refusal> {
         let topic = self.topics.get(name).ok_or_else(|| {
-            Refusal::new(KafkaCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+            Refusal::new(
+                KafkaCode::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
         })?;
         let current = topic.placement.len() as i32;
         if count <= current {
             return Err(Refusal::new(
                 KafkaCode::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+                format!(
+                    "Topic currently has {current} partitions, which is higher than or equal to the requested {count}."
+                ),
             ));
         }
         check_partition_count(count)?;
@@ -325,7 +334,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     use std::io::Write;
     let temporary = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temporary).map_err(|e| StorageError::io("create", &temporary, e))?;
-    file.write_all(bytes).map_err(|e| StorageError::io("write", &temporary, e))?;
+    file.write_all(bytes)
+        .map_err(|e| StorageError::io("write", &temporary, e))?;
     file.sync_all().map_err(|e| StorageError::io("fsync", &temporary, e))?;
     std::fs::rename(&temporary, path).map_err(|e| StorageError::io("rename", path, e))?;
     let dir = path.parent().expect("metadata file has a directory");
@@ -338,7 +348,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -351,11 +363,20 @@ mod tests {
         let store = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
         let meta = store.plan_create("orders", 4, BTreeMap::new()).unwrap();
         assert_eq!(meta.placement.len(), 4);
-        assert_eq!(store.plan_create("bad name", 1, BTreeMap::new()).unwrap_err().code, KafkaCode::InvalidTopicException);
-        assert_eq!(store.plan_create("t", 0, BTreeMap::new()).unwrap_err().code, KafkaCode::InvalidPartitions);
+        assert_eq!(
+            store.plan_create("bad name", 1, BTreeMap::new()).unwrap_err().code,
+            KafkaCode::InvalidTopicException
+        );
+        assert_eq!(
+            store.plan_create("t", 0, BTreeMap::new()).unwrap_err().code,
+            KafkaCode::InvalidPartitions
+        );
         let mut bad = BTreeMap::new();
         bad.insert("retention.ms".to_string(), "soon".to_string());
-        assert_eq!(store.plan_create("t", 1, bad).unwrap_err().code, KafkaCode::InvalidConfig);
+        assert_eq!(
+            store.plan_create("t", 1, bad).unwrap_err().code,
+            KafkaCode::InvalidConfig
+        );
     }
 
     #[test]

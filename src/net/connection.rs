@@ -37,7 +37,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
     let writer_task = glommio::spawn_local(write_responses(writer, pending, budget.clone(), peer.clone()));
-    if let Err(reason) = read_requests(&shard, BufReader::with_capacity(READ_BUFFER_BYTES, reader), queue, &budget).await {
+    if let Err(reason) = read_requests(
+        &shard,
+        BufReader::with_capacity(READ_BUFFER_BYTES, reader),
+        queue,
+        &budget,
+    )
+    .await
+    {
         tracing::debug!("shard {}: closing connection from {peer}: {reason}", shard.id);
     }
     writer_task.await;

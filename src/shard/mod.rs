@@ -148,9 +148,9 @@ impl Shard {
             partitions
                 .values()
                 .filter(|log| {
-                    snapshot.topic(&log.topic).is_none_or(|t| {
-                        t.meta.id != log.topic_id || t.owner(log.partition) != Some(self.id)
-                    })
+                    snapshot
+                        .topic(&log.topic)
+                        .is_none_or(|t| t.meta.id != log.topic_id || t.owner(log.partition) != Some(self.id))
                 })
                 .cloned()
                 .collect()
@@ -175,7 +175,8 @@ impl Shard {
                     continue;
                 }
                 let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
-                let log = PartitionLog::open(dir, &topic.meta.name, partition, topic.meta.id, topic.config.clone()).await?;
+                let log =
+                    PartitionLog::open(dir, &topic.meta.name, partition, topic.meta.id, topic.config.clone()).await?;
                 self.partitions
                     .borrow_mut()
                     .insert((topic.meta.name.clone(), partition), log);

@@ -25,7 +25,9 @@ pub fn place(topic_id: uuid::Uuid, partition: PartitionId, shard_count: usize) -
 
 /// Placement of every partition of a topic.
 pub fn place_topic(topic_id: uuid::Uuid, partitions: i32, shard_count: usize) -> Vec<ShardId> {
-    (0..partitions).map(|p| place(topic_id, PartitionId(p), shard_count)).collect()
+    (0..partitions)
+        .map(|p| place(topic_id, PartitionId(p), shard_count))
+        .collect()
 }
 
 #[cfg(test)]

@@ -38,11 +38,18 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .context("installing signal handlers")?;
 
     let reservation = reserve_port(config.listen_addr()?)?;
-    let bound = reservation.local_addr()?.as_socket().context("listen address is not IP")?;
+    let bound = reservation
+        .local_addr()?
+        .as_socket()
+        .context("listen address is not IP")?;
     let identity = Arc::new(match &config.advertise {
         Some(advertise) => {
             let (host, port) = parse_host_port(advertise).map_err(|e| anyhow!("advertise: {e}"))?;
-            BrokerIdentity { node_id: NodeId(config.node_id), host, port }
+            BrokerIdentity {
+                node_id: NodeId(config.node_id),
+                host,
+                port,
+            }
         }
         None => BrokerIdentity {
             node_id: NodeId(config.node_id),
@@ -123,9 +130,7 @@ fn reserve_port(addr: SocketAddr) -> anyhow::Result<socket2::Socket> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    socket
-        .bind(&addr.into())
-        .with_context(|| format!("binding {addr}"))?;
+    socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
     Ok(socket)
 }
 
@@ -174,7 +179,10 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         .detach();
     }
     if let Err(e) = crate::storage::probe::probe_direct_io(&shard.config.data_dir, shard.id).await {
-        let _ = ready.send(Err(format!("shard {}: direct I/O does not work on the data dir: {e}", shard.id)));
+        let _ = ready.send(Err(format!(
+            "shard {}: direct I/O does not work on the data dir: {e}",
+            shard.id
+        )));
         return;
     }
     if let Err(e) = shard.apply_snapshot(snapshot).await {

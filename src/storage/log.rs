@@ -36,7 +36,11 @@ pub enum AppendError {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("offset {offset} is outside the log [{log_start}, {log_end}]")]
-    OutOfRange { offset: Offset, log_start: Offset, log_end: Offset },
+    OutOfRange {
+        offset: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -167,7 +171,11 @@ impl PartitionLog {
 
     /// Appends validated producer batches as one write, assigning consecutive offsets.
     pub async fn append(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
-        let _permit = self.append_lock.acquire_permit(1).await.map_err(|_| AppendError::Closed)?;
+        let _permit = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| AppendError::Closed)?;
         if self.closed.get() {
             return Err(AppendError::Closed);
         }
@@ -218,7 +226,9 @@ impl PartitionLog {
             state.active_mut().commit_append(&patched, pending.preallocate_to);
             for batch in &patched {
                 let header = BatchHeader::new(batch).expect("validated");
-                state.cache.push(header.base_offset(), header.last_offset(), batch.clone());
+                state
+                    .cache
+                    .push(header.base_offset(), header.last_offset(), batch.clone());
             }
         }
         self.signal.notify_all();
@@ -282,7 +292,10 @@ impl PartitionLog {
         self.closed.set(true);
         let doomed = self.dir.with_file_name(format!(
             "{}.{}-delete",
-            self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            self.dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::rename(&self.dir, &doomed).ctx("rename deleted partition", &self.dir)?;
@@ -436,7 +449,11 @@ async fn read_from_disk(
             return Ok(Some(Bytes::copy_from_slice(&chunk[first..at])));
         }
         if at == 0 {
-            return Err(corrupt(path, position, "no whole batch header where one was expected".into()));
+            return Err(corrupt(
+                path,
+                position,
+                "no whole batch header where one was expected".into(),
+            ));
         }
         position += at as u64;
     }
@@ -445,7 +462,9 @@ async fn read_from_disk(
 
 /// Removes partition directories left half-deleted by a crash during topic deletion.
 pub fn remove_deleted_leftovers(data_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().ends_with("-delete") {
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {

@@ -18,13 +18,23 @@ use crate::ids::ShardId;
 pub async fn probe_direct_io(data_dir: &Path, shard: ShardId) -> Result<(), StorageError> {
     let path = data_dir.join(format!(".io-probe-{shard}"));
     std::fs::write(&path, vec![0x5a; IO_ALIGNMENT_BYTES as usize]).ctx("write I/O probe", &path)?;
-    let file = OpenOptions::new().read(true).dma_open(&path).await.ctx("open I/O probe", &path)?;
-    let read = file.read_at(0, IO_ALIGNMENT_BYTES as usize).await.ctx("direct read of I/O probe", &path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .dma_open(&path)
+        .await
+        .ctx("open I/O probe", &path)?;
+    let read = file
+        .read_at(0, IO_ALIGNMENT_BYTES as usize)
+        .await
+        .ctx("direct read of I/O probe", &path)?;
     if read.len() != IO_ALIGNMENT_BYTES as usize || read.iter().any(|&b| b != 0x5a) {
         return Err(StorageError::Corrupt {
             path: path.clone(),
             position: 0,
-            reason: format!("direct read returned {} bytes that differ from what was written", read.len()),
+            reason: format!(
+                "direct read returned {} bytes that differ from what was written",
+                read.len()
+            ),
         });
     }
     file.close().await.ctx("close I/O probe", &path)?;

@@ -179,9 +179,14 @@ impl Segment {
             tracing::info!("{}: index files missing, rebuilding", self.log_path.display());
             return Ok(false);
         };
-        let (Some(index), Some(time_index)) = (OffsetIndex::decode(&index_bytes, log_bytes), TimeIndex::decode(&time_bytes))
-        else {
-            tracing::warn!("{}: index files do not fit the log, rebuilding", self.log_path.display());
+        let (Some(index), Some(time_index)) = (
+            OffsetIndex::decode(&index_bytes, log_bytes),
+            TimeIndex::decode(&time_bytes),
+        ) else {
+            tracing::warn!(
+                "{}: index files do not fit the log, rebuilding",
+                self.log_path.display()
+            );
             return Ok(false);
         };
         // A sealed segment's time index ends with its exact largest timestamp, and the
@@ -298,7 +303,8 @@ impl Segment {
     /// clean shutdown, under the partition's append lock.
     pub fn seal_work(&mut self) -> SealWork {
         if let Some((timestamp, offset)) = self.max_timestamp {
-            self.time_index.push(timestamp, relative_offset(self.base_offset, offset));
+            self.time_index
+                .push(timestamp, relative_offset(self.base_offset, offset));
         }
         self.allocated = self.size;
         SealWork {
@@ -372,8 +378,12 @@ async fn last_batch_from(file: &DmaFile, path: &Path, start: u64, end: u64) -> R
             .read_at(position, HEADER_BYTES.min((end - position) as usize))
             .await
             .ctx("read batch header", path)?;
-        let Ok(header) = BatchHeader::new(&read) else { return Ok(None) };
-        let Some(total) = header.total_bytes() else { return Ok(None) };
+        let Ok(header) = BatchHeader::new(&read) else {
+            return Ok(None);
+        };
+        let Some(total) = header.total_bytes() else {
+            return Ok(None);
+        };
         last = Some(header.last_offset());
         position += total as u64;
     }

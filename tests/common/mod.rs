@@ -160,7 +160,10 @@ fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mut
         .arg("--data-dir")
         .arg(data)
         .args(extra_args)
-        .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn,sluice::net=debug".into()))
+        .env(
+            "SLUICE_LOG",
+            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn,sluice::net=debug".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -187,7 +190,10 @@ fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mut
         .nth(3)
         .unwrap_or_else(|| panic!("unexpected start-up line: {line}"))
         .to_string();
-    assert!(line.starts_with("sluice listening on"), "unexpected start-up line: {line}");
+    assert!(
+        line.starts_with("sluice listening on"),
+        "unexpected start-up line: {line}"
+    );
     (child, addr)
 }
 
@@ -227,11 +233,19 @@ pub fn assign(consumer: &BaseConsumer, topic: &str, partitions: i32, offset: Off
 }
 
 /// Polls until `count` messages arrived, failing on any consumer error or after [`WAIT`].
-pub fn consume<T>(consumer: &BaseConsumer, count: usize, mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> T) -> Vec<T> {
+pub fn consume<T>(
+    consumer: &BaseConsumer,
+    count: usize,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> T,
+) -> Vec<T> {
     let deadline = Instant::now() + WAIT;
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
-        assert!(Instant::now() < deadline, "consumed only {} of {count} records within {WAIT:?}", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {} of {count} records within {WAIT:?}",
+            out.len()
+        );
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => out.push(each(&message)),
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}

@@ -33,7 +33,10 @@ pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterCon
                 KafkaCode::InvalidRequest,
                 "Broker configs are static in Sluice: set them in the config file.",
             )),
-            other => Err(Refusal::new(KafkaCode::InvalidRequest, format!("Resource type {other} has no configs here"))),
+            other => Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                format!("Resource type {other} has no configs here"),
+            )),
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -55,7 +58,10 @@ fn replacement(
     for config in configs {
         let key = config.name.to_string();
         if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-            return Err(Refusal::new(KafkaCode::InvalidConfig, format!("Unknown topic config name: {key}")));
+            return Err(Refusal::new(
+                KafkaCode::InvalidConfig,
+                format!("Unknown topic config name: {key}"),
+            ));
         }
         match config.value {
             Some(value) => {

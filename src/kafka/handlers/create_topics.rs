@@ -25,7 +25,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsReques
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = if !seen.insert(name.clone()) {
-            Err(Refusal::new(KafkaCode::InvalidRequest, format!("Topic '{name}' is listed more than once.")))
+            Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                format!("Topic '{name}' is listed more than once."),
+            ))
         } else {
             create_one(shard, topic, request.validate_only).await
         };
@@ -69,7 +72,10 @@ async fn create_one(shard: &Rc<Shard>, topic: CreatableTopic, validate_only: boo
     if topic.replication_factor > 1 {
         return Err(Refusal::new(
             KafkaCode::InvalidReplicationFactor,
-            format!("Replication factor: {} larger than available brokers: 1.", topic.replication_factor),
+            format!(
+                "Replication factor: {} larger than available brokers: 1.",
+                topic.replication_factor
+            ),
         ));
     }
     if topic.replication_factor == 0 || topic.replication_factor < -1 {
@@ -82,7 +88,10 @@ async fn create_one(shard: &Rc<Shard>, topic: CreatableTopic, validate_only: boo
     for config in topic.configs {
         let key = config.name.to_string();
         let Some(value) = config.value else {
-            return Err(Refusal::new(KafkaCode::InvalidConfig, format!("Null value not supported for topic config {key}")));
+            return Err(Refusal::new(
+                KafkaCode::InvalidConfig,
+                format!("Null value not supported for topic config {key}"),
+            ));
         };
         overrides.insert(key, value.to_string());
     }
@@ -103,7 +112,11 @@ fn success(shard: &Rc<Shard>, version: i16, meta: TopicMeta) -> CreatableTopicRe
         TOPIC_CONFIG_KEYS
             .iter()
             .map(|key| {
-                let source = if meta.overrides.contains_key(*key) { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+                let source = if meta.overrides.contains_key(*key) {
+                    SOURCE_TOPIC
+                } else {
+                    SOURCE_DEFAULT
+                };
                 CreatableTopicConfigs::default()
                     .with_name(str_bytes(*key))
                     .with_value(config.get(key).map(str_bytes))

@@ -49,15 +49,20 @@ pub fn handle(shard: &Rc<Shard>, version: i16, request: DescribeConfigsRequest) 
             match resource.resource_type {
                 RESOURCE_TOPIC => match snapshot.topic(&name) {
                     Some(topic) => result.with_configs(entries(&topic.config, version, &wanted, |key| {
-                        if topic.meta.overrides.contains_key(key) { SOURCE_TOPIC } else { SOURCE_DEFAULT }
+                        if topic.meta.overrides.contains_key(key) {
+                            SOURCE_TOPIC
+                        } else {
+                            SOURCE_DEFAULT
+                        }
                     })),
                     None => result
                         .with_error_code(KafkaCode::UnknownTopicOrPartition.code())
                         .with_error_message(Some(str_bytes(format!("Topic '{name}' does not exist.")))),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == shard.identity.node_id.to_string() => {
-                    result.with_configs(entries(&shard.config.topic_defaults, version, &wanted, |_| SOURCE_STATIC_BROKER))
-                }
+                RESOURCE_BROKER if name.is_empty() || name == shard.identity.node_id.to_string() => result
+                    .with_configs(entries(&shard.config.topic_defaults, version, &wanted, |_| {
+                        SOURCE_STATIC_BROKER
+                    })),
                 RESOURCE_BROKER => result
                     .with_error_code(KafkaCode::InvalidRequest.code())
                     .with_error_message(Some(str_bytes(format!("Unknown broker {name}")))),

@@ -69,7 +69,11 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
         } else {
             snapshot.topic(&topic.topic.0)
         };
-        topics.push((topic.topic.clone(), topic.topic_id, topic.partitions.iter().map(|p| p.partition).collect::<Vec<_>>()));
+        topics.push((
+            topic.topic.clone(),
+            topic.topic_id,
+            topic.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+        ));
         for p in &topic.partitions {
             let partition = PartitionId(p.partition);
             slots.push(match found {
@@ -140,7 +144,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
 }
 
 async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)]) -> Vec<Read> {
-    fan_out(shard, wanted.to_vec(), read_one, || Read::failed(KafkaCode::NotLeaderOrFollower)).await
+    fan_out(shard, wanted.to_vec(), read_one, || {
+        Read::failed(KafkaCode::NotLeaderOrFollower)
+    })
+    .await
 }
 
 /// Runs on the partition's owner shard.

@@ -41,7 +41,11 @@ pub fn handle(shard: &Rc<Shard>, version: i16, request: FindCoordinatorRequest) 
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let response = FindCoordinatorResponse::default().with_error_code(error_code(error));
-    let response = if version >= 1 { response.with_error_message(message) } else { response };
+    let response = if version >= 1 {
+        response.with_error_message(message)
+    } else {
+        response
+    };
     match error {
         None => response.with_node_id(node).with_host(host).with_port(port),
         Some(_) => response.with_node_id(BrokerId(-1)),

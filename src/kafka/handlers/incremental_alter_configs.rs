@@ -36,7 +36,10 @@ pub async fn handle(shard: &Rc<Shard>, request: IncrementalAlterConfigsRequest) 
                 KafkaCode::InvalidRequest,
                 "Broker configs are static in Sluice: set them in the config file.",
             )),
-            other => Err(Refusal::new(KafkaCode::InvalidRequest, format!("Resource type {other} has no configs here"))),
+            other => Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                format!("Resource type {other} has no configs here"),
+            )),
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -61,21 +64,33 @@ fn apply(
     for op in operations {
         let key = op.name.to_string();
         if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-            return Err(Refusal::new(KafkaCode::InvalidConfig, format!("Unknown topic config name: {key}")));
+            return Err(Refusal::new(
+                KafkaCode::InvalidConfig,
+                format!("Unknown topic config name: {key}"),
+            ));
         }
         let value = op.value.map(|v| v.to_string());
         match op.config_operation {
             SET => {
-                let value = value.ok_or_else(|| Refusal::new(KafkaCode::InvalidConfig, format!("SET of {key} needs a value")))?;
+                let value = value
+                    .ok_or_else(|| Refusal::new(KafkaCode::InvalidConfig, format!("SET of {key} needs a value")))?;
                 overrides.insert(key, value);
             }
             DELETE => {
                 overrides.remove(&key);
             }
             APPEND | SUBTRACT if key == "cleanup.policy" => {
-                let value = value.ok_or_else(|| Refusal::new(KafkaCode::InvalidConfig, format!("{key} needs a value")))?;
-                let current = overrides.get(&key).cloned().unwrap_or_else(|| defaults.cleanup_policy.clone());
-                let mut items: Vec<String> = current.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let value =
+                    value.ok_or_else(|| Refusal::new(KafkaCode::InvalidConfig, format!("{key} needs a value")))?;
+                let current = overrides
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| defaults.cleanup_policy.clone());
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if op.config_operation == APPEND {
                         if !items.iter().any(|i| i == item) {
@@ -88,9 +103,17 @@ fn apply(
                 overrides.insert(key, items.join(","));
             }
             APPEND | SUBTRACT => {
-                return Err(Refusal::new(KafkaCode::InvalidConfig, format!("{key} is not a list config")));
+                return Err(Refusal::new(
+                    KafkaCode::InvalidConfig,
+                    format!("{key} is not a list config"),
+                ));
             }
-            other => return Err(Refusal::new(KafkaCode::InvalidRequest, format!("Unknown config operation {other}"))),
+            other => {
+                return Err(Refusal::new(
+                    KafkaCode::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
         }
     }
     Ok(())

@@ -28,7 +28,8 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
     let topics = match requested {
         None => snapshot.topics.values().map(|t| topic_entry(t, node)).collect(),
         Some(wanted) => {
-            let auto_create = shard.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
+            let auto_create =
+                shard.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
             let mut entries = Vec::with_capacity(wanted.len());
             for want in wanted {
                 let Some(name) = want.name.as_ref().map(|n| n.0.to_string()) else {
@@ -43,11 +44,19 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
                     continue;
                 }
                 if topic_name::validate(&name).is_err() {
-                    entries.push(error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::InvalidTopicException));
+                    entries.push(error_entry(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        KafkaCode::InvalidTopicException,
+                    ));
                     continue;
                 }
                 if !auto_create {
-                    entries.push(error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::UnknownTopicOrPartition));
+                    entries.push(error_entry(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        KafkaCode::UnknownTopicOrPartition,
+                    ));
                     continue;
                 }
                 let partitions = shard.config.num_partitions;

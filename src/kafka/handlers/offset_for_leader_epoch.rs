@@ -1,5 +1,6 @@
 //! OffsetForLeaderEpoch: consumers validate their position after a leader change. A single
-//! node has had one leader epoch since the log began, so its end offset is the log end.
+//! node has had one leader epoch since the log began, so its end offset is the log end, and
+//! no epoch can be older than the current one (so nothing is fenced).
 
 use std::rc::Rc;
 
@@ -28,9 +29,6 @@ pub async fn handle(shard: &Rc<Shard>, request: OffsetForLeaderEpochRequest) -> 
                 None => row.push(Some(base.with_error_code(KafkaCode::UnknownTopicOrPartition.code()))),
                 Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
                     row.push(Some(base.with_error_code(KafkaCode::UnknownLeaderEpoch.code())))
-                }
-                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
-                    row.push(Some(base.with_error_code(KafkaCode::FencedLeaderEpoch.code())))
                 }
                 Some(owner) => {
                     items.push((owner, (topic.topic.0.to_string(), partition, p.leader_epoch)));
@@ -64,7 +62,9 @@ pub async fn handle(shard: &Rc<Shard>, request: OffsetForLeaderEpochRequest) -> 
                 .into_iter()
                 .map(|answer| answer.unwrap_or_else(|| looked_up.next().expect("one answer per lookup")))
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(topic.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)

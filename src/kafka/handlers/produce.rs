@@ -57,12 +57,15 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
         let mut row = Vec::with_capacity(topic.partition_data.len());
         for data in &topic.partition_data {
             let partition = PartitionId(data.index);
-            let found = snapshot.topic(&name).and_then(|t| t.owner(partition).map(|owner| (t, owner)));
+            let found = snapshot
+                .topic(&name)
+                .and_then(|t| t.owner(partition).map(|owner| (t, owner)));
             let answer = match found {
-                _ if !matches!(acks, -1 | 0 | 1) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
+                _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
                 None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
-                Some((topic, owner)) => check_batches(data.records.as_ref(), topic.config.max_message_bytes)
-                    .map(|batches| (owner, batches)),
+                Some((topic, owner)) => {
+                    check_batches(data.records.as_ref(), topic.config.max_message_bytes).map(|batches| (owner, batches))
+                }
             };
             match answer {
                 Ok((owner, batches)) => {
@@ -82,9 +85,11 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
         }
         early.push(row);
     }
-    let mut appended = fan_out(shard, items, append, || Appended::failed(KafkaCode::NotLeaderOrFollower, None))
-        .await
-        .into_iter();
+    let mut appended = fan_out(shard, items, append, || {
+        Appended::failed(KafkaCode::NotLeaderOrFollower, None)
+    })
+    .await
+    .into_iter();
     if acks == 0 {
         return None;
     }
@@ -135,7 +140,10 @@ fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<
         if batch.len() as u64 > max_message_bytes {
             return Err(Appended::failed(
                 KafkaCode::MessageTooLarge,
-                Some(format!("batch of {} bytes exceeds max.message.bytes {max_message_bytes}", batch.len())),
+                Some(format!(
+                    "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
+                    batch.len()
+                )),
             ));
         }
         record_batch::validate(&batch).map_err(|e| corrupt(e.to_string()))?;

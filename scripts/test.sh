@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (idempotently), then runs every test.
+# CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# kafka-python, the second client implementation, in a project-local virtualenv.
+if ! .venv/bin/python -c 'import kafka' >/dev/null 2>&1; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check 'kafka-python>=3,<4'
+fi
+export SLUICE_PYTHON="$PWD/.venv/bin/python"
+
+cargo test --all-targets

@@ -1,0 +1,79 @@
+//! Cross-implementation round trip: librdkafka produces and kafka-python consumes, then
+//! kafka-python produces (gzip, headers) and librdkafka consumes. The Python client comes from
+//! the virtualenv `scripts/test.sh` installs (or `SLUICE_PYTHON`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{assign, consume, flush, send, Broker};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use rdkafka::Offset;
+
+const FROM_RDKAFKA: usize = 2_000;
+const FROM_PYTHON: usize = 3_000;
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no Python with kafka-python at {}: run scripts/test.sh, which installs it",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn kafka_python_and_librdkafka_read_each_others_records() {
+    let broker = Broker::start();
+    broker.create_topic("from-rdkafka", 4);
+    let producer = broker.producer(&[]);
+    for i in 0..FROM_RDKAFKA {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "n",
+            value: Some(i.to_string().as_bytes()),
+        });
+        send(
+            &producer,
+            BaseRecord::to("from-rdkafka")
+                .key(format!("key-{}", i % 10).as_bytes())
+                .payload(i.to_string().as_bytes())
+                .headers(headers),
+        );
+    }
+    flush(&producer);
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py");
+    let output = Command::new(python())
+        .arg(&script)
+        .arg(&broker.addr)
+        .arg(FROM_RDKAFKA.to_string())
+        .arg(FROM_PYTHON.to_string())
+        .output()
+        .expect("run kafka-python");
+    assert!(
+        output.status.success(),
+        "kafka-python failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "from-python", 3, Offset::Beginning);
+    let mut seen = HashSet::new();
+    for (i, key, header) in consume(&consumer, FROM_PYTHON, |m| {
+        let i: usize = std::str::from_utf8(m.payload().unwrap()).unwrap().parse().unwrap();
+        let header = m.headers().map(|h| h.get(0).value.map(|v| v.to_vec()));
+        (i, m.key().map(|k| k.to_vec()), header)
+    }) {
+        assert!(seen.insert(i), "record {i} consumed twice");
+        assert_eq!(key, Some(format!("key-{}", i % 7).into_bytes()));
+        assert_eq!(header, Some(Some(i.to_string().into_bytes())));
+    }
+    assert_eq!(seen.len(), FROM_PYTHON);
+}
