@@ -310,3 +310,184 @@ fn error_codes_the_rdkafka_admin_api_hides() {
         (0, 9_000, 1)
     );
 }
+
+fn encoded_batch(values: &[&str]) -> Bytes {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+    buf.freeze()
+}
+
+#[test]
+fn a_bad_batch_fails_only_its_own_partition() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+    let broker = Broker::start();
+    broker.create_topic("mixed", 3);
+    let admin = broker.admin();
+    let small = rdkafka::admin::NewTopic::new("small", 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("max.message.bytes", "200");
+    common::block_on(admin.create_topics([&small], &rdkafka::admin::AdminOptions::new())).unwrap();
+
+    let good = encoded_batch(&["one", "two"]);
+    let mut corrupt = good.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let large_values: Vec<String> = (0..10).map(|i| format!("{i:050}")).collect();
+    let large = encoded_batch(&large_values.iter().map(String::as_str).collect::<Vec<_>>());
+    let truncated = good.slice(..good.len() - 5);
+
+    let partition = |index: i32, records: Bytes| {
+        PartitionProduceData::default()
+            .with_index(index)
+            .with_records(Some(records))
+    };
+    let topic = |name: &'static str, partitions| {
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_partition_data(partitions)
+    };
+    let mixed = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            topic(
+                "mixed",
+                vec![
+                    partition(0, good.clone()),
+                    partition(1, Bytes::from(corrupt)),
+                    partition(2, truncated),
+                    partition(99, good.clone()),
+                ],
+            ),
+            topic("small", vec![partition(0, large)]),
+            topic("nowhere", vec![partition(0, good.clone())]),
+        ]);
+    let mut stream = connect(&broker);
+    stream.write_all(&request(ApiKey::Produce, 9, 1, &mixed)).unwrap();
+    let answer: ProduceResponse = response(&mut stream, ApiKey::Produce, 9, 1);
+    let code = |t: usize, p: usize| answer.responses[t].partition_responses[p].error_code;
+    assert_eq!(code(0, 0), 0, "the good batch is appended");
+    assert_eq!(answer.responses[0].partition_responses[0].base_offset, 0);
+    assert_eq!(code(0, 1), 2, "CORRUPT_MESSAGE for a CRC failure");
+    assert_eq!(code(0, 2), 2, "CORRUPT_MESSAGE for a truncated batch");
+    assert_eq!(code(0, 3), 3, "UNKNOWN_TOPIC_OR_PARTITION for partition 99");
+    assert_eq!(code(1, 0), 10, "MESSAGE_TOO_LARGE over max.message.bytes");
+    assert_eq!(code(2, 0), 3, "UNKNOWN_TOPIC_OR_PARTITION for an unknown topic");
+
+    // acks=0 gets no response at all; the next request's answer comes back next.
+    let fire_and_forget = ProduceRequest::default()
+        .with_acks(0)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![topic("mixed", vec![partition(0, good.clone())])]);
+    stream
+        .write_all(&request(ApiKey::Produce, 9, 2, &fire_and_forget))
+        .unwrap();
+    stream.write_all(&request(ApiKey::Produce, 9, 3, &mixed)).unwrap();
+    let answer: ProduceResponse = response(&mut stream, ApiKey::Produce, 9, 3);
+    assert_eq!(
+        answer.responses[0].partition_responses[0].base_offset, 4,
+        "after 2 + 2 records"
+    );
+
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "mixed", 3, Offset::Beginning);
+    let values = consume(&consumer, 6, |m| {
+        (
+            rdkafka::Message::partition(m),
+            String::from_utf8(rdkafka::Message::payload(m).unwrap().to_vec()).unwrap(),
+        )
+    });
+    assert!(
+        values.iter().all(|(p, _)| *p == 0),
+        "nothing reached partitions 1 and 2: {values:?}"
+    );
+}
+
+#[test]
+fn fetch_long_poll_wakes_on_append_and_respects_max_wait() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+    let broker = Broker::start();
+    broker.create_topic("tail", 2);
+    let fetch = |max_wait_ms: i32| {
+        FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("tail")))
+                .with_partitions(
+                    (0..2)
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1 << 20)
+                        })
+                        .collect(),
+                )])
+    };
+
+    // An empty log and a short max wait: answered empty once the wait is over.
+    let mut stream = connect(&broker);
+    stream.write_all(&request(ApiKey::Fetch, 12, 1, &fetch(200))).unwrap();
+    let answer: FetchResponse = response(&mut stream, ApiKey::Fetch, 12, 1);
+    assert!(answer.responses[0]
+        .partitions
+        .iter()
+        .all(|p| p.records.as_ref().is_none_or(|r| r.is_empty())));
+
+    // A long max wait (the broker caps it at 60 s): the fetch parks until a record arrives on
+    // partition 1, which must wake it long before the cap (the read timeout is 30 s).
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .write_all(&request(ApiKey::Fetch, 12, 2, &fetch(120_000)))
+        .unwrap();
+    let producer = broker.producer(&[]);
+    send(
+        &producer,
+        BaseRecord::to("tail")
+            .partition(1)
+            .key(b"k".as_slice())
+            .payload(b"wake up".as_slice()),
+    );
+    flush(&producer);
+    let answer: FetchResponse = response(&mut stream, ApiKey::Fetch, 12, 2);
+    let partition = answer.responses[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == 1)
+        .unwrap();
+    assert_eq!(partition.high_watermark, 1);
+    assert!(
+        partition.records.as_ref().is_some_and(|r| !r.is_empty()),
+        "the new batch is returned"
+    );
+}
