@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (idempotently), then runs every test.
-# CI runs exactly this (see .ci/run).
+# CI runs exactly this (see .ci/run). Ends with one line totalling every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,4 +11,7 @@ if ! .venv/bin/python -c 'import kafka' >/dev/null 2>&1; then
 fi
 export SLUICE_PYTHON="$PWD/.venv/bin/python"
 
-cargo test --all-targets
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --all-targets 2>&1 | tee "$log"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "all tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub num_partitions: i32,
     #[serde(default = "default_true", rename = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
+    /// Bytes of recent batches each shard keeps in memory for tailing consumers.
+    #[serde(default = "default_batch_cache_bytes", rename = "batch.cache.bytes")]
+    pub batch_cache_bytes: u64,
     #[serde(flatten)]
     pub topic_defaults: TopicConfig,
     /// Keys nothing above took; any here is an error (serde cannot deny unknown fields
@@ -53,6 +56,9 @@ fn default_num_partitions() -> i32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_batch_cache_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 impl Default for ServerConfig {
@@ -78,6 +84,12 @@ impl ServerConfig {
         }
         if self.num_partitions < 1 {
             return Err(ConfigError::new("num.partitions", "must be at least 1"));
+        }
+        if self.batch_cache_bytes > crate::constants::SHARD_CACHE_BYTES_MAX {
+            return Err(ConfigError::new(
+                "batch.cache.bytes",
+                format!("must be at most {}", crate::constants::SHARD_CACHE_BYTES_MAX),
+            ));
         }
         self.cpus()?;
         self.topic_defaults

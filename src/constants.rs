@@ -51,8 +51,8 @@ pub const FETCH_READ_BYTES_MIN: usize = 64 * 1024;
 /// Space reserved ahead of the write position of an active segment.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Recent batches each partition keeps in memory for tailing consumers, in bytes.
-pub const PARTITION_CACHE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Largest `batch.cache.bytes` (a shard's cache of recent batches) accepted.
+pub const SHARD_CACHE_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 
 /// Longest `max_wait_ms` a fetch may park for, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;

@@ -155,23 +155,16 @@ fn create_describe_alter_grow_and_delete_topics() {
     assert_eq!(partitions_of(&broker, "events"), 1);
 }
 
-fn broker_with_config(text: &str) -> (Broker, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, text).unwrap();
-    (Broker::start_with(&["--config", path.to_str().unwrap()]), dir)
-}
-
 #[test]
 fn auto_create_uses_num_partitions_when_enabled() {
-    let (broker, _config) = broker_with_config("\"num.partitions\" = 3\n\"auto.create.topics.enable\" = true\n");
+    let broker = Broker::start_with_config("\"num.partitions\" = 3\n\"auto.create.topics.enable\" = true\n");
     assert_eq!(partitions_of(&broker, "created-on-demand"), 3);
     assert!(broker.data_dir().join("created-on-demand-2").exists());
 }
 
 #[test]
 fn auto_create_off_reports_unknown_topic() {
-    let (broker, _config) = broker_with_config("\"auto.create.topics.enable\" = false\n");
+    let broker = Broker::start_with_config("\"auto.create.topics.enable\" = false\n");
     let producer = broker.producer(&[]);
     let metadata = producer
         .client()

@@ -26,6 +26,7 @@ use crate::config::ServerConfig;
 use crate::error::StorageError;
 use crate::ids::{NodeId, PartitionId, ShardId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
+use crate::storage::cache::CacheBudget;
 use crate::storage::log::{partition_dir, PartitionLog};
 
 /// A unit of work sent to another shard.
@@ -60,6 +61,8 @@ pub struct Shard {
     senders: Senders<Job>,
     pub authority: Option<Authority>,
     closing: Cell<bool>,
+    /// The byte budget all this shard's partition caches share.
+    cache_budget: Rc<CacheBudget>,
 }
 
 impl Shard {
@@ -70,6 +73,7 @@ impl Shard {
         snapshot: Arc<MetadataSnapshot>,
         store: Option<MetadataStore>,
     ) -> Shard {
+        let config_cache_bytes = config.batch_cache_bytes;
         Shard {
             id: ShardId(senders.peer_id()),
             count: senders.nr_consumers(),
@@ -83,6 +87,7 @@ impl Shard {
                 lock: Semaphore::new(1),
             }),
             closing: Cell::new(false),
+            cache_budget: CacheBudget::new(usize::try_from(config_cache_bytes).unwrap_or(usize::MAX)),
         }
     }
 
@@ -175,8 +180,15 @@ impl Shard {
                     continue;
                 }
                 let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
-                let log =
-                    PartitionLog::open(dir, &topic.meta.name, partition, topic.meta.id, topic.config.clone()).await?;
+                let log = PartitionLog::open(
+                    dir,
+                    &topic.meta.name,
+                    partition,
+                    topic.meta.id,
+                    topic.config.clone(),
+                    self.cache_budget.clone(),
+                )
+                .await?;
                 self.partitions
                     .borrow_mut()
                     .insert((topic.meta.name.clone(), partition), log);

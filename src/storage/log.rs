@@ -14,11 +14,11 @@ use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::constants::{FETCH_READ_BYTES_MIN, PARTITION_CACHE_BYTES_MAX};
+use crate::constants::FETCH_READ_BYTES_MIN;
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
 use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
-use crate::storage::cache::BatchCache;
+use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::segment::{self, now_ms, parse_log_file_name, Segment};
 use crate::storage::signal::AppendSignal;
 
@@ -62,6 +62,9 @@ pub struct PartitionLog {
     closed: Cell<bool>,
     /// Fires after every append; long-polling fetches wait on it.
     pub signal: AppendSignal,
+    /// The owning shard's cache budget, and this log as the budget sees it.
+    cache_budget: Rc<CacheBudget>,
+    myself: RefCell<std::rc::Weak<dyn Evict>>,
 }
 
 struct LogState {
@@ -95,6 +98,7 @@ impl PartitionLog {
         partition: PartitionId,
         topic_id: uuid::Uuid,
         config: TopicConfig,
+        cache_budget: Rc<CacheBudget>,
     ) -> Result<Rc<PartitionLog>, StorageError> {
         std::fs::create_dir_all(&dir).ctx("create partition directory", &dir)?;
         let mut bases: Vec<Offset> = std::fs::read_dir(&dir)
@@ -112,7 +116,7 @@ impl PartitionLog {
             segments.push(Segment::create(&dir, Offset(0)).await?);
         }
         let log_start = segments[0].base_offset;
-        Ok(Rc::new(PartitionLog {
+        let log = Rc::new(PartitionLog {
             topic: topic.to_string(),
             partition,
             topic_id,
@@ -121,12 +125,17 @@ impl PartitionLog {
             state: RefCell::new(LogState {
                 segments,
                 log_start,
-                cache: BatchCache::new(PARTITION_CACHE_BYTES_MAX),
+                cache: BatchCache::new(),
             }),
             append_lock: Semaphore::new(1),
             closed: Cell::new(false),
             signal: AppendSignal::default(),
-        }))
+            cache_budget,
+            myself: RefCell::new(std::rc::Weak::<PartitionLog>::new()),
+        });
+        let as_evict: Rc<dyn Evict> = log.clone();
+        *log.myself.borrow_mut() = Rc::downgrade(&as_evict);
+        Ok(log)
     }
 
     pub fn dir(&self) -> &Path {
@@ -230,6 +239,12 @@ impl PartitionLog {
                     .cache
                     .push(header.base_offset(), header.last_offset(), batch.clone());
             }
+        }
+        // After the borrow ends: the budget may evict from this very log.
+        for batch in &patched {
+            let base_offset = BatchHeader::new(batch).expect("validated").base_offset();
+            self.cache_budget
+                .admit(self.myself.borrow().clone(), base_offset, batch.len());
         }
         self.signal.notify_all();
         Ok(AppendOutcome {
@@ -393,6 +408,12 @@ impl PartitionLog {
             position += total as u64;
         }
         Ok(None)
+    }
+}
+
+impl Evict for PartitionLog {
+    fn evict_cached(&self, base_offset: Offset) {
+        self.state.borrow_mut().cache.evict(base_offset);
     }
 }
 

@@ -26,6 +26,7 @@ pub struct Broker {
     pub addr: String,
     data: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    _config: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
 }
 
@@ -47,8 +48,19 @@ impl Broker {
             addr,
             data,
             _temp: Some(temp),
+            _config: None,
             extra_args,
         }
+    }
+
+    /// Starts a broker with `toml` as its config file.
+    pub fn start_with_config(toml: &str) -> Broker {
+        let dir = tempfile::tempdir().expect("config dir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let mut broker = Broker::start_with(&["--config", path.to_str().expect("utf-8 path")]);
+        broker._config = Some(dir);
+        broker
     }
 
     pub fn data_dir(&self) -> &Path {
