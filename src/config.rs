@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub num_partitions: i32,
     #[serde(default = "default_true", rename = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
+    /// Largest request frame a client may send; a larger one closes its connection.
+    #[serde(default = "default_socket_request_max_bytes", rename = "socket.request.max.bytes")]
+    pub socket_request_max_bytes: u64,
     /// Bytes of recent batches each shard keeps in memory for tailing consumers.
     #[serde(default = "default_batch_cache_bytes", rename = "batch.cache.bytes")]
     pub batch_cache_bytes: u64,
@@ -56,6 +59,9 @@ fn default_num_partitions() -> i32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_socket_request_max_bytes() -> u64 {
+    crate::constants::FRAME_BYTES_MAX as u64
 }
 fn default_batch_cache_bytes() -> u64 {
     256 * 1024 * 1024
@@ -84,6 +90,13 @@ impl ServerConfig {
         }
         if self.num_partitions < 1 {
             return Err(ConfigError::new("num.partitions", "must be at least 1"));
+        }
+        let frame_max = crate::constants::FRAME_BYTES_MAX as u64;
+        if !(1024..=frame_max).contains(&self.socket_request_max_bytes) {
+            return Err(ConfigError::new(
+                "socket.request.max.bytes",
+                format!("must be between 1024 and {frame_max}"),
+            ));
         }
         if self.batch_cache_bytes > crate::constants::SHARD_CACHE_BYTES_MAX {
             return Err(ConfigError::new(

@@ -3,8 +3,8 @@
 //! A limit has a name ending in `_max` (or `_min`) and a unit in its name. Relations between
 //! limits are checked at compile time below, so a change that breaks one fails the build.
 
-/// Largest request frame a client may send, in bytes (Kafka's `socket.request.max.bytes`).
-/// A frame header claiming more closes the connection before any body is read.
+/// Largest request frame accepted whatever `socket.request.max.bytes` says (which defaults
+/// to it). A frame header claiming more closes the connection before any body is read.
 pub const FRAME_BYTES_MAX: usize = 100 * 1024 * 1024;
 
 /// Request bytes one connection may have read but not yet answered. Reading stops (TCP

@@ -124,3 +124,30 @@ fn reads_older_than_the_cache_come_from_disk() {
         assert_eq!(value, format!("{i:01000}"));
     }
 }
+
+/// A batch larger than the consumer's per-partition and total fetch limits is still
+/// delivered whole: a fetch always returns at least one batch.
+#[test]
+fn a_batch_larger_than_the_fetch_limits_still_arrives() {
+    let broker = Broker::start();
+    broker.create_topic("big", 1);
+    let producer = broker.producer(&[("message.max.bytes", "1000000")]);
+    let big = vec![b'b'; 600_000];
+    send(
+        &producer,
+        BaseRecord::to("big").key(b"k".as_slice()).payload(big.as_slice()),
+    );
+    send(
+        &producer,
+        BaseRecord::to("big").key(b"k".as_slice()).payload(b"small".as_slice()),
+    );
+    flush(&producer);
+    let consumer = broker.consumer(&[
+        ("max.partition.fetch.bytes", "1024"),
+        ("fetch.max.bytes", "2048"),
+        ("message.max.bytes", "1000"),
+    ]);
+    assign(&consumer, "big", 1, Offset::Beginning);
+    let sizes = consume(&consumer, 2, |m| m.payload().map_or(0, <[u8]>::len));
+    assert_eq!(sizes, vec![600_000, 5]);
+}

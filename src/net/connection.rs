@@ -17,7 +17,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
-use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX, FRAME_BYTES_MAX};
+use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
 use crate::kafka::{self, Outcome};
 use crate::shard::Shard;
 
@@ -65,8 +65,11 @@ async fn read_requests(
             Err(e) => return Err(format!("read: {e}")),
         }
         let length = i32::from_be_bytes(length);
-        if length < 0 || length as usize > FRAME_BYTES_MAX {
-            return Err(format!("frame of {length} bytes is outside 0..={FRAME_BYTES_MAX}"));
+        let frame_max = shard.config.socket_request_max_bytes;
+        if length < 0 || length as u64 > frame_max {
+            return Err(format!(
+                "frame of {length} bytes is outside 0..={frame_max} (socket.request.max.bytes)"
+            ));
         }
         let frame_bytes = length as u64;
         budget

@@ -1,10 +1,14 @@
 //! Accepting connections on one shard.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use glommio::net::TcpListener;
 
 use crate::shard::Shard;
+
+/// Pause after a failed accept (e.g. out of descriptors) so a persistent failure does not spin.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// Accepts until the task is dropped at shutdown; each connection runs as its own task.
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
@@ -20,10 +24,10 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 glommio::spawn_local(crate::net::connection::serve(shard.clone(), stream)).detach();
             }
             Err(e) => {
-                // Running out of descriptors must not end the listener; the next accept
-                // retries once a connection closes.
+                // Running out of descriptors must not end the listener: retry after a pause,
+                // by which time connections may have closed.
                 tracing::warn!("shard {}: accept failed: {e}", shard.id);
-                glommio::yield_if_needed().await;
+                glommio::timer::sleep(ACCEPT_RETRY_DELAY).await;
             }
         }
     }

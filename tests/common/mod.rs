@@ -85,6 +85,12 @@ impl Broker {
         }
     }
 
+    /// Starts the broker again on the same data dir with other arguments (e.g. `--cores`).
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Starts the broker again on the same data dir (and a new port).
     pub fn restart(&mut self) {
         if self.child.is_some() {
@@ -168,7 +174,12 @@ impl Broker {
 fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--cores", "0,1"])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(if extra_args.iter().any(|a| a == "--cores") {
+            &[][..]
+        } else {
+            &["--cores", "0,1"][..]
+        })
         .arg("--data-dir")
         .arg(data)
         .args(extra_args)
