@@ -476,6 +476,14 @@ async fn read_from_disk(
                 "no whole batch header where one was expected".into(),
             ));
         }
+        if position + at as u64 > end {
+            // A batch length that jumps past the log's end: never skip silently over it.
+            return Err(corrupt(
+                path,
+                position,
+                "a batch length runs past the end of the segment".into(),
+            ));
+        }
         position += at as u64;
     }
     Ok(None)
