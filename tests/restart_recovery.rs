@@ -40,6 +40,9 @@ fn restart_keeps_data_and_continues_offsets() {
     produce(&broker, "durable", 0, 1000);
     broker.restart();
     produce(&broker, "durable", 1000, 1500);
+    // Ctrl-C stops as cleanly as SIGTERM.
+    broker.stop_with(libc::SIGINT);
+    broker.restart();
     let records = read_all(&broker, "durable", 1500);
     for (i, (offset, value)) in records.iter().enumerate() {
         assert_eq!(*offset, i as i64);

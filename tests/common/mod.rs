@@ -69,10 +69,15 @@ impl Broker {
 
     /// Stops the broker with SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
+        self.stop_with(libc::SIGTERM);
+    }
+
+    /// Stops the broker with `signal` (SIGTERM or SIGINT) and waits for a clean exit.
+    pub fn stop_with(&mut self, signal: i32) {
         let mut child = self.child.take().expect("broker is running");
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+            libc::kill(child.id() as i32, signal);
         }
         let deadline = Instant::now() + WAIT;
         loop {
