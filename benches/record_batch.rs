@@ -1,38 +1,23 @@
 //! Batch validation on the produce path: header checks, CRC32C and the record walk, per MiB of
 //! batches, and offset patching. Run: `cargo bench --bench record_batch`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
 use sluice::ids::Offset;
 use sluice::kafka::record_batch;
 
 /// One batch of `count` records with `value_bytes`-byte values, as a producer builds it.
 fn batch(count: usize, value_bytes: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'v'; value_bytes])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut out, records.iter(), &options).expect("encode");
-    out.freeze()
+    let records = (0..count).map(|i| {
+        let key = Bytes::from(format!("key-{i}"));
+        (
+            Some(key),
+            Some(Bytes::from(vec![b'v'; value_bytes])),
+            1_700_000_000_000 + i as i64,
+        )
+    });
+    record_batch::encode_batch(records, Compression::None).expect("encode")
 }
 
 fn validation(c: &mut Criterion) {

@@ -12,14 +12,14 @@ use rdkafka::admin::{
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::Producer;
 
+/// The outcome of the first (only) topic of an admin request.
+fn first(results: Vec<rdkafka::admin::TopicResult>) -> Result<(), RDKafkaErrorCode> {
+    let result = results.into_iter().next().expect("one result");
+    result.map(|_| ()).map_err(|(_, code)| code)
+}
+
 fn create(broker: &Broker, topic: NewTopic<'_>) -> Result<(), RDKafkaErrorCode> {
-    let results = block_on(broker.admin().create_topics([&topic], &AdminOptions::new())).expect("request");
-    results
-        .into_iter()
-        .next()
-        .unwrap()
-        .map(|_| ())
-        .map_err(|(_, code)| code)
+    first(block_on(broker.admin().create_topics([&topic], &AdminOptions::new())).expect("request"))
 }
 
 fn partitions_of(broker: &Broker, topic: &str) -> usize {
@@ -125,13 +125,7 @@ fn create_describe_alter_grow_and_delete_topics() {
     // Growing partitions.
     let grow = |topic: &str, count: usize| {
         let request = NewPartitions::new(topic, count);
-        let results = block_on(broker.admin().create_partitions([&request], &AdminOptions::new())).unwrap();
-        results
-            .into_iter()
-            .next()
-            .unwrap()
-            .map(|_| ())
-            .map_err(|(_, code)| code)
+        first(block_on(broker.admin().create_partitions([&request], &AdminOptions::new())).unwrap())
     };
     grow("events", 4).unwrap();
     assert_eq!(partitions_of(&broker, "events"), 4);

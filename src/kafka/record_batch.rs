@@ -211,6 +211,43 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Encodes `(key, value, timestamp_ms)` records into one v2 batch as a plain (non-idempotent)
+/// producer sends it: base offset 0, no producer id, sequences unset.
+pub fn encode_batch(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
+    compression: kafka_protocol::records::Compression,
+) -> Result<bytes::Bytes, String> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder batches records whose offset - sequence agrees; -1 keeps the batch's
+            // base sequence at -1, as a non-idempotent producer sends it.
+            sequence: i as i32 - 1,
+            timestamp,
+            key,
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut out, records.iter(), &options).map_err(|e| e.to_string())?;
+    Ok(out.freeze())
+}
+
 /// Splits a produce request's `records` field into its batches. Each element is one whole
 /// batch by its length field; a trailing fragment is an error.
 pub fn split_batches(records: &[u8]) -> Result<Vec<std::ops::Range<usize>>, BatchError> {
@@ -237,37 +274,20 @@ pub fn split_batches(records: &[u8]) -> Result<Vec<std::ops::Range<usize>>, Batc
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use bytes::Bytes;
+    use kafka_protocol::records::Compression;
 
-    /// Encodes `count` records with a real encoder, as a producer would.
+    /// `count` records with 100-byte values, as a producer would send them.
     pub(crate) fn encode_batch(count: usize, compression: Compression) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder batches records whose offset - sequence agrees; -1 keeps the
-                // batch's base sequence at -1, as a non-idempotent producer sends it.
-                sequence: i as i32 - 1,
-                timestamp: 1_700_000_000_000 + i as i64,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(vec![b'v'; 100])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-        buf.freeze()
+        let records = (0..count).map(|i| {
+            let key = Bytes::from(format!("key-{i}"));
+            (
+                Some(key),
+                Some(Bytes::from(vec![b'v'; 100])),
+                1_700_000_000_000 + i as i64,
+            )
+        });
+        super::encode_batch(records, compression).unwrap()
     }
 
     #[test]

@@ -9,35 +9,21 @@ use kafka_protocol::messages::alter_configs_response::{AlterConfigsResourceRespo
 
 use crate::config::TOPIC_CONFIG_KEYS;
 use crate::error::KafkaCode;
-use crate::kafka::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::kafka::handlers::config_resource;
 use crate::kafka::handlers::str_bytes;
-use crate::metadata::{authority, Refusal};
+use crate::metadata::Refusal;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => match replacement(resource.configs) {
-                Ok(replacement) => {
-                    let edit = move |overrides: &mut BTreeMap<String, String>| {
-                        *overrides = replacement;
-                        Ok(())
-                    };
-                    authority::alter_overrides(shard, name, edit, request.validate_only).await
-                }
-                Err(refusal) => Err(refusal),
-            },
-            RESOURCE_BROKER => Err(Refusal::new(
-                KafkaCode::InvalidRequest,
-                "Broker configs are static in Sluice: set them in the config file.",
-            )),
-            other => Err(Refusal::new(
-                KafkaCode::InvalidRequest,
-                format!("Resource type {other} has no configs here"),
-            )),
+        let configs = resource.configs;
+        let edit = move |overrides: &mut BTreeMap<String, String>| {
+            *overrides = replacement(configs)?;
+            Ok(())
         };
+        let outcome = config_resource::alter(shard, resource.resource_type, name, edit, request.validate_only).await;
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);

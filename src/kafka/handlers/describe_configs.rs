@@ -10,12 +10,11 @@ use kafka_protocol::messages::describe_configs_response::{
 
 use crate::config::{TopicConfig, TOPIC_CONFIG_KEYS};
 use crate::error::KafkaCode;
+use crate::kafka::handlers::config_resource::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::kafka::handlers::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use crate::kafka::handlers::str_bytes;
 use crate::shard::Shard;
 
-pub const RESOURCE_TOPIC: i8 = 2;
-pub const RESOURCE_BROKER: i8 = 4;
 const SOURCE_STATIC_BROKER: i8 = 4;
 
 /// Kafka's ConfigType codes, for clients that show them (v3+).

@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a topic's overrides.
-//! Broker configs are static (set in the config file) and refused here.
+//! Broker configs are static (set in the config file) and refused.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -11,9 +11,9 @@ use kafka_protocol::messages::incremental_alter_configs_response::{
 
 use crate::config::TOPIC_CONFIG_KEYS;
 use crate::error::KafkaCode;
-use crate::kafka::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::kafka::handlers::config_resource;
 use crate::kafka::handlers::str_bytes;
-use crate::metadata::{authority, Refusal};
+use crate::metadata::Refusal;
 use crate::shard::Shard;
 
 const SET: i8 = 0;
@@ -25,22 +25,10 @@ pub async fn handle(shard: &Rc<Shard>, request: IncrementalAlterConfigsRequest) 
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => {
-                let defaults = shard.config.topic_defaults.clone();
-                let operations = resource.configs;
-                let edit = move |overrides: &mut BTreeMap<String, String>| apply(overrides, &defaults, operations);
-                authority::alter_overrides(shard, name.clone(), edit, request.validate_only).await
-            }
-            RESOURCE_BROKER => Err(Refusal::new(
-                KafkaCode::InvalidRequest,
-                "Broker configs are static in Sluice: set them in the config file.",
-            )),
-            other => Err(Refusal::new(
-                KafkaCode::InvalidRequest,
-                format!("Resource type {other} has no configs here"),
-            )),
-        };
+        let defaults = shard.config.topic_defaults.clone();
+        let operations = resource.configs;
+        let edit = move |overrides: &mut BTreeMap<String, String>| apply(overrides, &defaults, operations);
+        let outcome = config_resource::alter(shard, resource.resource_type, name, edit, request.validate_only).await;
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
