@@ -264,15 +264,32 @@ impl Segment {
         if let Some(allocated) = preallocated_to {
             self.allocated = allocated;
         }
-        let start = align_down(self.size);
-        let keep = (self.size - start) as usize;
-        let mut tail = std::mem::take(&mut self.tail);
-        let mut joined: Vec<u8> = Vec::with_capacity(tail.len() + batches.iter().map(Bytes::len).sum::<usize>());
-        joined.append(&mut tail);
-        for batch in batches {
-            joined.extend_from_slice(batch);
+        // The new tail is the last `keep` bytes of (old tail ++ batches): gather them from the
+        // end, so only the partial page is copied, never the whole write.
+        let keep = (self.size - align_down(self.size)) as usize;
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut needed = keep;
+        for part in batches
+            .iter()
+            .map(|b| &b[..])
+            .rev()
+            .chain(std::iter::once(&self.tail[..]))
+        {
+            if needed == 0 {
+                break;
+            }
+            let take = needed.min(part.len());
+            parts.push(&part[part.len() - take..]);
+            needed -= take;
         }
-        self.tail = joined.split_off(joined.len() - keep);
+        assert_eq!(
+            needed,
+            0,
+            "{}: tail page shorter than the bytes after the page start",
+            self.log_path.display()
+        );
+        let tail: Vec<u8> = parts.into_iter().rev().flatten().copied().collect();
+        self.tail = tail;
     }
 
     /// Updates next offset, largest timestamp and the sparse indexes for a batch at `position`.
@@ -524,6 +541,63 @@ mod tests {
         assert_eq!(parse_log_file_name("00000000000000000042.log"), Some(Offset(42)));
         assert_eq!(parse_log_file_name("42.log"), None);
         assert_eq!(parse_log_file_name("00000000000000000042.index"), None);
+    }
+
+    #[test]
+    fn appends_rewrite_the_partial_page_and_keep_every_byte() {
+        use crate::kafka::record_batch::{patch_offsets, tests::encode_batch};
+        use kafka_protocol::records::Compression;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                crate::storage::probe::probe_direct_io(&path, crate::ids::ShardId(0))
+                    .await
+                    .unwrap();
+                let mut segment = Segment::create(&path, Offset(0)).await.unwrap();
+                let (mut expected, mut next) = (Vec::new(), 0i64);
+                // Batch sizes that end inside pages, span pages, and fill several at once.
+                for (round, counts) in [vec![1], vec![3, 2], vec![40], vec![1], vec![100, 7, 1]]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let batches: Vec<Bytes> = counts
+                        .iter()
+                        .map(|&count| {
+                            let mut batch = encode_batch(count, Compression::None).to_vec();
+                            patch_offsets(&mut batch, Offset(next), 0);
+                            next += count as i64;
+                            Bytes::from(batch)
+                        })
+                        .collect();
+                    let pending = segment.prepare_append(&batches);
+                    pending.file.write_at(pending.buffer, pending.position).await.unwrap();
+                    segment.commit_append(&batches, pending.preallocate_to);
+                    batches.iter().for_each(|b| expected.extend_from_slice(b));
+                    let on_disk = std::fs::read(&segment.log_path).unwrap();
+                    assert_eq!(&on_disk[..expected.len()], &expected[..], "round {round}");
+                    assert!(
+                        on_disk[expected.len()..].iter().all(|&b| b == 0),
+                        "round {round}: padding is zeros"
+                    );
+                }
+                assert_eq!(segment.next_offset, Offset(next));
+                segment.seal_work().run().await.unwrap();
+                assert_eq!(
+                    std::fs::read(&segment.log_path).unwrap(),
+                    expected,
+                    "sealing cuts the padding"
+                );
+                let reopened = Segment::open(&path, Offset(0), true).await.unwrap();
+                assert_eq!(
+                    (reopened.size, reopened.next_offset),
+                    (expected.len() as u64, Offset(next))
+                );
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
