@@ -34,6 +34,25 @@ pub struct ServerConfig {
     pub num_partitions: i32,
     #[serde(default = "default_true", rename = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
+    /// Partitions of the internal `__consumer_offsets` topic, set when it is first created.
+    #[serde(default = "default_offsets_partitions", rename = "offsets.topic.num.partitions")]
+    pub offsets_topic_num_partitions: i32,
+    /// How long committed offsets of an empty group are kept.
+    #[serde(default = "default_offsets_retention_minutes", rename = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: i64,
+    /// Largest metadata string an offset commit may carry.
+    #[serde(default = "default_offset_metadata_max_bytes", rename = "offset.metadata.max.bytes")]
+    pub offset_metadata_max_bytes: usize,
+    /// How long a group forming from empty waits for more members before its first generation.
+    #[serde(
+        default = "default_initial_rebalance_delay_ms",
+        rename = "group.initial.rebalance.delay.ms"
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+    #[serde(default = "default_min_session_timeout_ms", rename = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: u64,
+    #[serde(default = "default_max_session_timeout_ms", rename = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: u64,
     /// Largest request frame a client may send; a larger one closes its connection.
     #[serde(default = "default_socket_request_max_bytes", rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: u64,
@@ -59,6 +78,24 @@ fn default_num_partitions() -> i32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_offsets_partitions() -> i32 {
+    50
+}
+fn default_offsets_retention_minutes() -> i64 {
+    7 * 24 * 60
+}
+fn default_offset_metadata_max_bytes() -> usize {
+    4096
+}
+fn default_initial_rebalance_delay_ms() -> u64 {
+    3000
+}
+fn default_min_session_timeout_ms() -> u64 {
+    6000
+}
+fn default_max_session_timeout_ms() -> u64 {
+    1_800_000
 }
 fn default_socket_request_max_bytes() -> u64 {
     crate::constants::FRAME_BYTES_MAX as u64
@@ -90,6 +127,24 @@ impl ServerConfig {
         }
         if self.num_partitions < 1 {
             return Err(ConfigError::new("num.partitions", "must be at least 1"));
+        }
+        if !(1..=crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX).contains(&self.offsets_topic_num_partitions) {
+            return Err(ConfigError::new(
+                "offsets.topic.num.partitions",
+                format!(
+                    "must be between 1 and {}",
+                    crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX
+                ),
+            ));
+        }
+        if self.offsets_retention_minutes < 1 {
+            return Err(ConfigError::new("offsets.retention.minutes", "must be at least 1"));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(ConfigError::new(
+                "group.min.session.timeout.ms",
+                "must not exceed group.max.session.timeout.ms",
+            ));
         }
         let frame_max = crate::constants::FRAME_BYTES_MAX as u64;
         if !(1024..=frame_max).contains(&self.socket_request_max_bytes) {

@@ -23,6 +23,12 @@ pub const SHARDS_MAX: usize = 256;
 /// Partitions one topic may have.
 pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
 
+/// Partitions the internal offsets topic may have (`offsets.topic.num.partitions`).
+pub const OFFSETS_TOPIC_PARTITIONS_MAX: i32 = 1000;
+
+/// Members one classic group may have; a join past it gets GROUP_MAX_SIZE_REACHED.
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+
 /// Longest topic name Kafka accepts.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
@@ -67,3 +73,4 @@ const _: () = assert!(PREALLOCATE_STEP_BYTES % IO_ALIGNMENT_BYTES == 0);
 const _: () = assert!(SCAN_READ_BYTES as u64 % IO_ALIGNMENT_BYTES == 0);
 const _: () = assert!(INDEX_INTERVAL_BYTES > 0);
 const _: () = assert!(FETCH_READ_BYTES_MIN <= SCAN_READ_BYTES);
+const _: () = assert!(OFFSETS_TOPIC_PARTITIONS_MAX <= TOPIC_PARTITIONS_MAX);

@@ -13,6 +13,8 @@
 //!   [`shard::placement`] function and recorded in topic metadata. Its log
 //!   ([`storage::log::PartitionLog`]) is segmented, appended with direct I/O, indexed
 //!   sparsely, and fronted by a cache of recent batches.
+//! - Consumer groups are coordinated on the shard owning their `__consumer_offsets` partition
+//!   ([`group`]); offsets and generations are records in that partition.
 //! - Topic metadata has one writer, shard 0 ([`metadata::authority`]); every shard reads an
 //!   immutable snapshot ([`metadata::MetadataSnapshot`]).
 //!
@@ -25,9 +27,11 @@ pub mod cli;
 pub mod config;
 pub mod constants;
 pub mod error;
+pub mod group;
 pub mod ids;
 pub mod kafka;
 pub mod metadata;
 pub mod net;
 pub mod shard;
+pub mod signal;
 pub mod storage;

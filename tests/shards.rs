@@ -25,7 +25,13 @@ fn partitions_spread_over_shards_and_every_shard_serves_clients() {
     // Placement put partitions on both shards.
     let metadata = std::fs::read_to_string(broker.data_dir().join("meta/cluster.json")).unwrap();
     let cluster: serde_json::Value = serde_json::from_str(&metadata).unwrap();
-    let owners: HashSet<u64> = cluster["topics"][0]["placement"]
+    let spread = cluster["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "spread")
+        .expect("topic spread in metadata");
+    let owners: HashSet<u64> = spread["placement"]
         .as_array()
         .unwrap()
         .iter()

@@ -53,7 +53,7 @@ fn ends_connection(frame: &[u8]) -> Option<String> {
 }
 
 /// Decodes one request frame, runs its handler and encodes the response frame.
-pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
+pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
     if let Some(reason) = ends_connection(&frame) {
         return Err(reason);
     }
@@ -76,7 +76,7 @@ pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
         .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
     let request = RequestKind::decode(api.key, &mut body, start.version)
         .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
-    let response = handlers::dispatch(shard, &header, request).await?;
+    let response = handlers::dispatch(shard, &header, request, peer).await?;
     match response {
         Some(response) => encode_response(api.key, start.version, header.correlation_id, &response).map(Some),
         None => Ok(None),

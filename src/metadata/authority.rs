@@ -96,6 +96,12 @@ pub async fn create_topic(
 
 pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
     change(shard, move |store| {
+        if store.get(&name).is_some_and(|t| t.internal) {
+            return Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                format!("Topic {name} is internal and cannot be deleted."),
+            ));
+        }
         let removed = store.remove(&name).ok_or_else(|| {
             Refusal::new(
                 KafkaCode::UnknownTopicOrPartition,

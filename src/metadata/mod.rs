@@ -218,8 +218,35 @@ impl MetadataStore {
             id,
             placement: placement::place_topic(id, partitions, self.shard_count),
             overrides,
-            internal: name.starts_with("__"),
+            internal: false,
         })
+    }
+
+    /// Creates an internal topic (hidden from ordinary listings, refused to producers and to
+    /// DeleteTopics) unless it exists; persists before any shard starts.
+    pub fn ensure_internal_topic<'a>(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), StorageError> {
+        if self.topics.contains_key(name) {
+            return Ok(());
+        }
+        let overrides = overrides
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut meta = self
+            .plan_create(name, partitions, overrides)
+            .map_err(|refusal| StorageError::Metadata {
+                path: self.path.clone(),
+                reason: format!("creating internal topic {name}: {}", refusal.message),
+            })?;
+        meta.internal = true;
+        tracing::info!("created internal topic {name} with {partitions} partitions");
+        self.topics.insert(name.to_string(), meta);
+        self.persist_blocking()
     }
 
     /// Stores a topic planned by [`MetadataStore::plan_create`]; persist with [`MetadataStore::persist_job`].
@@ -243,6 +270,12 @@ impl MetadataStore {
                 format!("Topic '{name}' does not exist."),
             )
         })?;
+        if topic.internal {
+            return Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                format!("Topic {name} is internal: its partition count cannot change."),
+            ));
+        }
         let current = topic.placement.len() as i32;
         if count <= current {
             return Err(Refusal::new(

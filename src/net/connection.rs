@@ -37,14 +37,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
     let writer_task = glommio::spawn_local(write_responses(writer, pending, budget.clone(), peer.clone()));
-    if let Err(reason) = read_requests(
-        &shard,
-        BufReader::with_capacity(READ_BUFFER_BYTES, reader),
-        queue,
-        &budget,
-    )
-    .await
-    {
+    let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    if let Err(reason) = read_requests(&shard, reader, queue, &budget, &peer).await {
         tracing::debug!("shard {}: closing connection from {peer}: {reason}", shard.id);
     }
     writer_task.await;
@@ -56,6 +50,7 @@ async fn read_requests(
     mut reader: BufReader<futures::io::ReadHalf<TcpStream>>,
     queue: LocalSender<InFlight>,
     budget: &Rc<Semaphore>,
+    peer: &str,
 ) -> Result<(), String> {
     loop {
         let mut length = [0u8; 4];
@@ -80,7 +75,7 @@ async fn read_requests(
         if let Err(e) = reader.read_exact(&mut frame).await {
             return Err(format!("truncated frame of {length} bytes: {e}"));
         }
-        let outcome = kafka::handle_frame(shard, frame.freeze()).await;
+        let outcome = kafka::handle_frame(shard, frame.freeze(), peer).await;
         let closing = outcome.as_ref().err().cloned();
         if queue.send(InFlight { outcome, frame_bytes }).await.is_err() {
             return Err("writer stopped".into());

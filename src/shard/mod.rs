@@ -24,6 +24,8 @@ use glommio::sync::Semaphore;
 
 use crate::config::ServerConfig;
 use crate::error::StorageError;
+use crate::group::classic::GroupLimits;
+use crate::group::coordinator::GroupCoordinator;
 use crate::ids::{NodeId, PartitionId, ShardId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::storage::cache::CacheBudget;
@@ -63,6 +65,8 @@ pub struct Shard {
     closing: Cell<bool>,
     /// The byte budget all this shard's partition caches share.
     cache_budget: Rc<CacheBudget>,
+    /// The groups coordinated here (those whose offsets partition this shard owns).
+    pub groups: GroupCoordinator,
 }
 
 impl Shard {
@@ -74,7 +78,14 @@ impl Shard {
         store: Option<MetadataStore>,
     ) -> Shard {
         let config_cache_bytes = config.batch_cache_bytes;
+        let limits = GroupLimits {
+            initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout: std::time::Duration::from_millis(config.group_min_session_timeout_ms),
+            max_session_timeout: std::time::Duration::from_millis(config.group_max_session_timeout_ms),
+        };
+        let offsets_retention = std::time::Duration::from_secs(config.offsets_retention_minutes as u64 * 60);
         Shard {
+            groups: GroupCoordinator::new(limits, offsets_retention),
             id: ShardId(senders.peer_id()),
             count: senders.nr_consumers(),
             config,

@@ -29,7 +29,12 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     remove_deleted_leftovers(&config.data_dir);
-    let store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
+    let mut store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
+    store.ensure_internal_topic(
+        crate::group::OFFSETS_TOPIC,
+        config.offsets_topic_num_partitions,
+        [("cleanup.policy", "compact"), ("segment.bytes", "104857600")],
+    )?;
     let snapshot = store.snapshot();
 
     // Signals are routed to the iterator before any shard thread exists, so none of them
@@ -187,6 +192,10 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
     }
     if let Err(e) = shard.apply_snapshot(snapshot).await {
         let _ = ready.send(Err(format!("shard {}: recovering partitions: {e}", shard.id)));
+        return;
+    }
+    if let Err(e) = shard.groups.load(&shard).await {
+        let _ = ready.send(Err(format!("shard {}: loading groups: {e}", shard.id)));
         return;
     }
     let listener = match glommio::net::TcpListener::bind(listen) {

@@ -18,9 +18,9 @@ use crate::constants::FETCH_READ_BYTES_MIN;
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
 use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
+use crate::signal::Signal;
 use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::segment::{self, now_ms, parse_log_file_name, Segment};
-use crate::storage::signal::AppendSignal;
 
 /// The leader epoch written into stored batches. A single node never changes leadership.
 pub const LEADER_EPOCH: i32 = 0;
@@ -61,7 +61,7 @@ pub struct PartitionLog {
     append_lock: Semaphore,
     closed: Cell<bool>,
     /// Fires after every append; long-polling fetches wait on it.
-    pub signal: AppendSignal,
+    pub signal: Signal,
     /// The owning shard's cache budget, and this log as the budget sees it.
     cache_budget: Rc<CacheBudget>,
     myself: RefCell<std::rc::Weak<dyn Evict>>,
@@ -129,7 +129,7 @@ impl PartitionLog {
             }),
             append_lock: Semaphore::new(1),
             closed: Cell::new(false),
-            signal: AppendSignal::default(),
+            signal: Signal::default(),
             cache_budget,
             myself: RefCell::new(std::rc::Weak::<PartitionLog>::new()),
         });

@@ -10,4 +10,3 @@ pub mod index;
 pub mod log;
 pub mod probe;
 pub mod segment;
-pub mod signal;

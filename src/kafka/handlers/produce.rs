@@ -63,6 +63,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
             let answer = match found {
                 _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
                 None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
+                Some((topic, _)) if topic.meta.internal => Err(Appended::failed(
+                    KafkaCode::InvalidTopicException,
+                    Some(format!("Producing to internal topic {name} is not allowed")),
+                )),
                 Some((topic, owner)) => {
                     check_batches(data.records.as_ref(), topic.config.max_message_bytes).map(|batches| (owner, batches))
                 }

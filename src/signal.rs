@@ -1,17 +1,18 @@
-//! Wakes fetches parked on a partition when it grows. Shard-local: no locks, no atomics.
+//! Wakes tasks parked on a shard-local event: fetches waiting for a partition to grow, group
+//! timers waiting for a deadline to change. No locks, no atomics.
 
 use std::cell::RefCell;
 
 use futures::channel::oneshot;
 
 #[derive(Default)]
-pub struct AppendSignal {
+pub struct Signal {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
 }
 
-impl AppendSignal {
-    /// A future that completes at the next append. Waiters whose fetch has given up (their
-    /// receiver dropped) are pruned here, so an idle partition does not collect them.
+impl Signal {
+    /// A future that completes at the next notification. Waiters that gave up (their
+    /// receiver dropped) are pruned here, so an idle signal does not collect them.
     pub fn wait(&self) -> oneshot::Receiver<()> {
         let (sender, receiver) = oneshot::channel();
         let mut waiters = self.waiters.borrow_mut();

@@ -1,0 +1,306 @@
+//! The group coordinator of one shard: the groups whose `__consumer_offsets` partition this
+//! shard owns, their timers, and their records in that partition.
+//!
+//! Every change a client must be able to rely on (a committed offset, a completed
+//! generation) is appended to the group's offsets partition and flushed before it is
+//! answered; at start-up the coordinator replays its partitions to rebuild the offsets and
+//! generations. Members are not persisted: after a restart they rejoin.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+use crate::error::KafkaCode;
+use crate::group::classic::{Group, GroupLimits, GroupState};
+use crate::group::records::{self, GroupValue, Key, OffsetValue};
+use crate::ids::PartitionId;
+use crate::kafka::record_batch;
+use crate::shard::Shard;
+use crate::signal::Signal;
+use crate::storage::segment::now_ms;
+
+/// The internal topic holding offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Bytes read per step when replaying an offsets partition at start-up.
+const REPLAY_READ_BYTES: usize = 1024 * 1024;
+
+struct Entry {
+    group: Rc<RefCell<Group>>,
+    /// Re-arms the group's timer when its deadlines move earlier.
+    timer: Rc<Signal>,
+}
+
+pub struct GroupCoordinator {
+    groups: RefCell<HashMap<String, Entry>>,
+    pub limits: GroupLimits,
+    offsets_retention: Duration,
+}
+
+impl GroupCoordinator {
+    pub fn new(limits: GroupLimits, offsets_retention: Duration) -> GroupCoordinator {
+        GroupCoordinator {
+            groups: RefCell::new(HashMap::new()),
+            limits,
+            offsets_retention,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
+        self.groups.borrow().get(id).map(|e| e.group.clone())
+    }
+
+    /// Ids and a summary of every group on this shard.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        self.groups
+            .borrow()
+            .values()
+            .map(|e| {
+                let g = e.group.borrow();
+                (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)
+            })
+            .collect()
+    }
+
+    /// Wakes the group's timer after a change that may have moved a deadline earlier.
+    pub fn rearm(&self, id: &str) {
+        if let Some(entry) = self.groups.borrow().get(id) {
+            entry.timer.notify_all();
+        }
+    }
+
+    /// The group, created (Empty) with its timer if it does not exist yet.
+    pub fn get_or_create(&self, shard: &Rc<Shard>, id: &str) -> Rc<RefCell<Group>> {
+        if let Some(group) = self.get(id) {
+            return group;
+        }
+        let group = Rc::new(RefCell::new(Group::new(id, now_ms())));
+        let timer = Rc::new(Signal::default());
+        self.groups.borrow_mut().insert(
+            id.to_string(),
+            Entry {
+                group: group.clone(),
+                timer: timer.clone(),
+            },
+        );
+        glommio::spawn_local(run_timer(shard.clone(), id.to_string(), group.clone(), timer)).detach();
+        group
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Some(entry) = self.groups.borrow_mut().remove(id) {
+            entry.group.borrow_mut().state = GroupState::Dead;
+            entry.timer.notify_all();
+        }
+    }
+
+    /// Rebuilds offsets and generations from the offsets partitions this shard owns.
+    pub async fn load(&self, shard: &Rc<Shard>) -> Result<(), String> {
+        let snapshot = shard.metadata();
+        let Some(topic) = snapshot.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        for p in 0..topic.partition_count() {
+            let partition = PartitionId(p);
+            if topic.owner(partition) != Some(shard.id) {
+                continue;
+            }
+            let log = shard
+                .partition(OFFSETS_TOPIC, partition)
+                .ok_or_else(|| format!("{OFFSETS_TOPIC}-{p} is not open on its owner"))?;
+            let mut offset = log.log_start_offset();
+            let end = log.end_offset();
+            let mut records = 0usize;
+            while offset < end {
+                let batches = log
+                    .read(offset, REPLAY_READ_BYTES)
+                    .await
+                    .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
+                if batches.is_empty() {
+                    break;
+                }
+                for chunk in batches {
+                    let ranges = record_batch::split_batches(&chunk)
+                        .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
+                    for range in ranges {
+                        let next = record_batch::BatchHeader::new(&chunk[range.clone()])
+                            .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?
+                            .last_offset()
+                            .next();
+                        let mut bytes = chunk.slice(range);
+                        let set = RecordBatchDecoder::decode(&mut bytes)
+                            .map_err(|e| format!("decoding {OFFSETS_TOPIC}-{p}: {e}"))?;
+                        for record in set.records.into_iter().filter(|r| r.offset >= offset.0) {
+                            records += 1;
+                            self.apply(shard, record.key, record.value);
+                        }
+                        // Progress comes from the batch header, so a batch whose last records
+                        // were compacted away still moves the replay forward.
+                        offset = offset.max(next);
+                    }
+                }
+            }
+            if records > 0 {
+                tracing::info!("{OFFSETS_TOPIC}-{p}: replayed {records} group records");
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one replayed record.
+    fn apply(&self, shard: &Rc<Shard>, key: Option<Bytes>, value: Option<Bytes>) {
+        let Some(key) = key.and_then(records::decode_key) else {
+            return;
+        };
+        match key {
+            Key::Offset {
+                group,
+                topic,
+                partition,
+            } => {
+                let entry = self.get_or_create(shard, &group);
+                let mut entry = entry.borrow_mut();
+                match value.and_then(records::decode_offset_value) {
+                    Some(value) => {
+                        entry.offsets.insert((topic, partition), value);
+                    }
+                    None => {
+                        entry.offsets.remove(&(topic, partition));
+                    }
+                }
+            }
+            Key::Group { group } => match value.and_then(records::decode_group_value) {
+                Some(value) => {
+                    let entry = self.get_or_create(shard, &group);
+                    let mut entry = entry.borrow_mut();
+                    entry.generation = value.generation;
+                    entry.protocol_type = Some(value.protocol_type);
+                }
+                None => {
+                    // A tombstone deletes the group once its offsets are gone too.
+                    if self.get(&group).is_some_and(|g| g.borrow().offsets.is_empty()) {
+                        self.remove(&group);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Offsets retention: an empty group's offsets expire `offsets.retention.minutes` after
+    /// it became empty.
+    fn retention_deadline(&self, group: &Group) -> Option<i64> {
+        (group.state == GroupState::Empty).then(|| group.empty_since_ms + self.offsets_retention.as_millis() as i64)
+    }
+}
+
+/// Appends `(key, value)` records to a group's offsets partition and makes them durable.
+pub async fn persist(shard: &Rc<Shard>, group: &str, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), KafkaCode> {
+    let snapshot = shard.metadata();
+    let topic = snapshot
+        .topic(OFFSETS_TOPIC)
+        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
+    let partition = PartitionId(records::partition_for(group, topic.partition_count()));
+    let log = shard
+        .partition(OFFSETS_TOPIC, partition)
+        .ok_or(KafkaCode::NotCoordinator)?;
+    let now = now_ms();
+    let batch = record_batch::encode_batch(
+        entries.into_iter().map(|(key, value)| (Some(key), value, now)),
+        Compression::None,
+    )
+    .map_err(|e| {
+        tracing::error!("encoding group records: {e}");
+        KafkaCode::UnknownServerError
+    })?;
+    log.append(&[batch]).await.map_err(|e| {
+        tracing::error!("appending group records of {group}: {e}");
+        KafkaCode::CoordinatorNotAvailable
+    })?;
+    log.flush().await.map_err(|e| {
+        tracing::error!("flushing group records of {group}: {e}");
+        KafkaCode::CoordinatorNotAvailable
+    })
+}
+
+/// The record marking a completed generation.
+pub fn group_record(group: &Group) -> (Bytes, Option<Bytes>) {
+    let value = GroupValue {
+        protocol_type: group.protocol_type.clone().unwrap_or_default(),
+        generation: group.generation,
+        protocol: group.protocol.clone(),
+        leader: group.leader.clone(),
+        state_timestamp_ms: now_ms(),
+    };
+    (records::group_key(&group.id), Some(records::group_value(&value)))
+}
+
+pub fn offset_record(group: &str, topic: &str, partition: i32, value: &OffsetValue) -> (Bytes, Option<Bytes>) {
+    (
+        records::offset_key(group, topic, partition),
+        Some(records::offset_value(value)),
+    )
+}
+
+/// Tombstones for every offset of a group and for the group itself.
+pub fn deletion_records(group: &Group) -> Vec<(Bytes, Option<Bytes>)> {
+    let mut out: Vec<(Bytes, Option<Bytes>)> = group
+        .offsets
+        .keys()
+        .map(|(topic, partition)| (records::offset_key(&group.id, topic, *partition), None))
+        .collect();
+    out.push((records::group_key(&group.id), None));
+    out
+}
+
+/// Drives one group's deadlines: session expiry, rebalance timeout, offset retention. It
+/// sleeps until the next deadline or until the group re-arms it, and ends with the group.
+async fn run_timer(shard: Rc<Shard>, id: String, group: Rc<RefCell<Group>>, timer: Rc<Signal>) {
+    loop {
+        if group.borrow().state == GroupState::Dead {
+            return;
+        }
+        let rearmed = timer.wait();
+        let coordinator = &shard.groups;
+        let retention_ms = coordinator.retention_deadline(&group.borrow());
+        let next = group.borrow().next_deadline();
+        let mut sleep_for = next.map(|d| d.saturating_duration_since(Instant::now()));
+        if let Some(expiry_ms) = retention_ms {
+            let until = Duration::from_millis((expiry_ms - now_ms()).max(0) as u64);
+            sleep_for = Some(sleep_for.map_or(until, |s| s.min(until)));
+        }
+        match sleep_for {
+            Some(duration) => {
+                futures::future::select(rearmed, Box::pin(glommio::timer::sleep(duration))).await;
+            }
+            None => {
+                let _ = rearmed.await;
+            }
+        }
+        if group.borrow().state == GroupState::Dead {
+            return;
+        }
+        let changed = group.borrow_mut().tick(Instant::now(), now_ms(), &coordinator.limits);
+        if changed {
+            tracing::debug!(
+                "group {id}: now {} generation {}",
+                group.borrow().state.name(),
+                group.borrow().generation
+            );
+        }
+        let expired = coordinator
+            .retention_deadline(&group.borrow())
+            .is_some_and(|deadline| now_ms() >= deadline);
+        if expired {
+            let tombstones = deletion_records(&group.borrow());
+            tracing::info!("group {id}: empty past offsets.retention.minutes, expiring its offsets");
+            if persist(&shard, &id, tombstones).await.is_ok() {
+                coordinator.remove(&id);
+                return;
+            }
+        }
+    }
+}

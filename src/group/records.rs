@@ -1,0 +1,222 @@
+//! The records groups keep in `__consumer_offsets`, in Kafka's own layouts so Kafka's tools
+//! can read the log: offset commits (key version 1, value version 3) and group metadata
+//! (key version 2, value version 3). A record with a null value is a tombstone.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Which partition of `__consumer_offsets` holds group `group`: Kafka's
+/// `abs(groupId.hashCode()) % partitions`, with Java's `String.hashCode` over UTF-16.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    assert!(partitions > 0, "offsets topic without partitions");
+    let mut hash: i32 = 0;
+    for unit in group.encode_utf16() {
+        hash = hash.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partitions
+}
+
+/// A decoded record key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
+}
+
+/// A committed offset as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+/// What survives a restart of a group: enough to continue generations and describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp_ms: i64,
+}
+
+fn put_string(out: &mut BytesMut, s: &str) {
+    out.put_i16(s.len() as i16);
+    out.put_slice(s.as_bytes());
+}
+
+fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(out, s),
+        None => out.put_i16(-1),
+    }
+}
+
+fn get_string(input: &mut Bytes) -> Option<String> {
+    let len = get_i16(input)?;
+    if len < 0 || input.remaining() < len as usize {
+        return None;
+    }
+    String::from_utf8(input.split_to(len as usize).to_vec()).ok()
+}
+
+fn get_nullable_string(input: &mut Bytes) -> Option<Option<String>> {
+    if input.remaining() < 2 {
+        return None;
+    }
+    if i16::from_be_bytes([input[0], input[1]]) == -1 {
+        input.advance(2);
+        return Some(None);
+    }
+    get_string(input).map(Some)
+}
+
+fn get_i16(input: &mut Bytes) -> Option<i16> {
+    (input.remaining() >= 2).then(|| input.get_i16())
+}
+fn get_i32(input: &mut Bytes) -> Option<i32> {
+    (input.remaining() >= 4).then(|| input.get_i32())
+}
+fn get_i64(input: &mut Bytes) -> Option<i64> {
+    (input.remaining() >= 8).then(|| input.get_i64())
+}
+
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(1);
+    put_string(&mut out, group);
+    put_string(&mut out, topic);
+    out.put_i32(partition);
+    out.freeze()
+}
+
+pub fn group_key(group: &str) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(2);
+    put_string(&mut out, group);
+    out.freeze()
+}
+
+pub fn offset_value(value: &OffsetValue) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(3);
+    out.put_i64(value.offset);
+    out.put_i32(value.leader_epoch);
+    put_string(&mut out, &value.metadata);
+    out.put_i64(value.commit_timestamp_ms);
+    out.freeze()
+}
+
+/// Group metadata value v3 with an empty member list: members rejoin after a restart.
+pub fn group_value(value: &GroupValue) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(3);
+    put_string(&mut out, &value.protocol_type);
+    out.put_i32(value.generation);
+    put_nullable_string(&mut out, value.protocol.as_deref());
+    put_nullable_string(&mut out, value.leader.as_deref());
+    out.put_i64(value.state_timestamp_ms);
+    out.put_i32(0);
+    out.freeze()
+}
+
+pub fn decode_key(mut key: Bytes) -> Option<Key> {
+    match get_i16(&mut key)? {
+        0 | 1 => Some(Key::Offset {
+            group: get_string(&mut key)?,
+            topic: get_string(&mut key)?,
+            partition: get_i32(&mut key)?,
+        }),
+        2 => Some(Key::Group {
+            group: get_string(&mut key)?,
+        }),
+        _ => None,
+    }
+}
+
+pub fn decode_offset_value(mut value: Bytes) -> Option<OffsetValue> {
+    let version = get_i16(&mut value)?;
+    let offset = get_i64(&mut value)?;
+    let leader_epoch = if version >= 3 { get_i32(&mut value)? } else { -1 };
+    let metadata = get_string(&mut value)?;
+    let commit_timestamp_ms = get_i64(&mut value)?;
+    Some(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms,
+    })
+}
+
+pub fn decode_group_value(mut value: Bytes) -> Option<GroupValue> {
+    let version = get_i16(&mut value)?;
+    let protocol_type = get_string(&mut value)?;
+    let generation = get_i32(&mut value)?;
+    let protocol = get_nullable_string(&mut value)?;
+    let leader = get_nullable_string(&mut value)?;
+    let state_timestamp_ms = if version >= 2 { get_i64(&mut value)? } else { -1 };
+    Some(GroupValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden values of Java's String.hashCode, so groups land where Kafka puts them.
+    #[test]
+    fn partition_matches_kafkas_placement() {
+        // Java: "test-group".hashCode() == 627841412.
+        assert_eq!(partition_for("test-group", 50), 12);
+        assert_eq!(partition_for("a", 50), 47);
+        assert_eq!(partition_for("", 50), 0);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Utils.abs maps to 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // A negative hash: "telemetry-ingest".hashCode() == -388193544.
+        assert_eq!(partition_for("telemetry-ingest", 50), 44);
+    }
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let key = offset_key("g", "orders", 7);
+        assert_eq!(
+            decode_key(key),
+            Some(Key::Offset {
+                group: "g".into(),
+                topic: "orders".into(),
+                partition: 7
+            })
+        );
+        assert_eq!(decode_key(group_key("g")), Some(Key::Group { group: "g".into() }));
+        let offset = OffsetValue {
+            offset: 42,
+            leader_epoch: 0,
+            metadata: "m".into(),
+            commit_timestamp_ms: 1,
+        };
+        assert_eq!(decode_offset_value(offset_value(&offset)), Some(offset));
+        let group = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: None,
+            state_timestamp_ms: 9,
+        };
+        assert_eq!(decode_group_value(group_value(&group)), Some(group));
+        assert_eq!(decode_key(Bytes::from_static(&[0, 9])), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! DescribeGroups: state, protocol and members of each group, from its coordinator. A group
+//! nobody knows is described as Dead (Kafka's answer at these versions).
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::describe_groups_response::{
+    DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+};
+use kafka_protocol::messages::GroupId;
+
+use crate::group::classic::GroupState;
+use crate::group::on_coordinator;
+use crate::kafka::handlers::{error_code, str_bytes};
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for id in request.groups {
+        let group_id = id.0.to_string();
+        let described = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+            describe(&shard, &group_id)
+        })
+        .await
+        .unwrap_or_else(|code| DescribedGroup::default().with_error_code(error_code(Some(code))));
+        groups.push(described.with_group_id(GroupId(str_bytes(id.0.to_string()))));
+    }
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// Runs on the coordinator.
+fn describe(shard: &Rc<Shard>, group_id: &str) -> DescribedGroup {
+    let Some(group) = shard.groups.get(group_id) else {
+        return DescribedGroup::default().with_group_state(str_bytes(GroupState::Dead.name()));
+    };
+    let group = group.borrow();
+    let protocol = group.protocol.clone().unwrap_or_default();
+    let members = group
+        .members
+        .values()
+        .map(|m| {
+            let stable = group.state == GroupState::Stable;
+            DescribedGroupMember::default()
+                .with_member_id(str_bytes(m.id.clone()))
+                .with_group_instance_id(m.instance_id.clone().map(str_bytes))
+                .with_client_id(str_bytes(m.client_id.clone()))
+                .with_client_host(str_bytes(m.client_host.clone()))
+                .with_member_metadata(m.metadata(&protocol))
+                .with_member_assignment(if stable {
+                    m.assignment.clone()
+                } else {
+                    Default::default()
+                })
+        })
+        .collect();
+    DescribedGroup::default()
+        .with_group_state(str_bytes(group.state.name()))
+        .with_protocol_type(str_bytes(group.protocol_type.clone().unwrap_or_default()))
+        .with_protocol_data(str_bytes(protocol))
+        .with_members(members)
+}

@@ -1,0 +1,33 @@
+//! Heartbeat: keeps a member's session alive and tells it when to rejoin.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+
+use crate::error::KafkaCode;
+use crate::group::on_coordinator;
+use crate::kafka::handlers::error_code;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let group_id = request.group_id.0.to_string();
+    let error = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+        // A group this coordinator does not know has no members: the sender must rejoin.
+        let Some(group) = shard.groups.get(&group_id) else {
+            return Some(KafkaCode::UnknownMemberId);
+        };
+        let instance = request.group_instance_id.map(|s| s.to_string());
+        let error = group.borrow_mut().heartbeat(
+            &request.member_id,
+            instance.as_deref(),
+            request.generation_id,
+            Instant::now(),
+        );
+        error
+    })
+    .await
+    .unwrap_or_else(Some);
+    HeartbeatResponse::default().with_error_code(error_code(error))
+}

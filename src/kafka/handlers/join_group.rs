@@ -1,0 +1,84 @@
+//! JoinGroup: a member (re)joins a classic group; answered when the rebalance completes.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::join_group_request::JoinGroupRequest;
+use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
+
+use crate::constants::GROUP_MEMBERS_MAX;
+use crate::error::KafkaCode;
+use crate::group::classic::{self, JoinOutcome, Reply};
+use crate::group::on_coordinator;
+use crate::kafka::handlers::{error_code, str_bytes};
+use crate::shard::Shard;
+use crate::storage::segment::now_ms;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    request: JoinGroupRequest,
+    client_id: String,
+    client_host: String,
+) -> JoinGroupResponse {
+    let group_id = request.group_id.0.to_string();
+    let member_id = request.member_id.to_string();
+    let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+        let join = classic::JoinRequest {
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.map(|s| s.to_string()),
+            client_id,
+            client_host,
+            session_timeout: Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+            // v0 has no rebalance timeout: Kafka uses the session timeout.
+            rebalance_timeout: Duration::from_millis(if version >= 1 {
+                request.rebalance_timeout_ms.max(0) as u64
+            } else {
+                request.session_timeout_ms.max(0) as u64
+            }),
+            protocol_type: request.protocol_type.to_string(),
+            protocols: request
+                .protocols
+                .into_iter()
+                .map(|p| (p.name.to_string(), p.metadata))
+                .collect(),
+            require_known_member_id: version >= 4,
+        };
+        let group = shard.groups.get_or_create(&shard, &group_id);
+        let full = join.member_id.is_empty() && group.borrow().members.len() >= GROUP_MEMBERS_MAX;
+        if full {
+            return JoinOutcome::failed(KafkaCode::GroupMaxSizeReached, "");
+        }
+        let reply = group
+            .borrow_mut()
+            .join(join, Instant::now(), now_ms(), &shard.groups.limits);
+        shard.groups.rearm(&group_id);
+        match reply {
+            Reply::Now(outcome) => outcome,
+            Reply::Later(answer) => answer
+                .await
+                .unwrap_or_else(|_| JoinOutcome::failed(KafkaCode::UnknownMemberId, "")),
+        }
+    })
+    .await
+    .unwrap_or_else(|code| JoinOutcome::failed(code, &member_id));
+
+    let members = outcome
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(id))
+                .with_group_instance_id(instance.map(str_bytes))
+                .with_metadata(metadata)
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(error_code(outcome.error))
+        .with_generation_id(outcome.generation)
+        .with_protocol_type(outcome.protocol_type.map(str_bytes))
+        .with_protocol_name(outcome.protocol.map(str_bytes))
+        .with_leader(str_bytes(outcome.leader))
+        .with_member_id(str_bytes(outcome.member_id))
+        .with_members(members)
+}

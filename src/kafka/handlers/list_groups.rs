@@ -1,0 +1,43 @@
+//! ListGroups: every group on every shard, optionally filtered by state (v4+) and type (v5+).
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
+use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+use kafka_protocol::messages::GroupId;
+
+use crate::kafka::handlers::str_bytes;
+use crate::shard::Shard;
+
+/// The only group type served so far.
+const CLASSIC: &str = "classic";
+
+pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let per_shard = shard
+        .invoke_on_all(|shard| async move {
+            shard
+                .groups
+                .list()
+                .into_iter()
+                .map(|(id, protocol_type, state)| (id, protocol_type, state.name().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let mut groups: Vec<ListedGroup> = per_shard
+        .into_iter()
+        .flat_map(|listed| listed.unwrap_or_default())
+        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == CLASSIC))
+        .map(|(id, protocol_type, state)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id)))
+                .with_protocol_type(str_bytes(protocol_type))
+                .with_group_state(str_bytes(state))
+                .with_group_type(str_bytes(CLASSIC))
+        })
+        .collect();
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    ListGroupsResponse::default().with_groups(groups)
+}

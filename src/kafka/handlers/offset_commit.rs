@@ -1,0 +1,140 @@
+//! OffsetCommit: a group's consumed positions, durable in `__consumer_offsets` before the
+//! answer. Members of a live group must name their current generation; a commit with
+//! generation -1 (simple consumers, admin tools) is accepted only for a group with no members.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+
+use crate::error::KafkaCode;
+use crate::group::classic::GroupState;
+use crate::group::records::OffsetValue;
+use crate::group::{coordinator, on_coordinator};
+use crate::ids::PartitionId;
+use crate::kafka::handlers::error_code;
+use crate::shard::Shard;
+use crate::storage::segment::now_ms;
+
+pub async fn handle(shard: &Rc<Shard>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = request.group_id.0.to_string();
+    let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()))
+        .collect();
+    let codes: Vec<Vec<Option<KafkaCode>>> = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+        commit(&shard, &group_id, request).await
+    })
+    .await
+    .unwrap_or_else(|code| {
+        shape
+            .iter()
+            .map(|(_, ps)| ps.iter().map(|_| Some(code)).collect())
+            .collect()
+    });
+    let topics = shape
+        .into_iter()
+        .zip(codes)
+        .map(|((name, partitions), codes)| {
+            let partitions = partitions
+                .into_iter()
+                .zip(codes)
+                .map(|(p, code)| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(error_code(code))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Runs on the coordinator: one error code per partition, in request order.
+async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest) -> Vec<Vec<Option<KafkaCode>>> {
+    let every = |code: KafkaCode| -> Vec<Vec<Option<KafkaCode>>> {
+        request
+            .topics
+            .iter()
+            .map(|t| t.partitions.iter().map(|_| Some(code)).collect())
+            .collect()
+    };
+    let generation = request.generation_id_or_member_epoch;
+    let member = request.member_id.to_string();
+    if let Some(code) = membership_error(shard, group_id, &member, generation) {
+        return every(code);
+    }
+    let snapshot = shard.metadata();
+    let now = now_ms();
+    let mut records = Vec::new();
+    let mut accepted = Vec::new();
+    let codes: Vec<Vec<Option<KafkaCode>>> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let found = snapshot.topic(&topic.name.0);
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    if found.and_then(|t| t.owner(PartitionId(p.partition_index))).is_none() {
+                        return Some(KafkaCode::UnknownTopicOrPartition);
+                    }
+                    let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                    if metadata.len() > shard.config.offset_metadata_max_bytes {
+                        return Some(KafkaCode::OffsetMetadataTooLarge);
+                    }
+                    let value = OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now,
+                    };
+                    records.push(coordinator::offset_record(
+                        group_id,
+                        &topic.name.0,
+                        p.partition_index,
+                        &value,
+                    ));
+                    accepted.push(((topic.name.0.to_string(), p.partition_index), value));
+                    None
+                })
+                .collect()
+        })
+        .collect();
+    if records.is_empty() {
+        return codes;
+    }
+    if let Err(code) = coordinator::persist(shard, group_id, records).await {
+        return every(code);
+    }
+    let group = shard.groups.get_or_create(shard, group_id);
+    group.borrow_mut().offsets.extend(accepted);
+    codes
+}
+
+/// Why a commit from `member` at `generation` is refused, if it is.
+fn membership_error(shard: &Rc<Shard>, group_id: &str, member: &str, generation: i32) -> Option<KafkaCode> {
+    let group = shard.groups.get(group_id);
+    let Some(group) = group else {
+        // No such group: only a simple (generation -1) commit creates one.
+        return (generation >= 0).then_some(KafkaCode::IllegalGeneration);
+    };
+    let group = group.borrow();
+    if generation < 0 && member.is_empty() {
+        return (!group.is_empty()).then_some(KafkaCode::UnknownMemberId);
+    }
+    if !group.members.contains_key(member) {
+        return Some(KafkaCode::UnknownMemberId);
+    }
+    if generation != group.generation {
+        return Some(KafkaCode::IllegalGeneration);
+    }
+    (group.state == GroupState::CompletingRebalance).then_some(KafkaCode::RebalanceInProgress)
+}

@@ -1,0 +1,143 @@
+//! OffsetFetch: committed offsets of one group (v0-v7) or several (v8+). A partition with no
+//! commit answers offset -1.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, TopicName};
+
+use crate::error::KafkaCode;
+use crate::group::on_coordinator;
+use crate::kafka::handlers::{error_code, str_bytes};
+use crate::shard::Shard;
+
+/// (offset, leader epoch, metadata) of one partition.
+type Committed = (i64, i32, Option<String>);
+/// Per topic, per partition: what is committed.
+type GroupOffsets = Vec<(String, Vec<(i32, Committed)>)>;
+
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version < 8 {
+        let wanted = request.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let (error, offsets) = fetch(shard, request.group_id.0.to_string(), wanted).await;
+        let topics = offsets
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(p, (offset, epoch, metadata))| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(metadata.map(str_bytes))
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(str_bytes(topic)))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        return OffsetFetchResponse::default()
+            .with_error_code(error_code(error))
+            .with_topics(topics);
+    }
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for group in request.groups {
+        let wanted = group.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let (error, offsets) = fetch(shard, group.group_id.0.to_string(), wanted).await;
+        let topics = offsets
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(p, (offset, epoch, metadata))| {
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(metadata.map(str_bytes))
+                    })
+                    .collect();
+                OffsetFetchResponseTopics::default()
+                    .with_name(TopicName(str_bytes(topic)))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        groups.push(
+            OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(str_bytes(group.group_id.0.to_string())))
+                .with_error_code(error_code(error))
+                .with_topics(topics),
+        );
+    }
+    OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// The group's committed offsets for `wanted` (every committed partition when None).
+async fn fetch(
+    shard: &Rc<Shard>,
+    group_id: String,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> (Option<KafkaCode>, GroupOffsets) {
+    let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+        let group = shard.groups.get(&group_id);
+        let committed = |topic: &str, p: i32| -> Committed {
+            group
+                .as_ref()
+                .and_then(|g| {
+                    g.borrow()
+                        .offsets
+                        .get(&(topic.to_string(), p))
+                        .map(|v| (v.offset, v.leader_epoch, Some(v.metadata.clone())))
+                })
+                .unwrap_or((-1, -1, Some(String::new())))
+        };
+        match wanted {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let values = partitions.into_iter().map(|p| (p, committed(&topic, p))).collect();
+                    (topic, values)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, Committed)>> = Default::default();
+                if let Some(group) = &group {
+                    for ((topic, p), v) in &group.borrow().offsets {
+                        by_topic
+                            .entry(topic.clone())
+                            .or_default()
+                            .push((*p, (v.offset, v.leader_epoch, Some(v.metadata.clone()))));
+                    }
+                }
+                by_topic
+                    .into_iter()
+                    .map(|(topic, mut partitions)| {
+                        partitions.sort_by_key(|(p, _)| *p);
+                        (topic, partitions)
+                    })
+                    .collect::<GroupOffsets>()
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(offsets) => (None, offsets),
+        Err(code) => (Some(code), Vec::new()),
+    }
+}

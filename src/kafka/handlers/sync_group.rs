@@ -1,0 +1,53 @@
+//! SyncGroup: the leader hands in the assignment; every member gets its share.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
+use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+
+use crate::error::KafkaCode;
+use crate::group::classic::{Reply, SyncOutcome};
+use crate::group::{coordinator, on_coordinator};
+use crate::kafka::handlers::{error_code, str_bytes};
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupResponse {
+    let group_id = request.group_id.0.to_string();
+    let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+        let Some(group) = shard.groups.get(&group_id) else {
+            return SyncOutcome::failed(KafkaCode::UnknownMemberId);
+        };
+        let assignments = request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect();
+        let instance = request.group_instance_id.map(|s| s.to_string());
+        let (reply, effects) = group.borrow_mut().sync(
+            &request.member_id,
+            instance.as_deref(),
+            request.generation_id,
+            assignments,
+        );
+        if effects.persist_group {
+            // The generation is durable before its leader hears that it is complete.
+            let record = coordinator::group_record(&group.borrow());
+            if let Err(code) = coordinator::persist(&shard, &group_id, vec![record]).await {
+                return SyncOutcome::failed(code);
+            }
+        }
+        match reply {
+            Reply::Now(outcome) => outcome,
+            Reply::Later(answer) => answer
+                .await
+                .unwrap_or_else(|_| SyncOutcome::failed(KafkaCode::RebalanceInProgress)),
+        }
+    })
+    .await
+    .unwrap_or_else(SyncOutcome::failed);
+    SyncGroupResponse::default()
+        .with_error_code(error_code(outcome.error))
+        .with_protocol_type(outcome.protocol_type.map(str_bytes))
+        .with_protocol_name(outcome.protocol.map(str_bytes))
+        .with_assignment(outcome.assignment)
+}

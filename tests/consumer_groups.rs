@@ -1,0 +1,278 @@
+//! Classic consumer groups with librdkafka: partitions split across members exactly once,
+//! failover when a member vanishes (killed, no LeaveGroup), offsets that survive a broker
+//! restart, and independent groups on one topic.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{flush, send, Broker, WAIT};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::BaseRecord;
+
+const TOPIC: &str = "work";
+const PARTITIONS: i32 = 12;
+/// Short initial rebalance delay so groups form quickly in tests.
+const CONFIG: &str = "\"group.initial.rebalance.delay.ms\" = 300\n";
+
+struct Member {
+    consumer: BaseConsumer,
+    /// (partition, offset, value) in arrival order.
+    received: Vec<(i32, i64, String)>,
+}
+
+fn member(broker: &Broker, group: &str, extra: &[(&str, &str)]) -> Member {
+    let mut settings = vec![
+        ("group.id", group),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "300"),
+        ("auto.offset.reset", "earliest"),
+        ("partition.assignment.strategy", "range"),
+    ];
+    settings.extend_from_slice(extra);
+    let consumer = broker.consumer(&settings);
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    Member {
+        consumer,
+        received: Vec::new(),
+    }
+}
+
+fn assigned(member: &Member) -> Vec<i32> {
+    let mut partitions: Vec<i32> = member
+        .consumer
+        .assignment()
+        .expect("assignment")
+        .elements_for_topic(TOPIC)
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    partitions.sort();
+    partitions
+}
+
+/// Polls every member until `done` holds, failing after [`WAIT`].
+fn pump(members: &mut [Member], what: &str, done: impl Fn(&[Member]) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for member in members.iter_mut() {
+            while let Some(result) = member.consumer.poll(Duration::from_millis(10)) {
+                match result {
+                    Ok(m) => member.received.push((
+                        m.partition(),
+                        m.offset(),
+                        String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap(),
+                    )),
+                    Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {}
+                    Err(e) => panic!("consumer error while waiting for {what}: {e}"),
+                }
+            }
+        }
+        if done(members) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen within {WAIT:?}");
+    }
+}
+
+/// The members' assignments cover `count` partitions between them, each exactly once.
+fn exact_cover(members: &[Member], count: usize) -> bool {
+    let all: Vec<i32> = members.iter().flat_map(assigned).collect();
+    let unique: HashSet<i32> = all.iter().copied().collect();
+    all.len() == count && unique.len() == count
+}
+
+fn produce(broker: &Broker, from: usize, to: usize) {
+    let producer = broker.producer(&[]);
+    for i in from..to {
+        let value = i.to_string();
+        send(
+            &producer,
+            BaseRecord::to(TOPIC).key(value.as_bytes()).payload(value.as_bytes()),
+        );
+    }
+    flush(&producer);
+}
+
+fn values(members: &[Member]) -> Vec<usize> {
+    members
+        .iter()
+        .flat_map(|m| m.received.iter().map(|(_, _, v)| v.parse::<usize>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn three_members_split_twelve_partitions_and_consume_everything_once() {
+    let broker = Broker::start_with_config(CONFIG);
+    broker.create_topic(TOPIC, PARTITIONS);
+    let mut members: Vec<Member> = (0..3).map(|_| member(&broker, "split", &[])).collect();
+    pump(&mut members, "an even, exact assignment", |m| {
+        exact_cover(m, PARTITIONS as usize) && m.iter().all(|m| assigned(m).len() == 4)
+    });
+
+    produce(&broker, 0, 3000);
+    pump(&mut members, "every record consumed", |m| values(m).len() >= 3000);
+    let mut all = values(&members);
+    all.sort();
+    assert_eq!(
+        all,
+        (0..3000).collect::<Vec<_>>(),
+        "each record exactly once across the group"
+    );
+    for m in &members {
+        let owned: HashSet<i32> = assigned(m).into_iter().collect();
+        assert!(
+            m.received.iter().all(|(p, _, _)| owned.contains(p)),
+            "records only from owned partitions"
+        );
+    }
+
+    // The group is visible through ListGroups and DescribeGroups.
+    let groups = members[0]
+        .consumer
+        .fetch_group_list(Some("split"), WAIT)
+        .expect("group list");
+    let group = &groups.groups()[0];
+    assert_eq!(group.state(), "Stable");
+    assert_eq!(group.protocol(), "range");
+    assert_eq!(group.members().len(), 3);
+}
+
+/// Set by the parent for the child process that plays the member that vanishes.
+const VANISHING_MEMBER: &str = "SLUICE_TEST_VANISHING_MEMBER";
+
+/// Not a test on its own: the member process of `a_vanished_member_is_replaced...`, which
+/// joins the group and consumes until the parent kills it with SIGKILL.
+#[test]
+#[ignore = "helper process for the vanishing-member test"]
+fn vanishing_member_process() {
+    let Ok(bootstrap) = std::env::var(VANISHING_MEMBER) else {
+        return;
+    };
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "failover")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    loop {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+}
+
+fn spawn_vanishing_member(broker: &Broker) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "vanishing_member_process", "--ignored", "--nocapture"])
+        .env(VANISHING_MEMBER, &broker.addr)
+        .spawn()
+        .expect("spawn member process")
+}
+
+#[test]
+fn a_vanished_member_is_replaced_within_the_session_timeout() {
+    let broker = Broker::start_with_config(CONFIG);
+    broker.create_topic(TOPIC, PARTITIONS);
+    let mut child = spawn_vanishing_member(&broker);
+    let commit_often = [
+        ("enable.auto.commit", "true"),
+        ("enable.auto.offset.store", "true"),
+        ("auto.commit.interval.ms", "100"),
+    ];
+    let mut members: Vec<Member> = (0..2).map(|_| member(&broker, "failover", &commit_often)).collect();
+    // Two of three members: 8 of 12 partitions here, the other 4 with the child.
+    pump(&mut members, "a three-way split", |m| {
+        exact_cover(m, 8) && m.iter().all(|m| assigned(m).len() == 4)
+    });
+    produce(&broker, 0, 600);
+
+    child.kill().expect("kill the member process");
+    child.wait().expect("reap the member process");
+    let killed = Instant::now();
+    pump(&mut members, "the survivors taking every partition", |m| {
+        exact_cover(m, PARTITIONS as usize)
+    });
+    let failover = killed.elapsed();
+    produce(&broker, 600, 1200);
+    pump(&mut members, "every record consumed by the survivors", |m| {
+        values(m).into_iter().collect::<HashSet<_>>().len() >= 1200
+    });
+
+    let seen: HashSet<usize> = values(&members).into_iter().collect();
+    assert_eq!(seen, (0..1200).collect::<HashSet<_>>(), "no record is lost");
+    for m in &members {
+        let mut positions = HashSet::new();
+        for (p, offset, _) in &m.received {
+            assert!(positions.insert((*p, *offset)), "a member received {p}@{offset} twice");
+        }
+    }
+    eprintln!("failover took {failover:?} (session timeout 6 s)");
+}
+
+#[test]
+fn committed_offsets_survive_a_restart_and_a_new_member_resumes_there() {
+    let mut broker = Broker::start_with_config(CONFIG);
+    broker.create_topic(TOPIC, PARTITIONS);
+    produce(&broker, 0, 1200);
+    let manual = [("enable.auto.commit", "false"), ("enable.auto.offset.store", "true")];
+    let mut first = vec![member(&broker, "resume", &manual)];
+    pump(&mut first, "half the records", |m| m[0].received.len() >= 600);
+    let consumed = first[0].received.clone();
+    first[0]
+        .consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    let mut committed: HashMap<i32, i64> = HashMap::new();
+    for (p, offset, _) in &consumed {
+        let next = committed.entry(*p).or_insert(0);
+        *next = (*next).max(offset + 1);
+    }
+    drop(first);
+
+    broker.restart();
+    let mut second = vec![member(&broker, "resume", &manual)];
+    pump(&mut second, "the rest of the records", |m| {
+        m[0].received.len() >= 1200 - consumed.len()
+    });
+    let mut first_seen: HashMap<i32, i64> = HashMap::new();
+    for (p, offset, _) in &second[0].received {
+        first_seen.entry(*p).or_insert(*offset);
+    }
+    for (p, start) in &first_seen {
+        assert_eq!(
+            *start,
+            committed.get(p).copied().unwrap_or(0),
+            "partition {p} resumed at its commit"
+        );
+    }
+    let mut all: Vec<usize> = consumed.iter().map(|(_, _, v)| v.parse().unwrap()).collect();
+    all.extend(values(&second));
+    all.sort();
+    assert_eq!(
+        all,
+        (0..1200).collect::<Vec<_>>(),
+        "nothing skipped or repeated across the restart"
+    );
+}
+
+#[test]
+fn two_groups_each_receive_everything() {
+    let broker = Broker::start_with_config(CONFIG);
+    broker.create_topic(TOPIC, PARTITIONS);
+    produce(&broker, 0, 500);
+    let mut a = vec![member(&broker, "group-a", &[]), member(&broker, "group-a", &[])];
+    let mut b = vec![member(&broker, "group-b", &[])];
+    pump(&mut a, "group a to read everything", |m| values(m).len() >= 500);
+    pump(&mut b, "group b to read everything", |m| values(m).len() >= 500);
+    for group in [&a, &b] {
+        let mut all = values(group);
+        all.sort();
+        assert_eq!(all, (0..500).collect::<Vec<_>>());
+    }
+}
