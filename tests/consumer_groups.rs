@@ -276,3 +276,86 @@ fn two_groups_each_receive_everything() {
         assert_eq!(all, (0..500).collect::<Vec<_>>());
     }
 }
+
+/// Polls until `done`, checking `invariant` after every round.
+fn pump_checking(members: &mut [Member], what: &str, invariant: impl Fn(&[Member]), done: impl Fn(&[Member]) -> bool) {
+    pump(members, what, |m| {
+        invariant(m);
+        done(m)
+    });
+}
+
+#[test]
+fn cooperative_sticky_rebalances_incrementally() {
+    let broker = Broker::start_with_config(CONFIG);
+    broker.create_topic(TOPIC, PARTITIONS);
+    let cooperative = [("partition.assignment.strategy", "cooperative-sticky")];
+    let mut members = vec![
+        member(&broker, "sticky", &cooperative),
+        member(&broker, "sticky", &cooperative),
+    ];
+    pump(&mut members, "a two-way split", |m| {
+        exact_cover(m, 12) && m.iter().all(|m| assigned(m).len() == 6)
+    });
+    let before: Vec<HashSet<i32>> = members.iter().map(|m| assigned(m).into_iter().collect()).collect();
+
+    members.push(member(&broker, "sticky", &cooperative));
+    pump_checking(
+        &mut members,
+        "a three-way split",
+        |m| {
+            // Incremental: the first two keep what they had while the newcomer joins; they
+            // only ever give partitions up, never take new ones, and never drop to nothing.
+            for (i, previous) in before.iter().enumerate() {
+                let now: HashSet<i32> = assigned(&m[i]).into_iter().collect();
+                assert!(!now.is_empty(), "member {i} lost every partition: an eager revocation");
+                assert!(now.is_subset(previous), "member {i} gained partitions it did not have");
+            }
+        },
+        |m| exact_cover(m, 12) && m.iter().all(|m| assigned(m).len() == 4),
+    );
+}
+
+#[test]
+fn a_static_member_rejoins_without_a_rebalance() {
+    let broker = Broker::start_with_config(CONFIG);
+    broker.create_topic(TOPIC, PARTITIONS);
+    let static_member = |instance: &str| {
+        member(
+            &broker,
+            "static",
+            &[("group.instance.id", instance), ("session.timeout.ms", "30000")],
+        )
+    };
+    let mut members = vec![static_member("alpha"), static_member("beta")];
+    pump(&mut members, "a two-way split", |m| {
+        exact_cover(m, 12) && m.iter().all(|m| assigned(m).len() == 6)
+    });
+    let alpha = assigned(&members[0]);
+    let beta = assigned(&members[1]);
+
+    // Beta restarts: a static member's close does not leave the group, and its replacement
+    // with the same instance id takes over its partitions without a rebalance.
+    let restarted = members.pop().expect("beta");
+    drop(restarted);
+    members.push(static_member("beta"));
+    pump_checking(
+        &mut members,
+        "beta to get its partitions back",
+        |m| assert_eq!(assigned(&m[0]), alpha, "alpha's assignment never changed"),
+        |m| assigned(&m[1]) == beta,
+    );
+    let groups = members[0]
+        .consumer
+        .fetch_group_list(Some("static"), WAIT)
+        .expect("group list");
+    assert_eq!(groups.groups()[0].members().len(), 2, "still two members");
+    let generations = broker
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains("group static: generation"))
+        .count();
+    assert_eq!(generations, 1, "the rejoin completed no new generation");
+}

@@ -650,3 +650,166 @@ impl Group {
         before != (self.state, self.generation, self.members.len(), self.pending.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: GroupLimits = GroupLimits {
+        initial_rebalance_delay: Duration::from_millis(100),
+        min_session_timeout: Duration::from_millis(10),
+        max_session_timeout: Duration::from_secs(600),
+    };
+
+    fn request(member_id: &str, instance_id: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_string(),
+            instance_id: instance_id.map(str::to_string),
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: vec![
+                ("range".into(), Bytes::from_static(b"r")),
+                ("roundrobin".into(), Bytes::new()),
+            ],
+            require_known_member_id: true,
+        }
+    }
+
+    fn now_answer<T>(reply: Reply<T>) -> T {
+        match reply {
+            Reply::Now(answer) => answer,
+            Reply::Later(_) => panic!("expected an immediate answer"),
+        }
+    }
+
+    fn later<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
+        match reply {
+            Reply::Later(receiver) => receiver,
+            Reply::Now(_) => panic!("expected to wait"),
+        }
+    }
+
+    /// Joins a member by the v4+ two-step handshake; returns its id and its pending join.
+    fn join(group: &mut Group, now: Instant) -> (String, oneshot::Receiver<JoinOutcome>) {
+        let first = now_answer(group.join(request("", None), now, 0, &LIMITS));
+        assert_eq!(first.error, Some(KafkaCode::MemberIdRequired));
+        let id = first.member_id;
+        let waiting = later(group.join(request(&id, None), now, 0, &LIMITS));
+        (id, waiting)
+    }
+
+    #[test]
+    fn a_forming_group_waits_out_the_initial_delay_then_elects_a_leader() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g", 0);
+        let (a, mut a_join) = join(&mut group, t0);
+        let (b, mut b_join) = join(&mut group, t0);
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        assert!(a_join.try_recv().unwrap().is_none(), "still inside the initial delay");
+        assert!(group.tick(t0 + LIMITS.initial_rebalance_delay, 0, &LIMITS));
+        let (a_out, b_out) = (a_join.try_recv().unwrap().unwrap(), b_join.try_recv().unwrap().unwrap());
+        assert_eq!((a_out.generation, a_out.protocol.as_deref()), (1, Some("range")));
+        assert_eq!(a_out.leader, a);
+        assert_eq!(a_out.members.len(), 2, "the leader sees every member");
+        assert!(b_out.members.is_empty(), "followers do not");
+        assert_eq!(group.state, GroupState::CompletingRebalance);
+
+        let mut b_sync = later(group.sync(&b, None, 1, Vec::new()).0);
+        let assignments = vec![
+            (a.clone(), Bytes::from_static(b"A")),
+            (b.clone(), Bytes::from_static(b"B")),
+        ];
+        let (reply, effects) = group.sync(&a, None, 1, assignments);
+        assert!(effects.persist_group);
+        assert_eq!(
+            later(reply).try_recv().unwrap().unwrap().assignment,
+            Bytes::from_static(b"A")
+        );
+        assert_eq!(b_sync.try_recv().unwrap().unwrap().assignment, Bytes::from_static(b"B"));
+        assert_eq!(group.state, GroupState::Stable);
+    }
+
+    #[test]
+    fn a_new_member_makes_the_others_rejoin_and_heartbeats_say_so() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g", 0);
+        let (a, _) = join(&mut group, t0);
+        group.tick(t0 + LIMITS.initial_rebalance_delay, 0, &LIMITS);
+        group.sync(&a, None, 1, vec![(a.clone(), Bytes::new())]);
+        assert_eq!(group.state, GroupState::Stable);
+
+        let (_b, mut b_join) = join(&mut group, t0);
+        assert_eq!(group.heartbeat(&a, None, 1, t0), Some(KafkaCode::RebalanceInProgress));
+        assert_eq!(group.heartbeat(&a, None, 7, t0), Some(KafkaCode::IllegalGeneration));
+        assert_eq!(group.heartbeat("nobody", None, 1, t0), Some(KafkaCode::UnknownMemberId));
+        // Once the old member rejoins, everyone is in: no waiting for a deadline.
+        let mut a_join = later(group.join(request(&a, None), t0, 0, &LIMITS));
+        assert_eq!(a_join.try_recv().unwrap().unwrap().generation, 2);
+        assert_eq!(b_join.try_recv().unwrap().unwrap().generation, 2);
+    }
+
+    #[test]
+    fn an_expired_session_removes_the_member_and_rebalances() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g", 0);
+        let (a, _) = join(&mut group, t0);
+        let (b, _) = join(&mut group, t0);
+        let t1 = t0 + LIMITS.initial_rebalance_delay;
+        group.tick(t1, 0, &LIMITS);
+        group.sync(&a, None, 1, Vec::new());
+        // Only a keeps heartbeating.
+        let t2 = t1 + Duration::from_secs(9);
+        assert_eq!(group.heartbeat(&a, None, 1, t2), None);
+        assert!(group.tick(t1 + Duration::from_secs(11), 0, &LIMITS));
+        assert!(!group.members.contains_key(&b), "b's session expired");
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+    }
+
+    #[test]
+    fn a_replaced_static_member_is_fenced() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g", 0);
+        let first = later(group.join(request("", Some("alpha")), t0, 0, &LIMITS));
+        drop(first);
+        let old_id = group.members.keys().next().unwrap().clone();
+        group.tick(t0 + LIMITS.initial_rebalance_delay, 0, &LIMITS);
+        group.sync(
+            &old_id,
+            Some("alpha"),
+            1,
+            vec![(old_id.clone(), Bytes::from_static(b"mine"))],
+        );
+        // The same instance restarts: it takes over without a new generation.
+        let rejoined = now_answer(group.join(request("", Some("alpha")), t0, 0, &LIMITS));
+        assert_eq!((rejoined.error, rejoined.generation), (None, 1));
+        assert_ne!(rejoined.member_id, old_id);
+        let (reply, _) = group.sync(&rejoined.member_id, Some("alpha"), 1, Vec::new());
+        assert_eq!(now_answer(reply).assignment, Bytes::from_static(b"mine"));
+        assert_eq!(
+            group.heartbeat(&old_id, Some("alpha"), 1, t0),
+            Some(KafkaCode::FencedInstanceId)
+        );
+    }
+
+    #[test]
+    fn protocols_must_be_shared_and_sessions_in_range() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g", 0);
+        join(&mut group, t0);
+        let mut other = request("", None);
+        other.protocols = vec![("cooperative-sticky".into(), Bytes::new())];
+        assert_eq!(
+            now_answer(group.join(other, t0, 0, &LIMITS)).error,
+            Some(KafkaCode::InconsistentGroupProtocol)
+        );
+        let mut short = request("", None);
+        short.session_timeout = Duration::from_millis(1);
+        assert_eq!(
+            now_answer(group.join(short, t0, 0, &LIMITS)).error,
+            Some(KafkaCode::InvalidSessionTimeout)
+        );
+    }
+}

@@ -190,7 +190,7 @@ fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mut
         .args(extra_args)
         .env(
             "SLUICE_LOG",
-            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn,sluice::net=debug".into()),
+            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn,sluice::net=debug,sluice::group=info".into()),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

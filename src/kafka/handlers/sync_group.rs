@@ -32,6 +32,8 @@ pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupRe
         if effects.persist_group {
             // The generation is durable before its leader hears that it is complete.
             let record = coordinator::group_record(&group.borrow());
+            let (generation, members) = (group.borrow().generation, group.borrow().members.len());
+            tracing::info!(target: "sluice::group", "group {group_id}: generation {generation} assigned to {members} members");
             if let Err(code) = coordinator::persist(&shard, &group_id, vec![record]).await {
                 return SyncOutcome::failed(code);
             }
