@@ -77,3 +77,34 @@ fn kafka_python_and_librdkafka_read_each_others_records() {
     }
     assert_eq!(seen.len(), FROM_PYTHON);
 }
+
+/// kafka-python as a group member: joins, commits, leaves; a second member resumes at the
+/// commit. The coordinator code path is the same one librdkafka uses, from another client.
+#[test]
+fn kafka_python_group_consumer_commits_and_resumes() {
+    let broker = Broker::start_with_config("\"group.initial.rebalance.delay.ms\" = 200\n");
+    broker.create_topic("python-group-topic", 3);
+    let producer = broker.producer(&[]);
+    for i in 0..900 {
+        let value = i.to_string();
+        send(
+            &producer,
+            BaseRecord::to("python-group-topic")
+                .key(value.as_bytes())
+                .payload(value.as_bytes()),
+        );
+    }
+    flush(&producer);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/group.py");
+    let output = Command::new(python())
+        .arg(&script)
+        .args([broker.addr.as_str(), "python-group-topic", "900", "400"])
+        .output()
+        .expect("run kafka-python");
+    assert!(
+        output.status.success(),
+        "kafka-python group consumer failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -798,7 +798,7 @@ mod tests {
     fn protocols_must_be_shared_and_sessions_in_range() {
         let t0 = Instant::now();
         let mut group = Group::new("g", 0);
-        join(&mut group, t0);
+        let _first = join(&mut group, t0);
         let mut other = request("", None);
         other.protocols = vec![("cooperative-sticky".into(), Bytes::new())];
         assert_eq!(
