@@ -1,5 +1,7 @@
 //! Command-line entry: one file per subcommand.
 
+pub mod client;
+pub mod group;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(serve::ServeArgs),
+    /// Inspect consumer groups (over the Kafka protocol; any Kafka-compatible broker).
+    Group(group::GroupArgs),
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -32,6 +36,7 @@ pub fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Group(args) => group::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

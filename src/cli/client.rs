@@ -1,0 +1,78 @@
+//! A small blocking Kafka client for the administration subcommands: one connection, one
+//! request at a time, kafka-protocol for every encoding. It speaks plain Kafka, so the
+//! subcommands work against any Kafka-compatible broker.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+
+/// Longest a reply may take before the command gives up.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response frame accepted.
+const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+pub struct Client {
+    stream: TcpStream,
+    address: String,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(address: &str) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            address: address.to_string(),
+            correlation_id: 0,
+        })
+    }
+
+    /// Sends `request` at `version` and reads its response.
+    pub fn call<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<R::Response> {
+        let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key {}", R::KEY))?;
+        self.correlation_id += 1;
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-cli")))
+            .encode(&mut frame, key.request_header_version(version))?;
+        request.encode(&mut frame, version)?;
+        let length = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&length.to_be_bytes());
+        self.stream
+            .write_all(&frame)
+            .with_context(|| format!("sending {key:?} to {}", self.address))?;
+
+        let mut length = [0u8; 4];
+        self.stream
+            .read_exact(&mut length)
+            .with_context(|| format!("reading the {key:?} reply from {}", self.address))?;
+        let length = i32::from_be_bytes(length);
+        if length < 0 || length as usize > RESPONSE_BYTES_MAX {
+            bail!("{} sent a {length}-byte frame", self.address);
+        }
+        let mut body = vec![0u8; length as usize];
+        self.stream.read_exact(&mut body)?;
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, key.response_header_version(version))?;
+        if header.correlation_id != self.correlation_id {
+            bail!(
+                "{} answered request {} instead of {}",
+                self.address,
+                header.correlation_id,
+                self.correlation_id
+            );
+        }
+        R::Response::decode(&mut body, version)
+    }
+}
