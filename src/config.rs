@@ -49,6 +49,18 @@ pub struct ServerConfig {
         rename = "group.initial.rebalance.delay.ms"
     )]
     pub group_initial_rebalance_delay_ms: u64,
+    /// Session timeout of consumer-protocol (KIP-848) members, set by the broker.
+    #[serde(
+        default = "default_consumer_session_timeout_ms",
+        rename = "group.consumer.session.timeout.ms"
+    )]
+    pub group_consumer_session_timeout_ms: u64,
+    /// How often consumer-protocol members are told to heartbeat.
+    #[serde(
+        default = "default_consumer_heartbeat_interval_ms",
+        rename = "group.consumer.heartbeat.interval.ms"
+    )]
+    pub group_consumer_heartbeat_interval_ms: u64,
     #[serde(default = "default_min_session_timeout_ms", rename = "group.min.session.timeout.ms")]
     pub group_min_session_timeout_ms: u64,
     #[serde(default = "default_max_session_timeout_ms", rename = "group.max.session.timeout.ms")]
@@ -90,6 +102,12 @@ fn default_offset_metadata_max_bytes() -> usize {
 }
 fn default_initial_rebalance_delay_ms() -> u64 {
     3000
+}
+fn default_consumer_session_timeout_ms() -> u64 {
+    45_000
+}
+fn default_consumer_heartbeat_interval_ms() -> u64 {
+    5_000
 }
 fn default_min_session_timeout_ms() -> u64 {
     6000
@@ -139,6 +157,14 @@ impl ServerConfig {
         }
         if self.offsets_retention_minutes < 1 {
             return Err(ConfigError::new("offsets.retention.minutes", "must be at least 1"));
+        }
+        if self.group_consumer_heartbeat_interval_ms == 0
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+        {
+            return Err(ConfigError::new(
+                "group.consumer.heartbeat.interval.ms",
+                "must be above 0 and below group.consumer.session.timeout.ms",
+            ));
         }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err(ConfigError::new(

@@ -143,6 +143,9 @@ fn three_members_split_twelve_partitions_and_consume_everything_once() {
 
 /// Set by the parent for the child process that plays the member that vanishes.
 const VANISHING_MEMBER: &str = "SLUICE_TEST_VANISHING_MEMBER";
+/// The group and protocol ("classic" or "consumer") the vanishing member uses.
+const VANISHING_GROUP: &str = "SLUICE_TEST_VANISHING_GROUP";
+const VANISHING_PROTOCOL: &str = "SLUICE_TEST_VANISHING_PROTOCOL";
 
 /// Not a test on its own: the member process of `a_vanished_member_is_replaced...`, which
 /// joins the group and consumes until the parent kills it with SIGKILL.
@@ -152,34 +155,61 @@ fn vanishing_member_process() {
     let Ok(bootstrap) = std::env::var(VANISHING_MEMBER) else {
         return;
     };
-    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+    let group = std::env::var(VANISHING_GROUP).expect("group");
+    let mut config = rdkafka::config::ClientConfig::new();
+    config
         .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "failover")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "300")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "range")
-        .create()
-        .expect("consumer");
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest");
+    if std::env::var(VANISHING_PROTOCOL).as_deref() == Ok("consumer") {
+        config.set("group.protocol", "consumer");
+    } else {
+        config
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "300")
+            .set("partition.assignment.strategy", "range");
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
     consumer.subscribe(&[TOPIC]).expect("subscribe");
     loop {
         let _ = consumer.poll(Duration::from_millis(100));
     }
 }
 
-fn spawn_vanishing_member(broker: &Broker) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
+/// The member process; killed when dropped, so a failing test never leaves it running.
+struct MemberProcess(Child);
+
+impl MemberProcess {
+    fn kill(&mut self) {
+        self.0.kill().expect("kill the member process");
+        self.0.wait().expect("reap the member process");
+    }
+}
+
+impl Drop for MemberProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_vanishing_member(broker: &Broker, group: &str, protocol: &str) -> MemberProcess {
+    let child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "vanishing_member_process", "--ignored", "--nocapture"])
         .env(VANISHING_MEMBER, &broker.addr)
+        .env(VANISHING_GROUP, group)
+        .env(VANISHING_PROTOCOL, protocol)
+        .stdout(std::process::Stdio::null())
         .spawn()
-        .expect("spawn member process")
+        .expect("spawn member process");
+    MemberProcess(child)
 }
 
 #[test]
 fn a_vanished_member_is_replaced_within_the_session_timeout() {
     let broker = Broker::start_with_config(CONFIG);
     broker.create_topic(TOPIC, PARTITIONS);
-    let mut child = spawn_vanishing_member(&broker);
+    let mut child = spawn_vanishing_member(&broker, "failover", "classic");
     let commit_often = [
         ("enable.auto.commit", "true"),
         ("enable.auto.offset.store", "true"),
@@ -192,8 +222,7 @@ fn a_vanished_member_is_replaced_within_the_session_timeout() {
     });
     produce(&broker, 0, 600);
 
-    child.kill().expect("kill the member process");
-    child.wait().expect("reap the member process");
+    child.kill();
     let killed = Instant::now();
     pump(&mut members, "the survivors taking every partition", |m| {
         exact_cover(m, PARTITIONS as usize)
@@ -358,4 +387,58 @@ fn a_static_member_rejoins_without_a_rebalance() {
         .filter(|line| line.contains("group static: generation"))
         .count();
     assert_eq!(generations, 1, "the rejoin completed no new generation");
+}
+
+/// Consumer-protocol (KIP-848) members: the broker's uniform assignor splits the topic, and a
+/// killed member's partitions move to the survivors within the session timeout.
+#[test]
+fn consumer_protocol_members_split_and_fail_over() {
+    let broker = Broker::start_with_config(
+        "\"group.consumer.session.timeout.ms\" = 6000\n\"group.consumer.heartbeat.interval.ms\" = 300\n",
+    );
+    broker.create_topic(TOPIC, PARTITIONS);
+    let consumer_member = |broker: &Broker| {
+        let consumer = broker.consumer(&[
+            ("group.id", "kip848"),
+            ("group.protocol", "consumer"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "true"),
+            ("enable.auto.offset.store", "true"),
+            ("auto.commit.interval.ms", "100"),
+        ]);
+        consumer.subscribe(&[TOPIC]).expect("subscribe");
+        Member {
+            consumer,
+            received: Vec::new(),
+        }
+    };
+    let mut child = spawn_vanishing_member(&broker, "kip848", "consumer");
+    let mut members = vec![consumer_member(&broker), consumer_member(&broker)];
+    pump(&mut members, "a three-way split by the broker", |m| {
+        exact_cover(m, 8) && m.iter().all(|m| assigned(m).len() == 4)
+    });
+    produce(&broker, 0, 600);
+
+    child.kill();
+    pump(&mut members, "the survivors taking every partition", |m| {
+        exact_cover(m, PARTITIONS as usize)
+    });
+    produce(&broker, 600, 1200);
+    pump(&mut members, "every record consumed by the survivors", |m| {
+        values(m).into_iter().collect::<HashSet<_>>().len() >= 1200
+    });
+    let seen: HashSet<usize> = values(&members).into_iter().collect();
+    assert_eq!(seen, (0..1200).collect::<HashSet<_>>(), "no record is lost");
+    for m in &members {
+        let mut positions = HashSet::new();
+        for (p, offset, _) in &m.received {
+            assert!(positions.insert((*p, *offset)), "a member received {p}@{offset} twice");
+        }
+    }
+    let groups = members[0].consumer.fetch_group_list(Some("kip848"), WAIT);
+    if let Ok(groups) = groups {
+        // librdkafka lists groups through ListGroups/DescribeGroups; the consumer group shows
+        // up with its protocol type.
+        assert!(groups.groups().iter().all(|g| g.name() == "kip848"));
+    }
 }

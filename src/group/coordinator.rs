@@ -16,6 +16,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use crate::error::KafkaCode;
 use crate::group::classic::{Group, GroupLimits, GroupState};
+use crate::group::consumer::ConsumerGroup;
 use crate::group::records::{self, GroupValue, Key, OffsetValue};
 use crate::ids::PartitionId;
 use crate::kafka::record_batch;
@@ -37,28 +38,89 @@ struct Entry {
 
 pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Entry>>,
+    /// Groups on the consumer protocol (KIP-848). Their offsets live in the classic entry of
+    /// the same id, which stays without members.
+    consumer_groups: RefCell<HashMap<String, ConsumerEntry>>,
     pub limits: GroupLimits,
     offsets_retention: Duration,
+    pub consumer_session_timeout: Duration,
+    pub consumer_heartbeat_interval: Duration,
+}
+
+struct ConsumerEntry {
+    group: Rc<RefCell<ConsumerGroup>>,
+    timer: Rc<Signal>,
 }
 
 impl GroupCoordinator {
-    pub fn new(limits: GroupLimits, offsets_retention: Duration) -> GroupCoordinator {
+    pub fn new(
+        limits: GroupLimits,
+        offsets_retention: Duration,
+        consumer_session_timeout: Duration,
+        consumer_heartbeat_interval: Duration,
+    ) -> GroupCoordinator {
         GroupCoordinator {
             groups: RefCell::new(HashMap::new()),
+            consumer_groups: RefCell::new(HashMap::new()),
             limits,
             offsets_retention,
+            consumer_session_timeout,
+            consumer_heartbeat_interval,
         }
+    }
+
+    pub fn consumer_group(&self, id: &str) -> Option<Rc<RefCell<ConsumerGroup>>> {
+        self.consumer_groups.borrow().get(id).map(|e| e.group.clone())
+    }
+
+    /// The consumer-protocol group, created with its timer if it does not exist yet.
+    pub fn consumer_group_or_create(&self, id: &str) -> Rc<RefCell<ConsumerGroup>> {
+        if let Some(group) = self.consumer_group(id) {
+            return group;
+        }
+        let group = Rc::new(RefCell::new(ConsumerGroup::new(id)));
+        let timer = Rc::new(Signal::default());
+        self.consumer_groups.borrow_mut().insert(
+            id.to_string(),
+            ConsumerEntry {
+                group: group.clone(),
+                timer: timer.clone(),
+            },
+        );
+        glommio::spawn_local(run_consumer_timer(id.to_string(), group.clone(), timer)).detach();
+        group
+    }
+
+    pub fn rearm_consumer(&self, id: &str) {
+        if let Some(entry) = self.consumer_groups.borrow().get(id) {
+            entry.timer.notify_all();
+        }
+    }
+
+    /// Ids, states and member counts of this shard's consumer-protocol groups.
+    pub fn list_consumer(&self) -> Vec<(String, &'static str)> {
+        self.consumer_groups
+            .borrow()
+            .values()
+            .map(|e| {
+                let g = e.group.borrow();
+                (g.id.clone(), g.state())
+            })
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
         self.groups.borrow().get(id).map(|e| e.group.clone())
     }
 
-    /// Ids and a summary of every group on this shard.
+    /// Ids and a summary of every classic group on this shard (not the offset holders of
+    /// consumer-protocol groups).
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let consumer = self.consumer_groups.borrow();
         self.groups
             .borrow()
             .values()
+            .filter(|e| !consumer.contains_key(&e.group.borrow().id))
             .map(|e| {
                 let g = e.group.borrow();
                 (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state)
@@ -301,6 +363,27 @@ async fn run_timer(shard: Rc<Shard>, id: String, group: Rc<RefCell<Group>>, time
                 coordinator.remove(&id);
                 return;
             }
+        }
+    }
+}
+
+/// Drives a consumer-protocol group's deadlines: members whose session expired, or who did
+/// not release partitions within their rebalance timeout, are removed.
+async fn run_consumer_timer(id: String, group: Rc<RefCell<ConsumerGroup>>, timer: Rc<Signal>) {
+    loop {
+        let rearmed = timer.wait();
+        let next = group.borrow().next_deadline();
+        match next {
+            Some(deadline) => {
+                let sleep = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+                futures::future::select(rearmed, Box::pin(sleep)).await;
+            }
+            None => {
+                let _ = rearmed.await;
+            }
+        }
+        for member in group.borrow_mut().tick(Instant::now()) {
+            tracing::info!(target: "sluice::group", "group {id}: member {member} removed (session or release timeout)");
         }
     }
 }

@@ -3,11 +3,14 @@
 //! Group `g` is coordinated on the shard that owns partition `partition_for(g, P)` of the
 //! internal, compacted `__consumer_offsets` topic ([`records::partition_for`], Kafka's own
 //! mapping). Requests for a group hop once to that shard ([`on_coordinator`]); there the
-//! shard's [`coordinator::GroupCoordinator`] runs the [`classic`] state machine and writes
+//! shard's [`coordinator::GroupCoordinator`] runs the [`classic`] protocol or the broker-assigned
+//! [`consumer`] protocol (KIP-848, with the [`assignor`]s) and writes
 //! offsets and generations as records into that partition, from which they are rebuilt at
 //! start-up.
 
+pub mod assignor;
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod records;
 

@@ -85,7 +85,12 @@ impl Shard {
         };
         let offsets_retention = std::time::Duration::from_secs(config.offsets_retention_minutes as u64 * 60);
         Shard {
-            groups: GroupCoordinator::new(limits, offsets_retention),
+            groups: GroupCoordinator::new(
+                limits,
+                offsets_retention,
+                std::time::Duration::from_millis(config.group_consumer_session_timeout_ms),
+                std::time::Duration::from_millis(config.group_consumer_heartbeat_interval_ms),
+            ),
             id: ShardId(senders.peer_id()),
             count: senders.nr_consumers(),
             config,

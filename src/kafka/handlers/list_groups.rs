@@ -1,4 +1,5 @@
-//! ListGroups: every group on every shard, optionally filtered by state (v4+) and type (v5+).
+//! ListGroups: every group on every shard, classic and consumer-protocol, optionally filtered
+//! by state (v4+) and type (v5+).
 
 use std::rc::Rc;
 
@@ -9,33 +10,38 @@ use kafka_protocol::messages::GroupId;
 use crate::kafka::handlers::str_bytes;
 use crate::shard::Shard;
 
-/// The only group type served so far.
 const CLASSIC: &str = "classic";
+const CONSUMER: &str = "consumer";
 
 pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let per_shard = shard
         .invoke_on_all(|shard| async move {
-            shard
+            let classic = shard
                 .groups
                 .list()
                 .into_iter()
-                .map(|(id, protocol_type, state)| (id, protocol_type, state.name().to_string()))
-                .collect::<Vec<_>>()
+                .map(|(id, protocol_type, state)| (id, protocol_type, state.name().to_string(), CLASSIC));
+            let consumer = shard
+                .groups
+                .list_consumer()
+                .into_iter()
+                .map(|(id, state)| (id, CONSUMER.to_string(), state.to_string(), CONSUMER));
+            classic.chain(consumer).collect::<Vec<_>>()
         })
         .await;
     let mut groups: Vec<ListedGroup> = per_shard
         .into_iter()
         .flat_map(|listed| listed.unwrap_or_default())
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == CLASSIC))
-        .map(|(id, protocol_type, state)| {
+        .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(id, protocol_type, state, kind)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
                 .with_protocol_type(str_bytes(protocol_type))
                 .with_group_state(str_bytes(state))
-                .with_group_type(str_bytes(CLASSIC))
+                .with_group_type(str_bytes(kind))
         })
         .collect();
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));

@@ -121,6 +121,13 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
 
 /// Why a commit from `member` at `generation` is refused, if it is.
 fn membership_error(shard: &Rc<Shard>, group_id: &str, member: &str, generation: i32) -> Option<KafkaCode> {
+    if let Some(group) = shard.groups.consumer_group(group_id) {
+        // Consumer-protocol members commit with their member epoch.
+        if generation >= 0 || !member.is_empty() {
+            return group.borrow().commit_allowed(member, generation).err();
+        }
+        return (!group.borrow().members.is_empty()).then_some(KafkaCode::UnknownMemberId);
+    }
     let group = shard.groups.get(group_id);
     let Some(group) = group else {
         // No such group: only a simple (generation -1) commit creates one.
