@@ -435,10 +435,47 @@ fn consumer_protocol_members_split_and_fail_over() {
             assert!(positions.insert((*p, *offset)), "a member received {p}@{offset} twice");
         }
     }
-    let groups = members[0].consumer.fetch_group_list(Some("kip848"), WAIT);
-    if let Ok(groups) = groups {
-        // librdkafka lists groups through ListGroups/DescribeGroups; the consumer group shows
-        // up with its protocol type.
-        assert!(groups.groups().iter().all(|g| g.name() == "kip848"));
+    // DescribeGroups shows a consumer-protocol group as Kafka does.
+    let groups = members[0]
+        .consumer
+        .fetch_group_list(Some("kip848"), WAIT)
+        .expect("group list");
+    let group = &groups.groups()[0];
+    assert_eq!((group.protocol_type(), group.protocol()), ("consumer", "uniform"));
+    assert_eq!(group.members().len(), 2, "the killed member is gone");
+}
+
+/// `offsets.retention.minutes`: a standalone consumer's commit (no group members) expires
+/// that long after it was made.
+#[test]
+fn offsets_of_a_group_without_members_expire_after_the_retention() {
+    let broker = Broker::start_with_config("\"offsets.retention.minutes\" = 1\n");
+    broker.create_topic(TOPIC, 1);
+    let consumer = broker.consumer(&[("group.id", "standalone")]);
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(TOPIC, 0, rdkafka::Offset::Offset(42))
+        .unwrap();
+    consumer.commit(&list, CommitMode::Sync).expect("standalone commit");
+    let committed = |consumer: &BaseConsumer| {
+        let mut wanted = rdkafka::TopicPartitionList::new();
+        wanted.add_partition(TOPIC, 0);
+        consumer
+            .committed_offsets(wanted, WAIT)
+            .expect("committed")
+            .find_partition(TOPIC, 0)
+            .expect("partition")
+            .offset()
+    };
+    assert_eq!(committed(&consumer), rdkafka::Offset::Offset(42));
+    let committed_at = Instant::now();
+    // Retention is one minute: poll until the offset is gone, allowing generous slack.
+    let deadline = committed_at + Duration::from_secs(150);
+    while committed(&consumer) != rdkafka::Offset::Invalid {
+        assert!(Instant::now() < deadline, "the offset never expired");
+        std::thread::sleep(Duration::from_millis(500));
     }
+    assert!(
+        committed_at.elapsed() >= Duration::from_secs(55),
+        "expired before the retention"
+    );
 }

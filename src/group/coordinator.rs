@@ -252,10 +252,31 @@ impl GroupCoordinator {
         }
     }
 
-    /// Offsets retention: an empty group's offsets expire `offsets.retention.minutes` after
-    /// it became empty.
+    /// Offsets retention (`offsets.retention.minutes`): a group that has members keeps its
+    /// offsets; an empty group loses them that long after it became empty, and a group that
+    /// never had members (standalone consumers committing directly) that long after its last
+    /// commit. Consumer-protocol groups keep theirs while they have members.
     fn retention_deadline(&self, group: &Group) -> Option<i64> {
-        (group.state == GroupState::Empty).then(|| group.empty_since_ms + self.offsets_retention.as_millis() as i64)
+        if group.state != GroupState::Empty {
+            return None;
+        }
+        if self
+            .consumer_group(&group.id)
+            .is_some_and(|g| !g.borrow().members.is_empty())
+        {
+            return None;
+        }
+        let since = if group.protocol_type.is_none() {
+            group
+                .offsets
+                .values()
+                .map(|o| o.commit_timestamp_ms)
+                .max()
+                .unwrap_or(group.empty_since_ms)
+        } else {
+            group.empty_since_ms
+        };
+        Some(since + self.offsets_retention.as_millis() as i64)
     }
 }
 

@@ -9,9 +9,14 @@ use kafka_protocol::messages::describe_groups_response::{
 };
 use kafka_protocol::messages::GroupId;
 
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::group::assignor::Assignment;
 use crate::group::classic::GroupState;
+use crate::group::consumer::ConsumerGroup;
 use crate::group::on_coordinator;
 use crate::kafka::handlers::{error_code, str_bytes};
+use crate::metadata::MetadataSnapshot;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
@@ -30,6 +35,9 @@ pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> Descri
 
 /// Runs on the coordinator.
 fn describe(shard: &Rc<Shard>, group_id: &str) -> DescribedGroup {
+    if let Some(group) = shard.groups.consumer_group(group_id) {
+        return describe_consumer(shard, &group.borrow());
+    }
     let Some(group) = shard.groups.get(group_id) else {
         return DescribedGroup::default().with_group_state(str_bytes(GroupState::Dead.name()));
     };
@@ -58,4 +66,54 @@ fn describe(shard: &Rc<Shard>, group_id: &str) -> DescribedGroup {
         .with_protocol_type(str_bytes(group.protocol_type.clone().unwrap_or_default()))
         .with_protocol_data(str_bytes(protocol))
         .with_members(members)
+}
+
+/// A consumer-protocol group through the classic API, as Kafka shows one: protocol type
+/// "consumer", the assignor as the protocol, and each member's assignment encoded as a
+/// ConsumerProtocolAssignment so existing tools can read it.
+fn describe_consumer(shard: &Rc<Shard>, group: &ConsumerGroup) -> DescribedGroup {
+    let snapshot = shard.metadata();
+    let members = group
+        .members
+        .values()
+        .map(|m| {
+            DescribedGroupMember::default()
+                .with_member_id(str_bytes(m.id.clone()))
+                .with_group_instance_id(m.instance_id.clone().map(str_bytes))
+                .with_client_id(str_bytes(m.client_id.clone()))
+                .with_client_host(str_bytes(m.client_host.clone()))
+                .with_member_assignment(consumer_protocol_assignment(&snapshot, &m.assigned))
+        })
+        .collect();
+    let assignor = group
+        .members
+        .values()
+        .find_map(|m| m.assignor.clone())
+        .unwrap_or_else(|| crate::group::assignor::UNIFORM.to_string());
+    DescribedGroup::default()
+        .with_group_state(str_bytes(group.state()))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocol_data(str_bytes(assignor))
+        .with_members(members)
+}
+
+/// ConsumerProtocolAssignment v0: topics with their partitions, no user data.
+fn consumer_protocol_assignment(snapshot: &MetadataSnapshot, assigned: &Assignment) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    out.put_i32(assigned.len() as i32);
+    for (topic, partitions) in assigned {
+        let name = snapshot
+            .topic_by_id(*topic)
+            .map(|t| t.meta.name.clone())
+            .unwrap_or_default();
+        out.put_i16(name.len() as i16);
+        out.put_slice(name.as_bytes());
+        out.put_i32(partitions.len() as i32);
+        for p in partitions {
+            out.put_i32(*p);
+        }
+    }
+    out.put_i32(-1);
+    out.freeze()
 }
