@@ -193,6 +193,36 @@ impl Drop for MemberProcess {
     }
 }
 
+/// Kills the member process once records flow, waits for the survivors to own every
+/// partition, and checks that together they consume every record, none twice per member.
+/// Returns how long the takeover took.
+fn fail_over_and_check(broker: &Broker, members: &mut [Member], child: &mut MemberProcess) -> Duration {
+    produce(broker, 0, 600);
+    child.kill();
+    let killed = Instant::now();
+    pump(members, "the survivors taking every partition", |m| {
+        exact_cover(m, PARTITIONS as usize)
+    });
+    let failover = killed.elapsed();
+    // Detection takes one session timeout (6 s here) and the takeover one rebalance; the bound
+    // is loose on purpose, but far below the 60 s generic wait, so a session that never
+    // expired would fail here.
+    assert!(failover < Duration::from_secs(30), "takeover took {failover:?}");
+    produce(broker, 600, 1200);
+    pump(members, "every record consumed by the survivors", |m| {
+        values(m).into_iter().collect::<HashSet<_>>().len() >= 1200
+    });
+    let seen: HashSet<usize> = values(members).into_iter().collect();
+    assert_eq!(seen, (0..1200).collect::<HashSet<_>>(), "no record is lost");
+    for m in members.iter() {
+        let mut positions = HashSet::new();
+        for (p, offset, _) in &m.received {
+            assert!(positions.insert((*p, *offset)), "a member received {p}@{offset} twice");
+        }
+    }
+    failover
+}
+
 fn spawn_vanishing_member(broker: &Broker, group: &str, protocol: &str) -> MemberProcess {
     let child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "vanishing_member_process", "--ignored", "--nocapture"])
@@ -220,28 +250,8 @@ fn a_vanished_member_is_replaced_within_the_session_timeout() {
     pump(&mut members, "a three-way split", |m| {
         exact_cover(m, 8) && m.iter().all(|m| assigned(m).len() == 4)
     });
-    produce(&broker, 0, 600);
-
-    child.kill();
-    let killed = Instant::now();
-    pump(&mut members, "the survivors taking every partition", |m| {
-        exact_cover(m, PARTITIONS as usize)
-    });
-    let failover = killed.elapsed();
-    produce(&broker, 600, 1200);
-    pump(&mut members, "every record consumed by the survivors", |m| {
-        values(m).into_iter().collect::<HashSet<_>>().len() >= 1200
-    });
-
-    let seen: HashSet<usize> = values(&members).into_iter().collect();
-    assert_eq!(seen, (0..1200).collect::<HashSet<_>>(), "no record is lost");
-    for m in &members {
-        let mut positions = HashSet::new();
-        for (p, offset, _) in &m.received {
-            assert!(positions.insert((*p, *offset)), "a member received {p}@{offset} twice");
-        }
-    }
-    eprintln!("failover took {failover:?} (session timeout 6 s)");
+    let failover = fail_over_and_check(&broker, &mut members, &mut child);
+    eprintln!("classic failover took {failover:?} (session timeout 6 s)");
 }
 
 #[test]
@@ -417,24 +427,8 @@ fn consumer_protocol_members_split_and_fail_over() {
     pump(&mut members, "a three-way split by the broker", |m| {
         exact_cover(m, 8) && m.iter().all(|m| assigned(m).len() == 4)
     });
-    produce(&broker, 0, 600);
-
-    child.kill();
-    pump(&mut members, "the survivors taking every partition", |m| {
-        exact_cover(m, PARTITIONS as usize)
-    });
-    produce(&broker, 600, 1200);
-    pump(&mut members, "every record consumed by the survivors", |m| {
-        values(m).into_iter().collect::<HashSet<_>>().len() >= 1200
-    });
-    let seen: HashSet<usize> = values(&members).into_iter().collect();
-    assert_eq!(seen, (0..1200).collect::<HashSet<_>>(), "no record is lost");
-    for m in &members {
-        let mut positions = HashSet::new();
-        for (p, offset, _) in &m.received {
-            assert!(positions.insert((*p, *offset)), "a member received {p}@{offset} twice");
-        }
-    }
+    let failover = fail_over_and_check(&broker, &mut members, &mut child);
+    eprintln!("consumer-protocol failover took {failover:?} (session timeout 6 s)");
     // DescribeGroups shows a consumer-protocol group as Kafka does.
     let groups = members[0]
         .consumer

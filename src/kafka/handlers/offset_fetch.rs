@@ -29,24 +29,21 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: OffsetFetchRequest
                 .collect()
         });
         let (error, offsets) = fetch(shard, request.group_id.0.to_string(), wanted).await;
-        let topics = offsets
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let partitions = partitions
-                    .into_iter()
-                    .map(|(p, (offset, epoch, metadata))| {
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(metadata.map(str_bytes))
-                    })
-                    .collect();
+        let topics = build(
+            offsets,
+            |p, (offset, epoch, metadata)| {
+                OffsetFetchResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(epoch)
+                    .with_metadata(metadata.map(str_bytes))
+            },
+            |name, partitions| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(TopicName(str_bytes(topic)))
+                    .with_name(name)
                     .with_partitions(partitions)
-            })
-            .collect();
+            },
+        );
         return OffsetFetchResponse::default()
             .with_error_code(error_code(error))
             .with_topics(topics);
@@ -60,24 +57,21 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: OffsetFetchRequest
                 .collect()
         });
         let (error, offsets) = fetch(shard, group.group_id.0.to_string(), wanted).await;
-        let topics = offsets
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let partitions = partitions
-                    .into_iter()
-                    .map(|(p, (offset, epoch, metadata))| {
-                        OffsetFetchResponsePartitions::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(metadata.map(str_bytes))
-                    })
-                    .collect();
+        let topics = build(
+            offsets,
+            |p, (offset, epoch, metadata)| {
+                OffsetFetchResponsePartitions::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(epoch)
+                    .with_metadata(metadata.map(str_bytes))
+            },
+            |name, partitions| {
                 OffsetFetchResponseTopics::default()
-                    .with_name(TopicName(str_bytes(topic)))
+                    .with_name(name)
                     .with_partitions(partitions)
-            })
-            .collect();
+            },
+        );
         groups.push(
             OffsetFetchResponseGroup::default()
                 .with_group_id(GroupId(str_bytes(group.group_id.0.to_string())))
@@ -86,6 +80,24 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: OffsetFetchRequest
         );
     }
     OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// Builds the response topics; v0-v7 and v8+ have distinct (but parallel) types.
+fn build<T, P>(
+    offsets: GroupOffsets,
+    partition: impl Fn(i32, Committed) -> P,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+) -> Vec<T> {
+    offsets
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(p, committed)| partition(p, committed))
+                .collect();
+            topic(TopicName(str_bytes(name)), partitions)
+        })
+        .collect()
 }
 
 /// The group's committed offsets for `wanted` (every committed partition when None).
