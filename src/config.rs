@@ -65,6 +65,12 @@ pub struct ServerConfig {
     pub group_min_session_timeout_ms: u64,
     #[serde(default = "default_max_session_timeout_ms", rename = "group.max.session.timeout.ms")]
     pub group_max_session_timeout_ms: u64,
+    /// How often each shard applies `retention.ms` and `retention.bytes`.
+    #[serde(
+        default = "default_retention_check_interval_ms",
+        rename = "log.retention.check.interval.ms"
+    )]
+    pub log_retention_check_interval_ms: u64,
     /// Largest request frame a client may send; a larger one closes its connection.
     #[serde(default = "default_socket_request_max_bytes", rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: u64,
@@ -115,6 +121,9 @@ fn default_min_session_timeout_ms() -> u64 {
 fn default_max_session_timeout_ms() -> u64 {
     1_800_000
 }
+fn default_retention_check_interval_ms() -> u64 {
+    300_000
+}
 fn default_socket_request_max_bytes() -> u64 {
     crate::constants::FRAME_BYTES_MAX as u64
 }
@@ -153,6 +162,12 @@ impl ServerConfig {
                     "must be between 1 and {}",
                     crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX
                 ),
+            ));
+        }
+        if self.log_retention_check_interval_ms == 0 {
+            return Err(ConfigError::new(
+                "log.retention.check.interval.ms",
+                "must be at least 1",
             ));
         }
         if self.offsets_retention_minutes < 1 {

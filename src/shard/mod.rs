@@ -31,6 +31,10 @@ use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::storage::cache::CacheBudget;
 use crate::storage::log::{partition_dir, PartitionLog};
 
+/// Scheduler shares of the background queue; request handling runs with glommio's default
+/// 1000, so maintenance gets about a tenth of a busy shard.
+const BACKGROUND_SHARES: usize = 100;
+
 /// A unit of work sent to another shard.
 pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, ()> + Send>;
 
@@ -226,6 +230,42 @@ impl Shard {
             result.map_err(|e| e.to_string())??;
         }
         Ok(())
+    }
+
+    /// Background log maintenance, in its own low-priority task queue so it never adds latency
+    /// to requests: every `log.retention.check.interval.ms`, retention on every owned log.
+    pub fn start_background(self: &Rc<Self>) {
+        let queue = glommio::executor().create_task_queue(
+            glommio::Shares::Static(BACKGROUND_SHARES),
+            glommio::Latency::NotImportant,
+            "background",
+        );
+        let shard = self.clone();
+        let interval = std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
+        let task = glommio::spawn_local_into(
+            async move {
+                loop {
+                    glommio::timer::sleep(interval).await;
+                    if shard.is_closing() {
+                        return;
+                    }
+                    let logs: Vec<Rc<PartitionLog>> = shard.partitions.borrow().values().cloned().collect();
+                    let now = crate::storage::segment::now_ms();
+                    for log in logs {
+                        if let Err(e) = log.apply_retention(now).await {
+                            tracing::error!("{}-{}: retention: {e}", log.topic, log.partition);
+                        }
+                    }
+                }
+            },
+            queue,
+        );
+        match task {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(e) => tracing::error!("shard {}: starting background work: {e}", self.id),
+        }
     }
 
     /// Stops taking appends and seals every owned log, making all acknowledged data durable.

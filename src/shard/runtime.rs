@@ -210,6 +210,7 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         shard.id,
         shard.partition_count()
     );
+    shard.start_background();
     let acceptor = glommio::spawn_local(crate::net::listener::accept_loop(shard.clone(), listener));
     let _ = ready.send(Ok(()));
     let _ = stopped.await;

@@ -12,6 +12,7 @@ pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -102,6 +103,7 @@ pub const APIS: &[Api] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 pub fn find(api_key: i16) -> Option<Api> {
@@ -155,6 +157,7 @@ pub async fn dispatch(
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(shard, r).await)
         }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(shard, r).await),
         RequestKind::DescribeCluster(_) => ResponseKind::DescribeCluster(describe_cluster::handle(shard)),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, r).await)

@@ -1,0 +1,83 @@
+//! DeleteRecords: moves partitions' log start offsets forward; what lies below is no longer
+//! readable (OFFSET_OUT_OF_RANGE) and whole segments below it are deleted.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
+};
+
+use crate::error::KafkaCode;
+use crate::ids::PartitionId;
+use crate::kafka::handlers::{error_code, fan_out};
+use crate::shard::Shard;
+use crate::storage::log::ReadError;
+
+/// (error, low watermark) of one partition.
+type Answer = (Option<KafkaCode>, i64);
+
+pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let snapshot = shard.metadata();
+    let mut items = Vec::new();
+    let mut found = Vec::new();
+    for topic in &request.topics {
+        let meta = snapshot.topic(&topic.name.0);
+        for p in &topic.partitions {
+            let owner = meta
+                .filter(|t| !t.meta.internal)
+                .and_then(|t| t.owner(PartitionId(p.partition_index)));
+            found.push(owner.is_some());
+            if let Some(owner) = owner {
+                items.push((
+                    owner,
+                    (topic.name.0.to_string(), PartitionId(p.partition_index), p.offset),
+                ));
+            }
+        }
+    }
+    let mut answers = fan_out(shard, items, delete, || (Some(KafkaCode::NotLeaderOrFollower), -1))
+        .await
+        .into_iter();
+    let mut found = found.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let (error, low) = if found.next().expect("one per partition") {
+                        answers.next().expect("one answer per deletion")
+                    } else {
+                        (Some(KafkaCode::UnknownTopicOrPartition), -1)
+                    };
+                    DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error_code(error))
+                        .with_low_watermark(low)
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Runs on the partition's owner shard.
+async fn delete(shard: Rc<Shard>, (topic, partition, offset): (String, PartitionId, i64)) -> Answer {
+    let Some(log) = shard.partition(&topic, partition) else {
+        return (Some(KafkaCode::NotLeaderOrFollower), -1);
+    };
+    match log.delete_records(offset).await {
+        Ok(low) => (None, low.0),
+        Err(ReadError::OutOfRange { .. }) => (Some(KafkaCode::OffsetOutOfRange), -1),
+        Err(ReadError::Storage(e)) => {
+            tracing::error!("{topic}-{partition}: delete records: {e}");
+            (Some(e.kafka_code()), -1)
+        }
+    }
+}
