@@ -90,6 +90,13 @@ impl Broker {
         }
     }
 
+    /// Kills the broker with SIGKILL: no shutdown, no flush, as a crash or power cut would.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("broker is running");
+        child.kill().expect("SIGKILL the broker");
+        child.wait().expect("reap the broker");
+    }
+
     /// Starts the broker again on the same data dir with other arguments (e.g. `--cores`).
     pub fn restart_with(&mut self, extra_args: &[&str]) {
         self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
