@@ -11,57 +11,16 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::raw::{connect, frame, request, response};
 use common::{assign, consume, flush, send, Broker};
 use kafka_protocol::messages::{
     describe_configs_request, incremental_alter_configs_request, list_offsets_request, ApiKey, ApiVersionsResponse,
     DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, RequestHeader, ResponseHeader, TopicName,
+    ListOffsetsRequest, ListOffsetsResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::BaseRecord;
 use rdkafka::Offset;
-
-fn connect(broker: &Broker) -> TcpStream {
-    let stream = TcpStream::connect(&broker.addr).expect("connect");
-    stream.set_read_timeout(Some(common::WAIT)).unwrap();
-    stream
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
-/// Encodes a request with its header for `key` at `version`.
-fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    frame(&buf)
-}
-
-/// Reads one response frame; None if the broker closed the connection instead.
-fn read_response(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).ok()?;
-    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut body).ok()?;
-    Some(Bytes::from(body))
-}
-
-fn response<R: Decodable>(stream: &mut TcpStream, key: ApiKey, version: i16, correlation_id: i32) -> R {
-    let mut bytes = read_response(stream).expect("a response");
-    let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    R::decode(&mut bytes, version).unwrap()
-}
 
 /// The broker closes the connection: a read sees EOF (or a reset) rather than a response.
 fn assert_closed(mut stream: TcpStream, what: &str) {

@@ -64,6 +64,8 @@ pub struct Shard {
     pub identity: Arc<BrokerIdentity>,
     metadata: RefCell<Arc<MetadataSnapshot>>,
     partitions: RefCell<HashMap<(String, PartitionId), Rc<PartitionLog>>>,
+    /// Partitions this shard owns but refuses to serve (their log is corrupt), with why.
+    offline: RefCell<HashMap<(String, PartitionId), String>>,
     senders: Senders<Job>,
     pub authority: Option<Authority>,
     closing: Cell<bool>,
@@ -101,6 +103,7 @@ impl Shard {
             identity,
             metadata: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
+            offline: RefCell::new(HashMap::new()),
             senders,
             authority: store.map(|store| Authority {
                 store: RefCell::new(store),
@@ -160,6 +163,19 @@ impl Shard {
         self.partitions.borrow().get(&(topic.to_string(), partition)).cloned()
     }
 
+    /// The log a request for `topic`-`partition` should use on this shard, or the code to
+    /// answer with: KAFKA_STORAGE_ERROR for a partition taken offline, NOT_LEADER_OR_FOLLOWER
+    /// for one this shard does not own.
+    pub fn log_for(&self, topic: &str, partition: PartitionId) -> Result<Rc<PartitionLog>, crate::error::KafkaCode> {
+        if let Some(log) = self.partition(topic, partition) {
+            return Ok(log);
+        }
+        if self.offline.borrow().contains_key(&(topic.to_string(), partition)) {
+            return Err(crate::error::KafkaCode::KafkaStorageError);
+        }
+        Err(crate::error::KafkaCode::NotLeaderOrFollower)
+    }
+
     pub fn partition_count(&self) -> usize {
         self.partitions.borrow().len()
     }
@@ -199,8 +215,12 @@ impl Shard {
                     log.set_config(topic.config.clone());
                     continue;
                 }
+                let key = (topic.meta.name.clone(), partition);
+                if self.offline.borrow().contains_key(&key) {
+                    continue;
+                }
                 let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
-                let log = PartitionLog::open(
+                let opened = PartitionLog::open(
                     dir,
                     &topic.meta.name,
                     partition,
@@ -208,12 +228,23 @@ impl Shard {
                     topic.config.clone(),
                     self.cache_budget.clone(),
                 )
-                .await?;
-                self.partitions
-                    .borrow_mut()
-                    .insert((topic.meta.name.clone(), partition), log);
+                .await;
+                match opened {
+                    Ok(log) => {
+                        self.partitions.borrow_mut().insert(key, log);
+                    }
+                    Err(e @ StorageError::Corrupt { .. }) => {
+                        // Refuse this partition, loudly; every other partition keeps serving.
+                        tracing::error!("{}-{partition} is offline: {e}", topic.meta.name);
+                        self.offline.borrow_mut().insert(key, e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
+        self.offline
+            .borrow_mut()
+            .retain(|(topic, _), _| snapshot.topic(topic).is_some());
         *self.metadata.borrow_mut() = snapshot;
         Ok(())
     }

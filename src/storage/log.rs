@@ -532,6 +532,25 @@ fn corrupt(path: &Path, position: u64, reason: String) -> StorageError {
     }
 }
 
+/// Checks the CRC of every batch in `batches` (whole batches read from `path` at `position`),
+/// so corruption on disk is reported instead of served.
+fn verify_crcs(batches: &[u8], path: &Path, position: u64) -> Result<(), StorageError> {
+    let ranges = record_batch::split_batches(batches).map_err(|e| corrupt(path, position, e.to_string()))?;
+    for range in ranges {
+        let batch = &batches[range.clone()];
+        let header =
+            BatchHeader::new(batch).map_err(|e| corrupt(path, position + range.start as u64, e.to_string()))?;
+        if crc32c::crc32c(&batch[21..]) != header.crc() {
+            return Err(corrupt(
+                path,
+                position + range.start as u64,
+                format!("CRC mismatch in the batch at offset {}", header.base_offset()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads whole batches from `position` (at or before the batch holding `offset`) up to `end`,
 /// skipping batches before `offset`; returns one contiguous run of at most `max_bytes` (but
 /// at least one batch).
@@ -566,6 +585,7 @@ async fn read_from_disk(
                             .read_at(position + at as u64, total)
                             .await
                             .ctx("read segment", path)?;
+                        verify_crcs(&whole, path, position + at as u64)?;
                         return Ok(Some(Bytes::copy_from_slice(&whole)));
                     }
                     break;
@@ -574,6 +594,7 @@ async fn read_from_disk(
             at += total;
         }
         if let Some(first) = start {
+            verify_crcs(&chunk[first..at], path, position + first as u64)?;
             return Ok(Some(Bytes::copy_from_slice(&chunk[first..at])));
         }
         if at == 0 {

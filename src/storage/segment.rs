@@ -478,6 +478,7 @@ pub async fn scan(file: &DmaFile, path: &Path, base_offset: Offset, file_bytes: 
                 // One batch larger than a scan read: read exactly that batch.
                 let whole = file.read_at(position, total as usize).await.ctx("scan segment", path)?;
                 if let Err(reason) = check_stored_batch(&whole, &mut shadow) {
+                    refuse_if_mid_log(file, path, position, position + total, file_bytes, &reason).await?;
                     stop_reason = reason;
                     rest_is_padding = false;
                     break 'chunks;
@@ -486,6 +487,8 @@ pub async fn scan(file: &DmaFile, path: &Path, base_offset: Offset, file_bytes: 
                 continue 'chunks;
             }
             if let Err(reason) = check_stored_batch(&rest[..total as usize], &mut shadow) {
+                let bad_at = position + at as u64;
+                refuse_if_mid_log(file, path, bad_at, bad_at + total, file_bytes, &reason).await?;
                 stop_reason = reason;
                 rest_is_padding = rest.iter().all(|&b| b == 0);
                 break 'chunks;
@@ -504,6 +507,39 @@ pub async fn scan(file: &DmaFile, path: &Path, base_offset: Offset, file_bytes: 
         stop_reason,
         rest_is_padding,
     })
+}
+
+/// A bad batch followed by a valid one is corruption inside the log, not a torn tail: a torn
+/// write only ever damages the end. Truncating there would silently drop the valid batches
+/// after it, so the partition is refused instead, naming the file and position.
+async fn refuse_if_mid_log(
+    file: &DmaFile,
+    path: &Path,
+    bad_at: u64,
+    next: u64,
+    file_bytes: u64,
+    reason: &str,
+) -> Result<(), StorageError> {
+    if next + HEADER_BYTES as u64 > file_bytes {
+        return Ok(());
+    }
+    let header = file.read_at(next, HEADER_BYTES).await.ctx("scan segment", path)?;
+    let Some(total) = BatchHeader::new(&header).ok().and_then(|h| h.total_bytes()) else {
+        return Ok(());
+    };
+    if next + total as u64 > file_bytes {
+        return Ok(());
+    }
+    let batch = file.read_at(next, total).await.ctx("scan segment", path)?;
+    let valid = batch[16] == 2 && crc32c::crc32c(&batch[21..]) == BatchHeader::new(&batch).map_or(0, |h| h.crc());
+    if valid {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            position: bad_at,
+            reason: format!("{reason}, and a valid batch follows at byte {next}: corruption inside the log"),
+        });
+    }
+    Ok(())
 }
 
 /// Checks one stored batch (magic, CRC, offsets continuing the log) and indexes it.

@@ -2,6 +2,8 @@
 //! temporary data dir, and real librdkafka clients (the `rdkafka` crate) pointed at it.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

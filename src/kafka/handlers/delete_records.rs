@@ -69,8 +69,9 @@ pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteR
 
 /// Runs on the partition's owner shard.
 async fn delete(shard: Rc<Shard>, (topic, partition, offset): (String, PartitionId, i64)) -> Answer {
-    let Some(log) = shard.partition(&topic, partition) else {
-        return (Some(KafkaCode::NotLeaderOrFollower), -1);
+    let log = match shard.log_for(&topic, partition) {
+        Ok(log) => log,
+        Err(code) => return (Some(code), -1),
     };
     match log.delete_records(offset).await {
         Ok(low) => (None, low.0),

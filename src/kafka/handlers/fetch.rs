@@ -152,8 +152,9 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)]) -> Vec<Read> 
 
 /// Runs on the partition's owner shard.
 async fn read_one(shard: Rc<Shard>, wanted: Wanted) -> Read {
-    let Some(log) = shard.partition(&wanted.topic, wanted.partition) else {
-        return Read::failed(KafkaCode::NotLeaderOrFollower);
+    let log = match shard.log_for(&wanted.topic, wanted.partition) {
+        Ok(log) => log,
+        Err(code) => return Read::failed(code),
     };
     let high_watermark = log.high_watermark().0;
     let log_start_offset = log.log_start_offset().0;

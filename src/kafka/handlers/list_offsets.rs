@@ -76,8 +76,9 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ListOffsetsRequest
 /// Runs on the partition's owner shard.
 async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp): (String, PartitionId, i64)) -> Answer {
     const OK: Option<KafkaCode> = None;
-    let Some(log) = shard.partition(&topic, partition) else {
-        return (Some(KafkaCode::NotLeaderOrFollower), -1, -1);
+    let log = match shard.log_for(&topic, partition) {
+        Ok(log) => log,
+        Err(code) => return (Some(code), -1, -1),
     };
     match timestamp {
         LATEST => (OK, -1, log.high_watermark().0),

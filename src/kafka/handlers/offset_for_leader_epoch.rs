@@ -43,10 +43,10 @@ pub async fn handle(shard: &Rc<Shard>, request: OffsetForLeaderEpochRequest) -> 
         items,
         |shard, (topic, partition, epoch): (String, PartitionId, i32)| async move {
             let base = EpochEndOffset::default().with_partition(partition.0);
-            match shard.partition(&topic, partition) {
-                None => base.with_error_code(KafkaCode::NotLeaderOrFollower.code()),
-                Some(_) if epoch > LEADER_EPOCH => base.with_leader_epoch(-1).with_end_offset(-1),
-                Some(log) => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(log.end_offset().0),
+            match shard.log_for(&topic, partition) {
+                Err(code) => base.with_error_code(code.code()),
+                Ok(_) if epoch > LEADER_EPOCH => base.with_leader_epoch(-1).with_end_offset(-1),
+                Ok(log) => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(log.end_offset().0),
             }
         },
         || EpochEndOffset::default().with_error_code(KafkaCode::NotLeaderOrFollower.code()),

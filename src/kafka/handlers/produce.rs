@@ -158,8 +158,9 @@ fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<
 
 /// Runs on the partition's owner shard.
 async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
-    let Some(log) = shard.partition(&work.topic, work.partition) else {
-        return Appended::failed(KafkaCode::NotLeaderOrFollower, None);
+    let log = match shard.log_for(&work.topic, work.partition) {
+        Ok(log) => log,
+        Err(code) => return Appended::failed(code, None),
     };
     if shard.is_closing() {
         return Appended::failed(KafkaCode::NotLeaderOrFollower, Some("broker is shutting down".into()));

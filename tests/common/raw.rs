@@ -1,0 +1,61 @@
+//! Raw Kafka protocol over a TCP socket, for checking what clients hide: exact error codes,
+//! malformed input, long-polls.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::Broker;
+
+pub fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(&broker.addr).expect("connect");
+    stream.set_read_timeout(Some(super::WAIT)).unwrap();
+    stream
+}
+
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Encodes a request with its header for `key` at `version`.
+pub fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    frame(&buf)
+}
+
+/// Reads one response frame; None if the broker closed the connection instead.
+pub fn read_response(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+pub fn response<R: Decodable>(stream: &mut TcpStream, key: ApiKey, version: i16, correlation_id: i32) -> R {
+    let mut bytes = read_response(stream).expect("a response");
+    let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, correlation_id);
+    R::decode(&mut bytes, version).unwrap()
+}
+
+/// Sends `body` as one request and reads its response.
+pub fn call<Q: Encodable, R: Decodable>(broker: &Broker, key: ApiKey, version: i16, body: &Q) -> R {
+    let mut stream = connect(broker);
+    stream.write_all(&request(key, version, 1, body)).expect("send");
+    response(&mut stream, key, version, 1)
+}

@@ -1,0 +1,148 @@
+//! Damage on disk is recovered when it is a torn or zero-filled tail, and refused, loudly and
+//! for that partition only, when it lies inside the log.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
+
+use common::raw::call;
+use common::{assign, consume, flush, send, Broker, WAIT};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::BaseRecord;
+use rdkafka::Offset;
+
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+fn produce(broker: &Broker, topic: &str, from: usize, to: usize) {
+    // One record per batch: a damaged batch is followed by many intact ones.
+    let producer = broker.producer(&[("linger.ms", "0"), ("batch.num.messages", "1")]);
+    for i in from..to {
+        send(
+            &producer,
+            BaseRecord::to(topic)
+                .key(b"k".as_slice())
+                .payload(format!("record-{i}").as_bytes()),
+        );
+    }
+    flush(&producer);
+}
+
+fn segment(broker: &Broker, topic: &str, base: i64) -> std::path::PathBuf {
+    broker
+        .data_dir()
+        .join(format!("{topic}-0"))
+        .join(format!("{base:020}.log"))
+}
+
+fn flip_byte(path: &std::path::Path, at: u64) {
+    let mut file = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(at)).unwrap();
+    std::io::Read::read_exact(&mut file, &mut byte).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(&[byte[0] ^ 0xff]).unwrap();
+}
+
+fn fetch_error(broker: &Broker, topic: &str) -> i16 {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = call(broker, ApiKey::Fetch, 12, &request);
+    response.responses[0].partitions[0].error_code
+}
+
+#[test]
+fn corruption_inside_the_log_takes_only_that_partition_offline() {
+    let mut broker = Broker::start();
+    broker.create_topic("damaged", 1);
+    broker.create_topic("healthy", 1);
+    produce(&broker, "damaged", 0, 100);
+    produce(&broker, "healthy", 0, 10);
+    broker.stop();
+
+    let log = segment(&broker, "damaged", 0);
+    let length = std::fs::metadata(&log).unwrap().len();
+    flip_byte(&log, length / 2);
+    broker.restart();
+
+    assert_eq!(
+        fetch_error(&broker, "damaged"),
+        KAFKA_STORAGE_ERROR,
+        "the damaged partition is refused"
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), length, "nothing was truncated");
+    broker.wait_for_log("naming the corrupt file", |line| {
+        line.contains("damaged-0 is offline") && line.contains("00000000000000000000.log") && line.contains("at byte")
+    });
+    // Every other partition keeps working.
+    produce(&broker, "healthy", 10, 20);
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "healthy", 1, Offset::Beginning);
+    let values = consume(&consumer, 20, |m| {
+        String::from_utf8(m.payload().unwrap().to_vec()).unwrap()
+    });
+    assert_eq!(values, (0..20).map(|i| format!("record-{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn zero_filled_tail_pages_are_recovered() {
+    let mut broker = Broker::start();
+    broker.create_topic("padded", 1);
+    produce(&broker, "padded", 0, 50);
+    broker.stop();
+    let log = segment(&broker, "padded", 0);
+    let length = std::fs::metadata(&log).unwrap().len();
+    let mut file = OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(&[0u8; 8192]).unwrap();
+    drop(file);
+
+    broker.restart();
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        length,
+        "the zero pages are cut away"
+    );
+    produce(&broker, "padded", 50, 60);
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "padded", 1, Offset::Beginning);
+    let records = consume(&consumer, 60, |m| {
+        (m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap())
+    });
+    for (i, (offset, value)) in records.into_iter().enumerate() {
+        assert_eq!((offset, value), (i as i64, format!("record-{i}")));
+    }
+    let (_, high) = consumer.fetch_watermarks("padded", 0, WAIT).unwrap();
+    assert_eq!(high, 60);
+}
+
+#[test]
+fn corruption_in_a_sealed_segment_is_refused_when_read() {
+    let mut broker = Broker::start();
+    let topic = rdkafka::admin::NewTopic::new("sealed", 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("segment.bytes", "4096");
+    common::block_on(
+        broker
+            .admin()
+            .create_topics([&topic], &rdkafka::admin::AdminOptions::new()),
+    )
+    .unwrap();
+    produce(&broker, "sealed", 0, 200);
+    broker.stop();
+    // Sealed segments are trusted at start-up (their indexes fit), so the damage is found by
+    // the read that reaches it, which must refuse rather than serve or skip it.
+    flip_byte(&segment(&broker, "sealed", 0), 100);
+    broker.restart();
+    assert_eq!(fetch_error(&broker, "sealed"), KAFKA_STORAGE_ERROR);
+}
