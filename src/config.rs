@@ -309,7 +309,9 @@ pub struct TopicConfig {
         alias = "log.flush.interval.messages"
     )]
     pub flush_messages: i64,
-    #[serde(default = "d_i64_max", rename = "flush.ms", alias = "log.flush.interval.ms")]
+    /// How long appended records may wait before the flusher runs: 0 (the default) flushes at
+    /// once, so the high watermark trails the log end by one fdatasync.
+    #[serde(default = "d_zero", rename = "flush.ms", alias = "log.flush.interval.ms")]
     pub flush_ms: i64,
     #[serde(
         default = "d_timestamp_type",
@@ -340,6 +342,9 @@ fn d_max_message_bytes() -> u64 {
 }
 fn d_cleanup_policy() -> String {
     "delete".to_string()
+}
+fn d_zero() -> i64 {
+    0
 }
 fn d_i64_max() -> i64 {
     i64::MAX

@@ -47,6 +47,8 @@ pub enum ReadError {
 
 pub struct AppendOutcome {
     pub base_offset: Offset,
+    /// The offset after the appended records: durable once the high watermark reaches it.
+    pub next_offset: Offset,
     /// The broker time stamped into the batches under LogAppendTime, else None.
     pub log_append_time_ms: Option<i64>,
 }
@@ -65,6 +67,17 @@ pub struct PartitionLog {
     /// The owning shard's cache budget, and this log as the budget sees it.
     cache_budget: Rc<CacheBudget>,
     myself: RefCell<std::rc::Weak<dyn Evict>>,
+    /// Everything below this offset is on stable storage: the high watermark.
+    durable: Cell<Offset>,
+    /// A flusher task is running.
+    flushing: Cell<bool>,
+    /// Records appended since the last flush started, for `flush.messages`.
+    unflushed_records: Cell<i64>,
+    /// Cuts a `flush.ms` delay short: a writer waits for durability.
+    urgent: Signal,
+    /// The last flush failure, for writers waiting on durability; cleared by a success.
+    flush_failure: RefCell<Option<String>>,
+    weak_self: RefCell<std::rc::Weak<PartitionLog>>,
 }
 
 struct LogState {
@@ -135,9 +148,23 @@ impl PartitionLog {
             signal: Signal::default(),
             cache_budget,
             myself: RefCell::new(std::rc::Weak::<PartitionLog>::new()),
+            durable: Cell::new(log_start),
+            flushing: Cell::new(false),
+            unflushed_records: Cell::new(0),
+            urgent: Signal::default(),
+            flush_failure: RefCell::new(None),
+            weak_self: RefCell::new(std::rc::Weak::new()),
         });
         let as_evict: Rc<dyn Evict> = log.clone();
         *log.myself.borrow_mut() = Rc::downgrade(&as_evict);
+        *log.weak_self.borrow_mut() = Rc::downgrade(&log);
+        // What survived on disk is made durable before anyone may read it.
+        let (file, path) = {
+            let state = log.state.borrow();
+            (state.active().file.clone(), state.active().log_path.clone())
+        };
+        Segment::flush(&file, &path).await?;
+        log.durable.set(log.end_offset());
         Ok(log)
     }
 
@@ -158,10 +185,9 @@ impl PartitionLog {
         self.state.borrow().end_offset()
     }
 
-    /// What consumers may read up to. Equal to the end offset until the durability work
-    /// makes it trail the last flush.
+    /// What consumers may read up to: everything below it is durable (fdatasync'ed).
     pub fn high_watermark(&self) -> Offset {
-        self.end_offset()
+        self.durable.get()
     }
 
     pub fn log_start_offset(&self) -> Offset {
@@ -244,14 +270,19 @@ impl PartitionLog {
             }
         }
         // After the borrow ends: the budget may evict from this very log.
+        let mut records = 0i64;
         for batch in &patched {
-            let base_offset = BatchHeader::new(batch).expect("validated").base_offset();
+            let header = BatchHeader::new(batch).expect("validated");
+            records += i64::from(header.record_count());
             self.cache_budget
-                .admit(self.myself.borrow().clone(), base_offset, batch.len());
+                .admit(self.myself.borrow().clone(), header.base_offset(), batch.len());
         }
-        self.signal.notify_all();
+        self.unflushed_records.set(self.unflushed_records.get() + records);
+        // Readers are woken when the records become durable, not now.
+        self.kick_flusher();
         Ok(AppendOutcome {
             base_offset,
+            next_offset: next,
             log_append_time_ms,
         })
     }
@@ -286,13 +317,86 @@ impl PartitionLog {
         work.run().await
     }
 
-    /// Makes every appended byte durable.
+    /// Waits until everything appended so far is durable.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        let (file, path) = {
-            let state = self.state.borrow();
-            (state.active().file.clone(), state.active().log_path.clone())
+        self.wait_durable(self.end_offset()).await
+    }
+
+    /// Waits until the high watermark reaches `target`, cutting any `flush.ms` delay short.
+    /// Concurrent writers share flushes: one fdatasync covers every append made before it.
+    pub async fn wait_durable(&self, target: Offset) -> Result<(), StorageError> {
+        loop {
+            if self.durable.get() >= target {
+                return Ok(());
+            }
+            if !self.flushing.get() {
+                if let Some(failure) = self.flush_failure.borrow().clone() {
+                    return Err(StorageError::io("flush", &self.dir, std::io::Error::other(failure)));
+                }
+            }
+            let woken = self.signal.wait();
+            self.urgent.notify_all();
+            self.kick_flusher();
+            let _ = woken.await;
+        }
+    }
+
+    /// Starts the flusher unless it runs already: the group commit. Appends made while a flush
+    /// is in flight ride the next one.
+    fn kick_flusher(&self) {
+        if self.flushing.replace(true) {
+            if self.unflushed_records.get() >= self.config.borrow().flush_messages {
+                self.urgent.notify_all();
+            }
+            return;
+        }
+        let Some(log) = self.weak_self.borrow().upgrade() else {
+            self.flushing.set(false);
+            return;
         };
-        Segment::flush(&file, &path).await
+        glommio::spawn_local(async move { log.flush_loop().await }).detach();
+    }
+
+    /// fdatasync until nothing appended is left unflushed, then stop. `flush.ms` delays each
+    /// round (0, the default, flushes at once) unless a writer waits or `flush.messages`
+    /// records have accumulated.
+    async fn flush_loop(self: Rc<Self>) {
+        loop {
+            let delay_ms = self.config.borrow().flush_ms.clamp(0, FLUSH_DELAY_MS_MAX);
+            let pressing = self.unflushed_records.get() >= self.config.borrow().flush_messages;
+            if delay_ms > 0 && !pressing {
+                let woken = self.urgent.wait();
+                let delay = glommio::timer::sleep(std::time::Duration::from_millis(delay_ms as u64));
+                futures::future::select(woken, Box::pin(delay)).await;
+            }
+            let target = self.end_offset();
+            self.unflushed_records.set(0);
+            let (file, path) = {
+                let state = self.state.borrow();
+                (state.active().file.clone(), state.active().log_path.clone())
+            };
+            // Segments rolled before `target` was read were sealed, and sealing flushes them.
+            match Segment::flush(&file, &path).await {
+                Ok(()) => {
+                    self.flush_failure.borrow_mut().take();
+                    if target > self.durable.get() {
+                        self.durable.set(target);
+                    }
+                    self.signal.notify_all();
+                }
+                Err(e) => {
+                    tracing::error!("{}-{}: flush failed: {e}", self.topic, self.partition);
+                    *self.flush_failure.borrow_mut() = Some(e.to_string());
+                    self.flushing.set(false);
+                    self.signal.notify_all();
+                    return;
+                }
+            }
+            if self.end_offset() <= self.durable.get() || self.closed.get() {
+                self.flushing.set(false);
+                return;
+            }
+        }
     }
 
     /// Waits for an in-flight append, then seals the log; later appends fail with Closed.
@@ -301,7 +405,10 @@ impl PartitionLog {
         if self.closed.replace(true) {
             return Ok(());
         }
-        self.seal_active().await
+        self.seal_active().await?;
+        self.durable.set(self.end_offset());
+        self.signal.notify_all();
+        Ok(())
     }
 
     /// Closes the log and removes its directory.
@@ -441,10 +548,12 @@ impl PartitionLog {
                         log_end,
                     });
                 }
-                if offset == log_end {
+                let high_watermark = self.durable.get();
+                if offset >= high_watermark {
                     return Ok(Vec::new());
                 }
-                if let Some(batches) = state.cache.read(offset, max_bytes) {
+                if let Some(mut batches) = state.cache.read(offset, max_bytes) {
+                    batches.retain(|b| BatchHeader::new(b).is_ok_and(|h| h.base_offset() < high_watermark));
                     return Ok(batches);
                 }
                 let at = state.segments.partition_point(|s| s.base_offset <= offset);
@@ -467,10 +576,8 @@ impl PartitionLog {
                     segment.size,
                 )
             };
-            return Ok(read_from_disk(&file, &path, position, end, offset, max_bytes)
-                .await?
-                .into_iter()
-                .collect());
+            let read = read_from_disk(&file, &path, position, end, offset, max_bytes).await?;
+            return Ok(read.map(|bytes| below(bytes, self.durable.get())).into_iter().collect());
         }
     }
 
@@ -530,6 +637,23 @@ fn corrupt(path: &Path, position: u64, reason: String) -> StorageError {
         position,
         reason,
     }
+}
+
+/// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
+/// readable within this even if a topic asks for less frequent flushing.
+const FLUSH_DELAY_MS_MAX: i64 = 60_000;
+
+/// The leading batches of `bytes` (whole batches) that start below `limit`.
+fn below(bytes: Bytes, limit: Offset) -> Bytes {
+    let Ok(ranges) = record_batch::split_batches(&bytes) else {
+        return bytes;
+    };
+    let keep = ranges
+        .iter()
+        .take_while(|r| BatchHeader::new(&bytes[(*r).clone()]).is_ok_and(|h| h.base_offset() < limit))
+        .last()
+        .map_or(0, |r| r.end);
+    bytes.slice(..keep)
 }
 
 /// Checks the CRC of every batch in `batches` (whole batches read from `path` at `position`),

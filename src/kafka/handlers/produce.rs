@@ -174,7 +174,7 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
         }
     };
     if work.durable {
-        if let Err(e) = log.flush().await {
+        if let Err(e) = log.wait_durable(outcome.next_offset).await {
             tracing::error!("{}-{}: flush failed: {e}", work.topic, work.partition);
             return Appended::failed(e.kafka_code(), Some(e.to_string()));
         }

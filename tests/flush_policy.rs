@@ -1,0 +1,83 @@
+//! The flush policy: consumers see only durable records (the high watermark trails fsync);
+//! acks=all is answered once its records are durable, cutting any `flush.ms` delay short;
+//! acks=1 records are flushed in the background within `flush.ms`, or sooner once
+//! `flush.messages` records are waiting.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{block_on, flush, send, Broker, WAIT};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::BaseRecord;
+
+fn create(broker: &Broker, name: &str, configs: &[(&str, &str)]) {
+    let mut topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let created = block_on(broker.admin().create_topics([&topic], &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+}
+
+fn produce(broker: &Broker, topic: &str, acks: &str, count: usize) {
+    let producer = broker.producer(&[("acks", acks)]);
+    for i in 0..count {
+        send(
+            &producer,
+            BaseRecord::to(topic)
+                .key(b"k".as_slice())
+                .payload(format!("{i}").as_bytes()),
+        );
+    }
+    flush(&producer);
+}
+
+fn high_watermark(broker: &Broker, topic: &str) -> i64 {
+    broker
+        .consumer(&[])
+        .fetch_watermarks(topic, 0, WAIT)
+        .expect("watermarks")
+        .1
+}
+
+fn wait_for_high_watermark(broker: &Broker, topic: &str, expected: i64) -> Duration {
+    let started = Instant::now();
+    while high_watermark(broker, topic) != expected {
+        assert!(started.elapsed() < WAIT, "high watermark never reached {expected}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn acks_one_records_become_visible_only_when_flushed() {
+    let broker = Broker::start();
+    create(&broker, "lazy", &[("flush.ms", "10000")]);
+    produce(&broker, "lazy", "1", 50);
+    // Acknowledged (written) but not yet durable: consumers cannot see them yet.
+    assert_eq!(high_watermark(&broker, "lazy"), 0, "visible before the flush");
+    wait_for_high_watermark(&broker, "lazy", 50);
+}
+
+#[test]
+fn acks_all_does_not_wait_out_flush_ms() {
+    let broker = Broker::start();
+    create(&broker, "eager", &[("flush.ms", "30000")]);
+    let started = Instant::now();
+    produce(&broker, "eager", "all", 20);
+    let took = started.elapsed();
+    // Durable before the answer: the high watermark already covers every record.
+    assert_eq!(high_watermark(&broker, "eager"), 20);
+    assert!(took < Duration::from_secs(15), "acks=all waited out flush.ms: {took:?}");
+}
+
+#[test]
+fn flush_messages_flushes_before_flush_ms() {
+    let broker = Broker::start();
+    create(&broker, "counted", &[("flush.ms", "60000"), ("flush.messages", "100")]);
+    produce(&broker, "counted", "1", 150);
+    let waited = wait_for_high_watermark(&broker, "counted", 150);
+    assert!(waited < Duration::from_secs(30), "flushed only after {waited:?}");
+}
