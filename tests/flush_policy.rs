@@ -7,18 +7,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{block_on, flush, send, Broker, WAIT};
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use common::{flush, send, Broker, WAIT};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::BaseRecord;
 
 fn create(broker: &Broker, name: &str, configs: &[(&str, &str)]) {
-    let mut topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
-    for (key, value) in configs {
-        topic = topic.set(key, value);
-    }
-    let created = block_on(broker.admin().create_topics([&topic], &AdminOptions::new())).unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
+    broker.create_topic_with(name, 1, configs);
 }
 
 fn produce(broker: &Broker, topic: &str, acks: &str, count: usize) {

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assign, block_on, consume, flush, send, Broker, WAIT};
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::BaseRecord;
@@ -16,12 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 const CONFIG: &str = "\"log.retention.check.interval.ms\" = 100\n";
 
 fn create(broker: &Broker, name: &str, configs: &[(&str, &str)]) {
-    let mut topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
-    for (key, value) in configs {
-        topic = topic.set(key, value);
-    }
-    let created = block_on(broker.admin().create_topics([&topic], &AdminOptions::new())).unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
+    broker.create_topic_with(name, 1, configs);
 }
 
 fn produce(broker: &Broker, topic: &str, count: usize, timestamp: Option<i64>) {

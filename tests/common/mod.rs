@@ -150,6 +150,18 @@ impl Broker {
         self.client_config().create().expect("admin client")
     }
 
+    /// Creates a topic with per-topic configs; panics if the broker refuses.
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (key, value) in configs {
+            topic = topic.set(key, value);
+        }
+        let results = block_on(self.admin().create_topics([&topic], &AdminOptions::new())).expect("create topics");
+        for result in results {
+            result.unwrap_or_else(|(topic, code)| panic!("creating {topic}: {code:?}"));
+        }
+    }
+
     pub fn create_topic(&self, name: &str, partitions: i32) {
         let admin = self.admin();
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
