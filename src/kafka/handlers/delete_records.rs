@@ -10,7 +10,7 @@ use kafka_protocol::messages::delete_records_response::{
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::{error_code, fan_out};
+use crate::kafka::handlers::{error_code, fan_out_slots};
 use crate::shard::Shard;
 use crate::storage::log::ReadError;
 
@@ -19,27 +19,29 @@ type Answer = (Option<KafkaCode>, i64);
 
 pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let snapshot = shard.metadata();
-    let mut items = Vec::new();
-    let mut found = Vec::new();
-    for topic in &request.topics {
-        let meta = snapshot.topic(&topic.name.0);
-        for p in &topic.partitions {
-            let owner = meta
-                .filter(|t| !t.meta.internal)
-                .and_then(|t| t.owner(PartitionId(p.partition_index)));
-            found.push(owner.is_some());
-            if let Some(owner) = owner {
-                items.push((
-                    owner,
-                    (topic.name.0.to_string(), PartitionId(p.partition_index), p.offset),
-                ));
-            }
-        }
-    }
-    let mut answers = fan_out(shard, items, delete, || (Some(KafkaCode::NotLeaderOrFollower), -1))
-        .await
-        .into_iter();
-    let mut found = found.into_iter();
+    let slots = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            // Internal topics cannot be trimmed by clients.
+            let found = snapshot.topic(&topic.name.0).filter(|t| !t.meta.internal);
+            topic.partitions.iter().map(move |p| {
+                let partition = PartitionId(p.partition_index);
+                found
+                    .and_then(|t| t.owner(partition))
+                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.offset)))
+            })
+        })
+        .collect();
+    let mut answers = fan_out_slots(
+        shard,
+        slots,
+        delete,
+        || (Some(KafkaCode::NotLeaderOrFollower), -1),
+        || (Some(KafkaCode::UnknownTopicOrPartition), -1),
+    )
+    .await
+    .into_iter();
     let topics = request
         .topics
         .into_iter()
@@ -48,11 +50,7 @@ pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteR
                 .partitions
                 .iter()
                 .map(|p| {
-                    let (error, low) = if found.next().expect("one per partition") {
-                        answers.next().expect("one answer per deletion")
-                    } else {
-                        (Some(KafkaCode::UnknownTopicOrPartition), -1)
-                    };
+                    let (error, low) = answers.next().expect("one answer per partition");
                     DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error_code(error))

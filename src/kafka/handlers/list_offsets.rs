@@ -10,7 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::{error_code, fan_out};
+use crate::kafka::handlers::{error_code, fan_out_slots};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
@@ -24,22 +24,28 @@ type Answer = (Option<KafkaCode>, i64, i64);
 
 pub async fn handle(shard: &Rc<Shard>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let snapshot = shard.metadata();
-    let mut items = Vec::new();
-    let mut owners = Vec::new();
-    for topic in &request.topics {
-        for p in &topic.partitions {
-            let partition = PartitionId(p.partition_index);
-            let owner = snapshot.topic(&topic.name.0).and_then(|t| t.owner(partition));
-            owners.push(owner.is_some());
-            if let Some(owner) = owner {
-                items.push((owner, (topic.name.0.to_string(), partition, p.timestamp)));
-            }
-        }
-    }
-    let mut answers = fan_out(shard, items, lookup, || (Some(KafkaCode::NotLeaderOrFollower), -1, -1))
-        .await
-        .into_iter();
-    let mut owners = owners.into_iter();
+    let slots = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            let found = snapshot.topic(&topic.name.0);
+            topic.partitions.iter().map(move |p| {
+                let partition = PartitionId(p.partition_index);
+                found
+                    .and_then(|t| t.owner(partition))
+                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.timestamp)))
+            })
+        })
+        .collect();
+    let mut answers = fan_out_slots(
+        shard,
+        slots,
+        lookup,
+        || (Some(KafkaCode::NotLeaderOrFollower), -1, -1),
+        || (Some(KafkaCode::UnknownTopicOrPartition), -1, -1),
+    )
+    .await
+    .into_iter();
     let topics = request
         .topics
         .into_iter()
@@ -48,11 +54,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ListOffsetsRequest
                 .partitions
                 .iter()
                 .map(|p| {
-                    let (code, timestamp, offset) = if owners.next().expect("one per partition") {
-                        answers.next().expect("one answer per lookup")
-                    } else {
-                        (Some(KafkaCode::UnknownTopicOrPartition), -1, -1)
-                    };
+                    let (code, timestamp, offset) = answers.next().expect("one answer per partition");
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error_code(code))

@@ -217,6 +217,36 @@ where
         .collect()
 }
 
+/// [`fan_out`] over request slots in order, where a slot that could not be routed (None: an
+/// unknown topic or partition) answers `missing()` without a hop.
+pub async fn fan_out_slots<T, R, F, Fut>(
+    shard: &Rc<Shard>,
+    slots: Vec<Option<(ShardId, T)>>,
+    work: F,
+    unavailable: impl Fn() -> R,
+    missing: impl Fn() -> R,
+) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Rc<Shard>, T) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let routed: Vec<bool> = slots.iter().map(Option::is_some).collect();
+    let items: Vec<(ShardId, T)> = slots.into_iter().flatten().collect();
+    let mut answers = fan_out(shard, items, work, unavailable).await.into_iter();
+    routed
+        .into_iter()
+        .map(|routed| {
+            if routed {
+                answers.next().expect("one answer per routed slot")
+            } else {
+                missing()
+            }
+        })
+        .collect()
+}
+
 /// The wire code of an optional error: 0 for none.
 pub fn error_code(error: Option<crate::error::KafkaCode>) -> i16 {
     error.map_or(0, |e| e.code())
