@@ -55,6 +55,21 @@ impl Broker {
         }
     }
 
+    /// Starts a broker on a data dir the test provides (e.g. on a special filesystem).
+    pub fn start_in(data: &Path) -> Broker {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (child, addr) = spawn(data, &[], &log);
+        Broker {
+            child: Some(child),
+            log,
+            addr,
+            data: data.to_path_buf(),
+            _temp: None,
+            _config: None,
+            extra_args: Vec::new(),
+        }
+    }
+
     /// Starts a broker with `toml` as its config file.
     pub fn start_with_config(toml: &str) -> Broker {
         let dir = tempfile::tempdir().expect("config dir");
