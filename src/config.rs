@@ -71,6 +71,9 @@ pub struct ServerConfig {
         rename = "log.retention.check.interval.ms"
     )]
     pub log_retention_check_interval_ms: u64,
+    /// How long a partition remembers an idempotent producer that stopped writing to it.
+    #[serde(default = "default_producer_id_expiration_ms", rename = "producer.id.expiration.ms")]
+    pub producer_id_expiration_ms: i64,
     /// Largest request frame a client may send; a larger one closes its connection.
     #[serde(default = "default_socket_request_max_bytes", rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: u64,
@@ -99,6 +102,9 @@ fn default_true() -> bool {
 }
 fn default_offsets_partitions() -> i32 {
     50
+}
+fn default_producer_id_expiration_ms() -> i64 {
+    24 * 60 * 60 * 1000
 }
 fn default_offsets_retention_minutes() -> i64 {
     7 * 24 * 60
@@ -169,6 +175,9 @@ impl ServerConfig {
                 "log.retention.check.interval.ms",
                 "must be at least 1",
             ));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(ConfigError::new("producer.id.expiration.ms", "must be at least 1"));
         }
         if self.offsets_retention_minutes < 1 {
             return Err(ConfigError::new("offsets.retention.minutes", "must be at least 1"));

@@ -66,6 +66,19 @@ pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
 /// Longest a graceful shutdown waits for in-flight requests before flushing and exiting.
 pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
 
+/// Batches remembered per idempotent producer and partition: a retry of any of them is
+/// answered with its original offsets. Five is the most in-flight requests an idempotent
+/// client may have (`max.in.flight.requests.per.connection`).
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+
+/// Idempotent producers one partition remembers; past it the least recently active is
+/// forgotten (besides `producer.id.expiration.ms`).
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
+
+/// Producer ids the metadata authority hands a shard at a time (persisted before use, so
+/// ids are never reused across restarts).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 const _: () = assert!(FRAME_BYTES_MAX <= CONNECTION_IN_FLIGHT_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN % IO_ALIGNMENT_BYTES == 0);

@@ -77,6 +77,17 @@ pub async fn validate_topic(
         .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
 }
 
+/// A block of fresh producer ids for a shard's InitProducerId answers, durable before use.
+pub async fn allocate_producer_ids(shard: &Rc<Shard>) -> Result<std::ops::Range<i64>, Refusal> {
+    change(shard, move |store| {
+        let block = store.allocate_producer_ids(crate::constants::PRODUCER_ID_BLOCK)?;
+        let taken = block.clone();
+        let undo = Box::new(move |store: &mut MetadataStore| store.unallocate_producer_ids(&taken));
+        Ok(Some((block, undo as Undo)))
+    })
+    .await
+}
+
 pub async fn create_topic(
     shard: &Rc<Shard>,
     name: String,

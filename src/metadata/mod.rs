@@ -75,6 +75,10 @@ struct PersistedMetadata {
     cluster_id: String,
     shard_count: usize,
     topics: Vec<TopicMeta>,
+    /// Producer ids below this have been handed out (absent in metadata written before
+    /// idempotent producers were served).
+    #[serde(default)]
+    producer_ids_allocated: i64,
 }
 
 /// A change refused, with the Kafka code and a message for the client.
@@ -100,6 +104,7 @@ pub struct MetadataStore {
     shard_count: usize,
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
+    producer_ids_allocated: i64,
 }
 
 impl MetadataStore {
@@ -123,6 +128,7 @@ impl MetadataStore {
                     shard_count: persisted.shard_count,
                     cluster_id: persisted.cluster_id,
                     topics: persisted.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
+                    producer_ids_allocated: persisted.producer_ids_allocated,
                 };
                 if store.shard_count != shard_count {
                     tracing::info!(
@@ -144,6 +150,7 @@ impl MetadataStore {
                     shard_count,
                     cluster_id: new_cluster_id(),
                     topics: BTreeMap::new(),
+                    producer_ids_allocated: 0,
                 };
                 store.persist_blocking()?;
                 store
@@ -312,11 +319,29 @@ impl MetadataStore {
         }
     }
 
+    /// Hands out the next block of `count` producer ids; persisted before use.
+    pub fn allocate_producer_ids(&mut self, count: i64) -> Result<std::ops::Range<i64>, Refusal> {
+        let start = self.producer_ids_allocated;
+        let end = start
+            .checked_add(count)
+            .ok_or_else(|| Refusal::new(KafkaCode::UnknownServerError, "producer ids exhausted"))?;
+        self.producer_ids_allocated = end;
+        Ok(start..end)
+    }
+
+    /// Takes back the last block after its persist failed.
+    pub fn unallocate_producer_ids(&mut self, block: &std::ops::Range<i64>) {
+        if self.producer_ids_allocated == block.end {
+            self.producer_ids_allocated = block.start;
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let persisted = PersistedMetadata {
             cluster_id: self.cluster_id.clone(),
             shard_count: self.shard_count,
             topics: self.topics.values().cloned().collect(),
+            producer_ids_allocated: self.producer_ids_allocated,
         };
         serde_json::to_vec_pretty(&persisted).expect("metadata serializes")
     }

@@ -73,6 +73,8 @@ pub struct Shard {
     cache_budget: Rc<CacheBudget>,
     /// The groups coordinated here (those whose offsets partition this shard owns).
     pub groups: GroupCoordinator,
+    /// Producer ids this shard may still hand out (a block from the metadata authority).
+    pub producer_ids: RefCell<std::ops::Range<i64>>,
 }
 
 impl Shard {
@@ -111,6 +113,7 @@ impl Shard {
             }),
             closing: Cell::new(false),
             cache_budget: CacheBudget::new(usize::try_from(config_cache_bytes).unwrap_or(usize::MAX)),
+            producer_ids: RefCell::new(0..0),
         }
     }
 
@@ -264,7 +267,8 @@ impl Shard {
     }
 
     /// Background log maintenance, in its own low-priority task queue so it never adds latency
-    /// to requests: every `log.retention.check.interval.ms`, retention on every owned log.
+    /// to requests: every `log.retention.check.interval.ms`, retention on every owned log and
+    /// expiry of idle idempotent producers (`producer.id.expiration.ms`).
     pub fn start_background(self: &Rc<Self>) {
         let queue = glommio::executor().create_task_queue(
             glommio::Shares::Static(BACKGROUND_SHARES),
@@ -285,6 +289,10 @@ impl Shard {
                     for log in logs {
                         if let Err(e) = log.apply_retention(now).await {
                             tracing::error!("{}-{}: retention: {e}", log.topic, log.partition);
+                        }
+                        let expired = log.expire_producers(now - shard.config.producer_id_expiration_ms);
+                        if expired > 0 {
+                            tracing::debug!("{}-{}: {expired} idle producers expired", log.topic, log.partition);
                         }
                     }
                 }

@@ -14,12 +14,13 @@ use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::constants::FETCH_READ_BYTES_MIN;
+use crate::constants::{FETCH_READ_BYTES_MIN, SCAN_READ_BYTES};
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
 use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
 use crate::signal::Signal;
 use crate::storage::cache::{BatchCache, CacheBudget, Evict};
+use crate::storage::producers::{ProducerState, SequenceError, Sequenced};
 use crate::storage::segment::{self, now_ms, parse_log_file_name, Segment};
 
 /// The leader epoch written into stored batches. A single node never changes leadership.
@@ -31,6 +32,8 @@ pub enum AppendError {
     Storage(#[from] StorageError),
     #[error("partition is closed")]
     Closed,
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,8 @@ pub struct AppendOutcome {
     pub next_offset: Offset,
     /// The broker time stamped into the batches under LogAppendTime, else None.
     pub log_append_time_ms: Option<i64>,
+    /// The batch was a producer's retry of one already in the log: nothing was written.
+    pub duplicate: bool,
 }
 
 pub struct PartitionLog {
@@ -77,6 +82,8 @@ pub struct PartitionLog {
     urgent: Signal,
     /// The last flush failure, for writers waiting on durability; cleared by a success.
     flush_failure: RefCell<Option<String>>,
+    /// Idempotent producers' recent batches; changed only under the append lock.
+    producers: RefCell<ProducerState>,
     weak_self: RefCell<std::rc::Weak<PartitionLog>>,
 }
 
@@ -153,6 +160,7 @@ impl PartitionLog {
             unflushed_records: Cell::new(0),
             urgent: Signal::default(),
             flush_failure: RefCell::new(None),
+            producers: RefCell::new(ProducerState::default()),
             weak_self: RefCell::new(std::rc::Weak::new()),
         });
         let as_evict: Rc<dyn Evict> = log.clone();
@@ -165,7 +173,87 @@ impl PartitionLog {
         };
         Segment::flush(&file, &path).await?;
         log.durable.set(log.end_offset());
+        log.recover_producers().await?;
         Ok(log)
+    }
+
+    /// Rebuilds the idempotent-producer state: the snapshot, if it fits the log, then every
+    /// batch header after it (or from the log start without one).
+    async fn recover_producers(&self) -> Result<(), StorageError> {
+        let snapshot_path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        let (log_start, end) = (self.log_start_offset(), self.end_offset());
+        let (from, mut state) = match std::fs::read(&snapshot_path) {
+            Ok(bytes) => match ProducerState::decode(&bytes) {
+                Some((offset, state)) if offset <= end => (offset.max(log_start), state),
+                Some((offset, _)) => {
+                    tracing::warn!(
+                        "{}: producer snapshot at offset {offset} is past the log end {end}; replaying the log",
+                        snapshot_path.display()
+                    );
+                    (log_start, ProducerState::default())
+                }
+                None => {
+                    tracing::warn!(
+                        "{}: damaged producer snapshot; replaying the log",
+                        snapshot_path.display()
+                    );
+                    (log_start, ProducerState::default())
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (log_start, ProducerState::default()),
+            Err(e) => return Err(StorageError::io("read producer snapshot", &snapshot_path, e)),
+        };
+        let spans: Vec<(Rc<DmaFile>, PathBuf, u64, u64)> = {
+            let state = self.state.borrow();
+            state
+                .segments
+                .iter()
+                .filter(|s| s.next_offset > from && s.size > 0)
+                .map(|s| {
+                    let position = if s.base_offset < from {
+                        u64::from(s.index.lookup((from.0 - s.base_offset.0) as u32))
+                    } else {
+                        0
+                    };
+                    (s.file.clone(), s.log_path.clone(), position, s.size)
+                })
+                .collect()
+        };
+        let now = now_ms();
+        for (file, path, position, end) in spans {
+            for_each_header(&file, &path, position, end, |header| {
+                if header.last_offset() >= from {
+                    state.record(header, now);
+                }
+            })
+            .await?;
+        }
+        if !state.is_empty() {
+            tracing::debug!(
+                "{}-{}: {} idempotent producers recovered (replayed from offset {from})",
+                self.topic,
+                self.partition,
+                state.len()
+            );
+        }
+        *self.producers.borrow_mut() = state;
+        Ok(())
+    }
+
+    /// Writes the producer state as of the log end, atomically. Called under the append lock
+    /// after the log up to that end is durable (roll, close).
+    async fn snapshot_producers(&self) -> Result<(), StorageError> {
+        let bytes = self.producers.borrow().encode(self.end_offset());
+        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        let temp = path.with_extension("tmp");
+        segment::write_file_durably(&temp, bytes).await?;
+        std::fs::rename(&temp, &path).ctx("rename producer snapshot", &path)?;
+        segment::sync_dir(&self.dir).await
+    }
+
+    /// Forgets idempotent producers idle since before `cutoff_ms`.
+    pub fn expire_producers(&self, cutoff_ms: i64) -> usize {
+        self.producers.borrow_mut().expire(cutoff_ms)
     }
 
     pub fn dir(&self) -> &Path {
@@ -217,6 +305,9 @@ impl PartitionLog {
         if self.closed.get() {
             return Err(AppendError::Closed);
         }
+        if let Some(duplicate) = self.check_sequences(batches)? {
+            return Ok(duplicate);
+        }
         let incoming: u64 = batches.iter().map(|b| b.len() as u64).sum();
         self.roll_if_due(incoming).await?;
 
@@ -261,9 +352,12 @@ impl PartitionLog {
         }
         {
             let mut state = self.state.borrow_mut();
+            let mut producers = self.producers.borrow_mut();
+            let now = now_ms();
             state.active_mut().commit_append(&patched, pending.preallocate_to);
             for batch in &patched {
                 let header = BatchHeader::new(batch).expect("validated");
+                producers.record(&header, now);
                 state
                     .cache
                     .push(header.base_offset(), header.last_offset(), batch.clone());
@@ -284,7 +378,42 @@ impl PartitionLog {
             base_offset,
             next_offset: next,
             log_append_time_ms,
+            duplicate: false,
         })
+    }
+
+    /// Judges the batches of idempotent producers against their sequences. A retried batch
+    /// (only ever alone: produce requests carry one batch per partition) comes back as the
+    /// outcome to answer with; a gap or an old epoch is an error.
+    fn check_sequences(&self, batches: &[Bytes]) -> Result<Option<AppendOutcome>, SequenceError> {
+        let producers = self.producers.borrow();
+        for batch in batches {
+            let header = BatchHeader::new(batch).expect("validated");
+            if header.producer_id() < 0 {
+                continue;
+            }
+            if let Sequenced::Duplicate {
+                base_offset,
+                last_offset,
+            } = producers.check(&header)?
+            {
+                assert_eq!(batches.len(), 1, "an idempotent batch shares its partition's request");
+                tracing::debug!(
+                    "{}-{}: producer {} sequence {} is a retry of offset {base_offset}",
+                    self.topic,
+                    self.partition,
+                    header.producer_id(),
+                    header.base_sequence()
+                );
+                return Ok(Some(AppendOutcome {
+                    base_offset,
+                    next_offset: last_offset.next(),
+                    log_append_time_ms: None,
+                    duplicate: true,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Starts a new segment when the active one would pass `segment.bytes`, is older than
@@ -305,6 +434,7 @@ impl PartitionLog {
             active.next_offset
         };
         self.seal_active().await?;
+        self.snapshot_producers().await?;
         let segment = Segment::create(&self.dir, next_offset).await?;
         self.state.borrow_mut().segments.push(segment);
         Ok(())
@@ -408,7 +538,7 @@ impl PartitionLog {
         self.seal_active().await?;
         self.durable.set(self.end_offset());
         self.signal.notify_all();
-        Ok(())
+        self.snapshot_producers().await
     }
 
     /// Closes the log and removes its directory.
@@ -740,6 +870,42 @@ async fn read_from_disk(
     }
     Ok(None)
 }
+
+/// Calls `visit` with the header of every batch in `[position, end)` of a segment, where
+/// `position` is a batch boundary. Reads in large chunks; only headers are looked at.
+async fn for_each_header(
+    file: &DmaFile,
+    path: &Path,
+    mut position: u64,
+    end: u64,
+    mut visit: impl FnMut(&BatchHeader<'_>),
+) -> Result<(), StorageError> {
+    while position < end {
+        let want = (SCAN_READ_BYTES as u64).min(end - position) as usize;
+        let chunk = file.read_at(position, want).await.ctx("read batch headers", path)?;
+        let mut at = 0usize;
+        while at + HEADER_BYTES <= chunk.len() {
+            let header = BatchHeader::new(&chunk[at..]).expect("length checked");
+            let total = header
+                .total_bytes()
+                .ok_or_else(|| corrupt(path, position + at as u64, "bad batch length".into()))?;
+            visit(&header);
+            at += total;
+        }
+        if at == 0 {
+            return Err(corrupt(
+                path,
+                position,
+                "no whole batch header where one was expected".into(),
+            ));
+        }
+        position += at as u64;
+    }
+    Ok(())
+}
+
+/// The idempotent-producer snapshot: [`ProducerState::encode`]'s layout.
+const PRODUCER_SNAPSHOT_FILE: &str = "producer-state";
 
 /// The file holding a log start that DeleteRecords (or retention) moved past the first
 /// segment's base: the offset in decimal.

@@ -9,4 +9,5 @@ pub mod cache;
 pub mod index;
 pub mod log;
 pub mod probe;
+pub mod producers;
 pub mod segment;

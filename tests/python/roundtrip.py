@@ -38,15 +38,15 @@ consumer.close()
 
 admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 admin.create_topics([NewTopic("from-python", 3, 1)])
-# Idempotence needs InitProducerId, which Sluice does not serve yet; kafka-python 3 turns it
-# on by default, so it is switched off explicitly.
+# kafka-python 3 turns idempotence on by default: InitProducerId and sequenced batches.
 producer = KafkaProducer(
     bootstrap_servers=bootstrap,
     acks="all",
     compression_type="gzip",
-    enable_idempotence=False,
     linger_ms=5,
 )
+assert producer.config["enable_idempotence"], "kafka-python's default producer is idempotent"
+
 futures = [
     producer.send("from-python", key=f"key-{i % 7}".encode(), value=str(i).encode(), headers=[("n", str(i).encode())])
     for i in range(to_produce)
@@ -54,5 +54,7 @@ futures = [
 producer.flush()
 for future in futures:
     future.get(timeout=30)
+# The records went out as an idempotent producer's: with a producer id from InitProducerId.
+assert producer._transaction_manager.producer_id_and_epoch.producer_id >= 0, "no producer id"
 producer.close()
 print(f"kafka-python: consumed {len(seen)} records from librdkafka, produced {to_produce}")

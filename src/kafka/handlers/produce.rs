@@ -4,6 +4,12 @@
 //! A bad batch fails only its own partition: CORRUPT_MESSAGE for a malformed or CRC-failing
 //! batch, MESSAGE_TOO_LARGE over the topic's `max.message.bytes`,
 //! UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist.
+//!
+//! Idempotent producers (a producer id in the batch) are deduplicated by the partition log:
+//! a retried batch is answered with its original offset, a sequence gap gets
+//! OUT_OF_ORDER_SEQUENCE_NUMBER and an old epoch INVALID_PRODUCER_EPOCH. Such a batch must be
+//! its partition's only one, as Kafka requires of every v3+ produce. Transactions are not
+//! served: a transactional id or batch gets INVALID_TXN_STATE.
 
 use std::rc::Rc;
 
@@ -62,6 +68,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                 .and_then(|t| t.owner(partition).map(|owner| (t, owner)));
             let answer = match found {
                 _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
+                _ if request.transactional_id.is_some() => Err(transactions_refused()),
                 None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
                 Some((topic, _)) if topic.meta.internal => Err(Appended::failed(
                     KafkaCode::InvalidTopicException,
@@ -139,6 +146,7 @@ fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<
     };
     let ranges = record_batch::split_batches(records).map_err(|e| corrupt(e.to_string()))?;
     let mut batches = Vec::with_capacity(ranges.len());
+    let mut idempotent = false;
     for range in ranges {
         let batch = records.slice(range);
         if batch.len() as u64 > max_message_bytes {
@@ -150,10 +158,27 @@ fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<
                 )),
             ));
         }
-        record_batch::validate(&batch).map_err(|e| corrupt(e.to_string()))?;
+        let header = record_batch::validate(&batch).map_err(|e| corrupt(e.to_string()))?;
+        if header.is_transactional() {
+            return Err(transactions_refused());
+        }
+        idempotent |= header.producer_id() >= 0;
         batches.push(batch);
     }
+    if idempotent && batches.len() > 1 {
+        return Err(Appended::failed(
+            KafkaCode::InvalidRecord,
+            Some("an idempotent producer's batch must be the only one for its partition".into()),
+        ));
+    }
     Ok(batches)
+}
+
+fn transactions_refused() -> Appended {
+    Appended::failed(
+        KafkaCode::InvalidTxnState,
+        Some("transactions are not served by Sluice".into()),
+    )
 }
 
 /// Runs on the partition's owner shard.
@@ -168,6 +193,10 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     let outcome = match log.append(&work.batches).await {
         Ok(outcome) => outcome,
         Err(AppendError::Closed) => return Appended::failed(KafkaCode::NotLeaderOrFollower, None),
+        Err(AppendError::Sequence(e)) => {
+            tracing::debug!("{}-{}: {e}", work.topic, work.partition);
+            return Appended::failed(e.kafka_code(), Some(e.to_string()));
+        }
         Err(AppendError::Storage(e)) => {
             tracing::error!("{}-{}: append failed: {e}", work.topic, work.partition);
             return Appended::failed(e.kafka_code(), Some(e.to_string()));

@@ -1,0 +1,425 @@
+//! Idempotent-producer state of one partition: per producer id, its epoch and the sequence
+//! ranges of its last few batches, so a retried batch is answered with its original offset
+//! instead of being written twice, a gap is refused, and an old epoch is fenced.
+//!
+//! The state is a pure function of the log: [`ProducerState::record`] is applied to every
+//! appended batch, and on open the log replays its batch headers from the last snapshot (or
+//! from its start). Snapshots (`producer-state`, written on roll and on clean close) bound
+//! that replay.
+//!
+//! Sequence rules (Kafka's): a producer unknown to the partition may start at any sequence,
+//! because retention or DeleteRecords may have removed its earlier batches; a known producer
+//! must continue at `last + 1` (wrapping after `i32::MAX` to 0); a newer epoch must start at 0.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::constants::{PRODUCERS_PER_PARTITION_MAX, PRODUCER_BATCHES_KEPT};
+use crate::error::KafkaCode;
+use crate::ids::Offset;
+use crate::kafka::record_batch::BatchHeader;
+
+/// A batch's place in its producer's sequence and in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchMeta {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: Offset,
+    last_offset: Offset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProducerEntry {
+    epoch: i16,
+    /// The newest last; at most [`PRODUCER_BATCHES_KEPT`].
+    batches: VecDeque<BatchMeta>,
+    /// Broker time of the producer's last append, for `producer.id.expiration.ms`.
+    last_append_ms: i64,
+}
+
+/// What to do with an idempotent batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequenced {
+    /// Not a duplicate and in sequence: append it.
+    Append,
+    /// Already in the log at these offsets: answer success with them, write nothing.
+    Duplicate { base_offset: Offset, last_offset: Offset },
+}
+
+/// Why an idempotent batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}: fenced")]
+    Fenced { producer_id: i64, epoch: i16, current: i16 },
+    #[error("producer {producer_id} epoch {epoch}: sequence {got} does not follow {last}")]
+    OutOfOrder {
+        producer_id: i64,
+        epoch: i16,
+        got: i32,
+        last: i32,
+    },
+    #[error("producer {producer_id}: a new epoch {epoch} must start at sequence 0, not {got}")]
+    NewEpochNotAtZero { producer_id: i64, epoch: i16, got: i32 },
+}
+
+impl SequenceError {
+    pub fn kafka_code(&self) -> KafkaCode {
+        match self {
+            SequenceError::Fenced { .. } => KafkaCode::InvalidProducerEpoch,
+            SequenceError::OutOfOrder { .. } | SequenceError::NewEpochNotAtZero { .. } => {
+                KafkaCode::OutOfOrderSequenceNumber
+            }
+        }
+    }
+}
+
+/// The sequence of a batch's last record: sequences wrap from `i32::MAX` to 0.
+fn last_sequence(first: i32, last_offset_delta: i32) -> i32 {
+    ((i64::from(first) + i64::from(last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+fn follows(last: i32, next: i32) -> bool {
+    next == if last == i32::MAX { 0 } else { last + 1 }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerState {
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Decides an incoming batch from an idempotent producer (producer id >= 0).
+    pub fn check(&self, header: &BatchHeader<'_>) -> Result<Sequenced, SequenceError> {
+        let producer_id = header.producer_id();
+        let epoch = header.producer_epoch();
+        let first = header.base_sequence();
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(Sequenced::Append);
+        };
+        if epoch < entry.epoch {
+            return Err(SequenceError::Fenced {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            if first != 0 {
+                return Err(SequenceError::NewEpochNotAtZero {
+                    producer_id,
+                    epoch,
+                    got: first,
+                });
+            }
+            return Ok(Sequenced::Append);
+        }
+        let last = last_sequence(first, header.last_offset_delta());
+        if let Some(original) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first && b.last_seq == last)
+        {
+            return Ok(Sequenced::Duplicate {
+                base_offset: original.base_offset,
+                last_offset: original.last_offset,
+            });
+        }
+        let newest = entry.batches.back().expect("a known producer has a batch");
+        if !follows(newest.last_seq, first) {
+            return Err(SequenceError::OutOfOrder {
+                producer_id,
+                epoch,
+                got: first,
+                last: newest.last_seq,
+            });
+        }
+        Ok(Sequenced::Append)
+    }
+
+    /// Records a batch as written at its (patched) offsets. Batches without a producer id
+    /// are ignored. Also used to replay the log, so it never refuses.
+    pub fn record(&mut self, header: &BatchHeader<'_>, now_ms: i64) {
+        let producer_id = header.producer_id();
+        if producer_id < 0 || header.is_control() {
+            return;
+        }
+        let epoch = header.producer_epoch();
+        let first = header.base_sequence();
+        let meta = BatchMeta {
+            first_seq: first,
+            last_seq: last_sequence(first, header.last_offset_delta()),
+            base_offset: header.base_offset(),
+            last_offset: header.last_offset(),
+        };
+        if !self.producers.contains_key(&producer_id) && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX {
+            self.evict_least_recent();
+        }
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_append_ms: now_ms,
+        });
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == PRODUCER_BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(meta);
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
+    }
+
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .producers
+            .iter()
+            .min_by_key(|(_, entry)| entry.last_append_ms)
+            .map(|(&id, _)| id);
+        if let Some(id) = oldest {
+            self.producers.remove(&id);
+        }
+    }
+
+    /// Forgets producers whose last append is older than `cutoff_ms`. Returns how many.
+    pub fn expire(&mut self, cutoff_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, entry| entry.last_append_ms >= cutoff_ms);
+        before - self.producers.len()
+    }
+
+    /// The snapshot file's bytes: the state as of `offset` (everything below it recorded).
+    ///
+    /// ```text
+    /// magic u32 "SPS1" | offset i64 | producers u32 |
+    ///   per producer: id i64, epoch i16, last_append_ms i64, batches u8,
+    ///     per batch: first_seq i32, last_seq i32, base_offset i64, last_offset i64
+    /// | crc32c u32 of everything before it
+    /// ```
+    pub fn encode(&self, offset: Offset) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&offset.0.to_be_bytes());
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort();
+        for id in ids {
+            let entry = &self.producers[id];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+            out.push(entry.batches.len() as u8);
+            for batch in &entry.batches {
+                out.extend_from_slice(&batch.first_seq.to_be_bytes());
+                out.extend_from_slice(&batch.last_seq.to_be_bytes());
+                out.extend_from_slice(&batch.base_offset.0.to_be_bytes());
+                out.extend_from_slice(&batch.last_offset.0.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Reads a snapshot: the offset it was taken at and the state. None if it is damaged.
+    pub fn decode(bytes: &[u8]) -> Option<(Offset, ProducerState)> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let mut reader = Reader(body);
+        if reader.take(4)? != SNAPSHOT_MAGIC {
+            return None;
+        }
+        let offset = Offset(reader.i64()?);
+        let count = reader.u32()? as usize;
+        let mut state = ProducerState::default();
+        for _ in 0..count {
+            let id = reader.i64()?;
+            let epoch = reader.i16()?;
+            let last_append_ms = reader.i64()?;
+            let batch_count = usize::from(reader.take(1)?[0]);
+            if batch_count == 0 || batch_count > PRODUCER_BATCHES_KEPT {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(batch_count);
+            for _ in 0..batch_count {
+                batches.push_back(BatchMeta {
+                    first_seq: reader.i32()?,
+                    last_seq: reader.i32()?,
+                    base_offset: Offset(reader.i64()?),
+                    last_offset: Offset(reader.i64()?),
+                });
+            }
+            state.producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_append_ms,
+                },
+            );
+        }
+        reader.0.is_empty().then_some((offset, state))
+    }
+}
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+    fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::record_batch::{patch_offsets, LOG_OVERHEAD_BYTES};
+
+    /// A header-only batch as an idempotent producer sends it, placed at `base_offset`.
+    fn batch(producer_id: i64, epoch: i16, first_seq: i32, records: i32, base_offset: i64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 61];
+        bytes[8..12].copy_from_slice(&(61 - LOG_OVERHEAD_BYTES as i32).to_be_bytes());
+        bytes[16] = 2;
+        bytes[23..27].copy_from_slice(&(records - 1).to_be_bytes());
+        bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
+        bytes[53..57].copy_from_slice(&first_seq.to_be_bytes());
+        bytes[57..61].copy_from_slice(&records.to_be_bytes());
+        patch_offsets(&mut bytes, Offset(base_offset), 0);
+        bytes
+    }
+
+    fn check(state: &ProducerState, bytes: &[u8]) -> Result<Sequenced, SequenceError> {
+        state.check(&BatchHeader::new(bytes).unwrap())
+    }
+
+    fn record(state: &mut ProducerState, bytes: &[u8]) {
+        state.record(&BatchHeader::new(bytes).unwrap(), 1_000);
+    }
+
+    #[test]
+    fn in_sequence_batches_append_and_retries_are_duplicates() {
+        let mut state = ProducerState::default();
+        let first = batch(7, 0, 0, 5, 100);
+        assert_eq!(check(&state, &first), Ok(Sequenced::Append));
+        record(&mut state, &first);
+        let second = batch(7, 0, 5, 3, 105);
+        assert_eq!(check(&state, &second), Ok(Sequenced::Append));
+        record(&mut state, &second);
+        // The retry of the first batch arrives with base offset 0, as a producer sends it.
+        assert_eq!(
+            check(&state, &batch(7, 0, 0, 5, 0)),
+            Ok(Sequenced::Duplicate {
+                base_offset: Offset(100),
+                last_offset: Offset(104)
+            })
+        );
+    }
+
+    #[test]
+    fn gaps_old_epochs_and_new_epochs_are_judged() {
+        let mut state = ProducerState::default();
+        record(&mut state, &batch(7, 3, 0, 2, 0));
+        assert!(matches!(
+            check(&state, &batch(7, 3, 5, 1, 0)),
+            Err(SequenceError::OutOfOrder { got: 5, last: 1, .. })
+        ));
+        let fenced = check(&state, &batch(7, 2, 2, 1, 0)).unwrap_err();
+        assert_eq!(fenced.kafka_code(), KafkaCode::InvalidProducerEpoch);
+        assert!(matches!(
+            check(&state, &batch(7, 4, 2, 1, 0)),
+            Err(SequenceError::NewEpochNotAtZero { .. })
+        ));
+        assert_eq!(check(&state, &batch(7, 4, 0, 1, 0)), Ok(Sequenced::Append));
+        // Unknown producers may start anywhere: their history may have been deleted.
+        assert_eq!(check(&state, &batch(8, 0, 42, 1, 0)), Ok(Sequenced::Append));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut state = ProducerState::default();
+        for i in 0..7 {
+            record(&mut state, &batch(1, 0, i, 1, i64::from(i)));
+        }
+        assert!(matches!(
+            check(&state, &batch(1, 0, 2, 1, 0)),
+            Ok(Sequenced::Duplicate {
+                base_offset: Offset(2),
+                ..
+            })
+        ));
+        // Sequence 1 is older than the window: neither a known duplicate nor in sequence.
+        assert!(matches!(
+            check(&state, &batch(1, 0, 1, 1, 0)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+    }
+
+    #[test]
+    fn sequences_wrap_after_i32_max() {
+        let mut state = ProducerState::default();
+        record(&mut state, &batch(1, 0, i32::MAX - 1, 2, 0));
+        assert_eq!(check(&state, &batch(1, 0, 0, 1, 0)), Ok(Sequenced::Append));
+        assert_eq!(last_sequence(i32::MAX, 2), 1);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_damage_is_detected() {
+        let mut state = ProducerState::default();
+        for producer in 0..3 {
+            for i in 0..4 {
+                record(
+                    &mut state,
+                    &batch(producer, 1, i * 2, 2, producer * 100 + i64::from(i) * 2),
+                );
+            }
+        }
+        let bytes = state.encode(Offset(300));
+        assert_eq!(ProducerState::decode(&bytes), Some((Offset(300), state.clone())));
+        let mut damaged = bytes.clone();
+        damaged[20] ^= 1;
+        assert_eq!(ProducerState::decode(&damaged), None);
+        assert_eq!(ProducerState::decode(&bytes[..10]), None);
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut state = ProducerState::default();
+        state.record(&BatchHeader::new(&batch(1, 0, 0, 1, 0)).unwrap(), 1_000);
+        state.record(&BatchHeader::new(&batch(2, 0, 0, 1, 1)).unwrap(), 5_000);
+        assert_eq!(state.expire(2_000), 1);
+        assert_eq!(state.len(), 1);
+        assert_eq!(
+            check(&state, &batch(2, 0, 0, 1, 0)).unwrap(),
+            Sequenced::Duplicate {
+                base_offset: Offset(1),
+                last_offset: Offset(1)
+            }
+        );
+    }
+}
