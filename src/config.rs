@@ -71,6 +71,12 @@ pub struct ServerConfig {
         rename = "log.retention.check.interval.ms"
     )]
     pub log_retention_check_interval_ms: u64,
+    /// How often each shard looks for compacted topics with newly closed segments.
+    #[serde(default = "default_cleaner_backoff_ms", rename = "log.cleaner.backoff.ms")]
+    pub log_cleaner_backoff_ms: u64,
+    /// `segment.bytes` of the offsets topic, applied when it is created.
+    #[serde(default = "default_offsets_segment_bytes", rename = "offsets.topic.segment.bytes")]
+    pub offsets_topic_segment_bytes: u64,
     /// How long a partition remembers an idempotent producer that stopped writing to it.
     #[serde(default = "default_producer_id_expiration_ms", rename = "producer.id.expiration.ms")]
     pub producer_id_expiration_ms: i64,
@@ -102,6 +108,12 @@ fn default_true() -> bool {
 }
 fn default_offsets_partitions() -> i32 {
     50
+}
+fn default_cleaner_backoff_ms() -> u64 {
+    15_000
+}
+fn default_offsets_segment_bytes() -> u64 {
+    100 * 1024 * 1024
 }
 fn default_producer_id_expiration_ms() -> i64 {
     24 * 60 * 60 * 1000
@@ -174,6 +186,21 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "log.retention.check.interval.ms",
                 "must be at least 1",
+            ));
+        }
+        if self.log_cleaner_backoff_ms == 0 {
+            return Err(ConfigError::new("log.cleaner.backoff.ms", "must be at least 1"));
+        }
+        if !(crate::constants::SEGMENT_BYTES_MIN..=crate::constants::SEGMENT_BYTES_MAX)
+            .contains(&self.offsets_topic_segment_bytes)
+        {
+            return Err(ConfigError::new(
+                "offsets.topic.segment.bytes",
+                format!(
+                    "must be between {} and {}",
+                    crate::constants::SEGMENT_BYTES_MIN,
+                    crate::constants::SEGMENT_BYTES_MAX
+                ),
             ));
         }
         if self.producer_id_expiration_ms < 1 {

@@ -79,6 +79,13 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
 /// ids are never reused across restarts).
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// Memory one compaction pass may use for its map of keys to their newest offsets. Segments
+/// whose keys do not fit wait for a later pass.
+pub const COMPACTION_KEY_MAP_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Bytes written to a compacted segment per write.
+pub const COMPACTION_WRITE_BYTES: usize = 1024 * 1024;
+
 const _: () = assert!(FRAME_BYTES_MAX <= CONNECTION_IN_FLIGHT_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN % IO_ALIGNMENT_BYTES == 0);

@@ -268,15 +268,39 @@ impl Shard {
 
     /// Background log maintenance, in its own low-priority task queue so it never adds latency
     /// to requests: every `log.retention.check.interval.ms`, retention on every owned log and
-    /// expiry of idle idempotent producers (`producer.id.expiration.ms`).
+    /// expiry of idle idempotent producers (`producer.id.expiration.ms`); every
+    /// `log.cleaner.backoff.ms`, compaction of the compacted ones.
     pub fn start_background(self: &Rc<Self>) {
         let queue = glommio::executor().create_task_queue(
             glommio::Shares::Static(BACKGROUND_SHARES),
             glommio::Latency::NotImportant,
             "background",
         );
+        let retention = std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
+        self.every(queue, retention, |shard, log, now| async move {
+            if let Err(e) = log.apply_retention(now).await {
+                tracing::error!("{}-{}: retention: {e}", log.topic, log.partition);
+            }
+            let expired = log.expire_producers(now - shard.config.producer_id_expiration_ms);
+            if expired > 0 {
+                tracing::debug!("{}-{}: {expired} idle producers expired", log.topic, log.partition);
+            }
+        });
+        let cleaner = std::time::Duration::from_millis(self.config.log_cleaner_backoff_ms);
+        self.every(queue, cleaner, |_, log, now| async move {
+            if let Err(e) = log.compact(now).await {
+                tracing::error!("{}-{}: compaction: {e}", log.topic, log.partition);
+            }
+        });
+    }
+
+    /// Runs `work` on every owned log each `interval`, in `queue`, until the shard closes.
+    fn every<F, Fut>(self: &Rc<Self>, queue: glommio::TaskQueueHandle, interval: std::time::Duration, work: F)
+    where
+        F: Fn(Rc<Shard>, Rc<PartitionLog>, i64) -> Fut + 'static,
+        Fut: Future<Output = ()>,
+    {
         let shard = self.clone();
-        let interval = std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
         let task = glommio::spawn_local_into(
             async move {
                 loop {
@@ -285,15 +309,8 @@ impl Shard {
                         return;
                     }
                     let logs: Vec<Rc<PartitionLog>> = shard.partitions.borrow().values().cloned().collect();
-                    let now = crate::storage::segment::now_ms();
                     for log in logs {
-                        if let Err(e) = log.apply_retention(now).await {
-                            tracing::error!("{}-{}: retention: {e}", log.topic, log.partition);
-                        }
-                        let expired = log.expire_producers(now - shard.config.producer_id_expiration_ms);
-                        if expired > 0 {
-                            tracing::debug!("{}-{}: {expired} idle producers expired", log.topic, log.partition);
-                        }
+                        work(shard.clone(), log, crate::storage::segment::now_ms()).await;
                     }
                 }
             },

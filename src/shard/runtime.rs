@@ -30,10 +30,14 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     remove_deleted_leftovers(&config.data_dir);
     let mut store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
+    let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
     store.ensure_internal_topic(
         crate::group::OFFSETS_TOPIC,
         config.offsets_topic_num_partitions,
-        [("cleanup.policy", "compact"), ("segment.bytes", "104857600")],
+        [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", offsets_segment_bytes.as_str()),
+        ],
     )?;
     let snapshot = store.snapshot();
 

@@ -106,6 +106,14 @@ impl BatchCache {
         }
     }
 
+    /// Drops every cached batch below `offset` (a compacted range, now different on disk).
+    /// The budget still counts them until their turn to leave comes; evicting then is a no-op.
+    pub fn forget_below(&mut self, offset: Offset) {
+        while self.batches.front().is_some_and(|b| b.last_offset < offset) {
+            self.batches.pop_front();
+        }
+    }
+
     /// The batches from the one holding `offset` onwards, at most `max_bytes` of them but
     /// always at least one; None when `offset` is older than the cache.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Option<Vec<Bytes>> {

@@ -6,6 +6,7 @@
 //! the base offset and leader epoch patched in; see [`segment`] for the append contract.
 
 pub mod cache;
+pub mod compaction;
 pub mod index;
 pub mod log;
 pub mod probe;

@@ -116,12 +116,27 @@ impl Segment {
     /// scanned batch by batch and a torn tail is truncated.
     pub async fn open(dir: &Path, base_offset: Offset, scan_all: bool) -> Result<Segment, StorageError> {
         let log_path = dir.join(log_file_name(base_offset));
+        Segment::open_file(&log_path, log_path.clone(), base_offset, scan_all).await
+    }
+
+    /// Opens the file at `file_path`, to be renamed to the segment at `base_offset` in `dir`
+    /// (a compacted copy): scanned batch by batch, its indexes only in memory until sealed.
+    pub async fn open_replacement(dir: &Path, base_offset: Offset, file_path: &Path) -> Result<Segment, StorageError> {
+        Segment::open_file(file_path, dir.join(log_file_name(base_offset)), base_offset, true).await
+    }
+
+    async fn open_file(
+        file_path: &Path,
+        log_path: PathBuf,
+        base_offset: Offset,
+        scan_all: bool,
+    ) -> Result<Segment, StorageError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .dma_open(&log_path)
+            .dma_open(file_path)
             .await
-            .ctx("open segment", &log_path)?;
+            .ctx("open segment", file_path)?;
         let file_bytes = file.file_size().await.ctx("stat segment", &log_path)?;
         let mut segment = Segment {
             base_offset,
@@ -405,6 +420,72 @@ async fn last_batch_from(file: &DmaFile, path: &Path, start: u64, end: u64) -> R
         position += total as u64;
     }
     Ok(if position == end { last } else { None })
+}
+
+/// Reads the whole batches of a sealed range of a segment, one large read at a time, so
+/// callers may await (or yield) between reads.
+pub struct BatchReader {
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    position: u64,
+    end: u64,
+}
+
+impl BatchReader {
+    /// Reads `[position, end)`, where `position` is a batch boundary.
+    pub fn new(file: Rc<DmaFile>, path: PathBuf, position: u64, end: u64) -> BatchReader {
+        BatchReader {
+            file,
+            path,
+            position,
+            end,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next run of whole batches with the file position of the first; None at the end.
+    /// A batch larger than one read comes alone.
+    pub async fn next_batches(&mut self) -> Result<Option<(u64, Vec<Bytes>)>, StorageError> {
+        if self.position >= self.end {
+            return Ok(None);
+        }
+        let start = self.position;
+        let want = (SCAN_READ_BYTES as u64).min(self.end - start) as usize;
+        let read = self.file.read_at(start, want).await.ctx("read batches", &self.path)?;
+        let chunk = Bytes::copy_from_slice(&read);
+        let mut batches = Vec::new();
+        let mut at = 0usize;
+        while at + HEADER_BYTES <= chunk.len() {
+            let header = BatchHeader::new(&chunk[at..]).expect("length checked");
+            let total = header.total_bytes().ok_or_else(|| StorageError::Corrupt {
+                path: self.path.clone(),
+                position: start + at as u64,
+                reason: "bad batch length".into(),
+            })?;
+            if at + total > chunk.len() {
+                if at == 0 {
+                    let whole = self.file.read_at(start, total).await.ctx("read batches", &self.path)?;
+                    batches.push(Bytes::copy_from_slice(&whole));
+                    at = total;
+                }
+                break;
+            }
+            batches.push(chunk.slice(at..at + total));
+            at += total;
+        }
+        if at == 0 || start + at as u64 > self.end {
+            return Err(StorageError::Corrupt {
+                path: self.path.clone(),
+                position: start,
+                reason: "no whole batch where one was expected".into(),
+            });
+        }
+        self.position = start + at as u64;
+        Ok(Some((start, batches)))
+    }
 }
 
 /// What a batch-by-batch scan of a segment found.
