@@ -71,6 +71,12 @@ pub struct ServerConfig {
         rename = "log.retention.check.interval.ms"
     )]
     pub log_retention_check_interval_ms: u64,
+    /// How often each partition records its durable offset as its recovery point.
+    #[serde(
+        default = "default_checkpoint_interval_ms",
+        rename = "log.flush.offset.checkpoint.interval.ms"
+    )]
+    pub log_flush_offset_checkpoint_interval_ms: u64,
     /// How often each shard looks for compacted topics with newly closed segments.
     #[serde(default = "default_cleaner_backoff_ms", rename = "log.cleaner.backoff.ms")]
     pub log_cleaner_backoff_ms: u64,
@@ -108,6 +114,9 @@ fn default_true() -> bool {
 }
 fn default_offsets_partitions() -> i32 {
     50
+}
+fn default_checkpoint_interval_ms() -> u64 {
+    60_000
 }
 fn default_cleaner_backoff_ms() -> u64 {
     15_000
@@ -185,6 +194,12 @@ impl ServerConfig {
         if self.log_retention_check_interval_ms == 0 {
             return Err(ConfigError::new(
                 "log.retention.check.interval.ms",
+                "must be at least 1",
+            ));
+        }
+        if self.log_flush_offset_checkpoint_interval_ms == 0 {
+            return Err(ConfigError::new(
+                "log.flush.offset.checkpoint.interval.ms",
                 "must be at least 1",
             ));
         }

@@ -9,7 +9,9 @@ use std::io::{Seek, SeekFrom, Write};
 use common::raw::call;
 use common::{assign, consume, flush, send, Broker, WAIT};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
@@ -86,6 +88,18 @@ fn corruption_inside_the_log_takes_only_that_partition_offline() {
     broker.wait_for_log("naming the corrupt file", |line| {
         line.contains("damaged-0 is offline") && line.contains("00000000000000000000.log") && line.contains("at byte")
     });
+    // Metadata shows the partition leaderless (the refusal is announced to every shard, so
+    // whichever shard answers knows); the healthy one keeps its leader.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let leaders = partition_leaders(&broker);
+        if leaders["damaged"] == (LEADER_NOT_AVAILABLE, -1) {
+            assert_eq!(leaders["healthy"], (0, 0));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "metadata still shows {leaders:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // Every other partition keeps working.
     produce(&broker, "healthy", 10, 20);
     let consumer = broker.consumer(&[]);
@@ -94,6 +108,76 @@ fn corruption_inside_the_log_takes_only_that_partition_offline() {
         String::from_utf8(m.payload().unwrap().to_vec()).unwrap()
     });
     assert_eq!(values, (0..20).map(|i| format!("record-{i}")).collect::<Vec<_>>());
+}
+
+/// File positions of the batches of a segment, walking the length fields.
+fn batch_positions(path: &std::path::Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut positions = Vec::new();
+    let mut at = 0usize;
+    while at + 12 <= bytes.len() {
+        positions.push(at as u64);
+        at += 12 + i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    positions
+}
+
+#[test]
+fn damage_to_flushed_data_is_refused_not_truncated() {
+    // A damaged length field mid-log makes the rest unreadable: without the recovery point
+    // it would pass for a torn tail and everything after it would be cut away.
+    let mut broker = Broker::start();
+    broker.create_topic("length", 1);
+    broker.create_topic("cut", 1);
+    produce(&broker, "length", 0, 100);
+    produce(&broker, "cut", 0, 100);
+    broker.stop();
+
+    let length_log = segment(&broker, "length", 0);
+    let positions = batch_positions(&length_log);
+    assert_eq!(positions.len(), 100, "one batch per record");
+    flip_byte(&length_log, positions[50] + 8);
+    // A flushed segment cut short is lost acknowledged data, not a torn write.
+    let cut_log = segment(&broker, "cut", 0);
+    let cut_length = std::fs::metadata(&cut_log).unwrap().len() - 7;
+    OpenOptions::new()
+        .write(true)
+        .open(&cut_log)
+        .unwrap()
+        .set_len(cut_length)
+        .unwrap();
+
+    broker.restart();
+    for (topic, log, length) in [
+        ("length", &length_log, std::fs::metadata(&length_log).unwrap().len()),
+        ("cut", &cut_log, cut_length),
+    ] {
+        assert_eq!(fetch_error(&broker, topic), KAFKA_STORAGE_ERROR, "{topic} is refused");
+        assert_eq!(
+            std::fs::metadata(log).unwrap().len(),
+            length,
+            "{topic}: nothing was truncated"
+        );
+        broker.wait_for_log("naming the damage", |line| {
+            line.contains(&format!("{topic}-0 is offline")) && line.contains("below the recovery point")
+        });
+    }
+}
+
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+/// Per topic, partition 0's (error code, leader id) in a Metadata response.
+fn partition_leaders(broker: &Broker) -> std::collections::HashMap<String, (i16, i32)> {
+    let request = MetadataRequest::default().with_topics(None);
+    let response: MetadataResponse = call(broker, ApiKey::Metadata, 12, &request);
+    response
+        .topics
+        .iter()
+        .map(|t| {
+            let p = &t.partitions[0];
+            (t.name.as_ref().unwrap().0.to_string(), (p.error_code, p.leader_id.0))
+        })
+        .collect()
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Acknowledged writes survive SIGKILL: producers write with acks=all while the broker is
-//! killed at pseudo-random moments and restarted on the same data dir, 20 times. Every
+//! killed at pseudo-random moments and restarted on the same data dir, 20 times (or
+//! `SLUICE_CRASH_KILLS` times, with seed `SLUICE_CRASH_SEED`: the soak mode `perf/soak.sh`). Every
 //! acknowledged record is found exactly once at the offset it was acknowledged with, in
 //! order, and every log reads cleanly to its end.
 
@@ -21,7 +22,15 @@ use rdkafka::Offset;
 const TOPIC: &str = "crashy";
 const PARTITIONS: i32 = 3;
 const PRODUCERS: u64 = 3;
-const KILLS: u64 = 20;
+/// Kills in the suite; `SLUICE_CRASH_KILLS` asks for more (never fewer).
+const KILLS_MIN: u64 = 20;
+
+fn kills() -> u64 {
+    std::env::var("SLUICE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(KILLS_MIN, |k: u64| k.max(KILLS_MIN))
+}
 
 /// (partition, offset, value) of every acknowledged record.
 type Acked = Arc<Mutex<Vec<(i32, i64, u64)>>>;
@@ -56,9 +65,20 @@ fn acknowledged_records_survive_twenty_sigkills() {
     let mut broker = Broker::start();
     broker.create_topic(TOPIC, PARTITIONS);
     let acked: Acked = Arc::new(Mutex::new(Vec::new()));
-    let mut random = 0x5eed_u64;
+    let seed = std::env::var("SLUICE_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_u64);
+    let mut random = seed;
+    let kills = kills();
 
-    for round in 0..KILLS {
+    for round in 0..kills {
+        if round > 0 && round % 50 == 0 {
+            eprintln!(
+                "crash soak: {round} of {kills} kills, {} records acknowledged",
+                acked.lock().unwrap().len()
+            );
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|producer| {
@@ -145,7 +165,7 @@ fn acknowledged_records_survive_twenty_sigkills() {
         }
     }
     eprintln!(
-        "{} records acknowledged across {KILLS} kills; {total} stored",
+        "{} records acknowledged across {kills} kills (seed {seed}); {total} stored",
         acked.len()
     );
 }

@@ -12,7 +12,7 @@ pub mod placement;
 pub mod runtime;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -66,6 +66,8 @@ pub struct Shard {
     partitions: RefCell<HashMap<(String, PartitionId), Rc<PartitionLog>>>,
     /// Partitions this shard owns but refuses to serve (their log is corrupt), with why.
     offline: RefCell<HashMap<(String, PartitionId), String>>,
+    /// Every shard's offline partitions, as they told this one: Metadata reports them leaderless.
+    offline_anywhere: RefCell<HashSet<(String, PartitionId)>>,
     senders: Senders<Job>,
     pub authority: Option<Authority>,
     closing: Cell<bool>,
@@ -106,6 +108,7 @@ impl Shard {
             metadata: RefCell::new(snapshot),
             partitions: RefCell::new(HashMap::new()),
             offline: RefCell::new(HashMap::new()),
+            offline_anywhere: RefCell::new(HashSet::new()),
             senders,
             authority: store.map(|store| Authority {
                 store: RefCell::new(store),
@@ -179,6 +182,24 @@ impl Shard {
         Err(crate::error::KafkaCode::NotLeaderOrFollower)
     }
 
+    /// Whether the partition's owner (any shard) refused its log.
+    pub fn is_offline_anywhere(&self, topic: &str, partition: PartitionId) -> bool {
+        self.offline_anywhere.borrow().contains(&(topic.to_string(), partition))
+    }
+
+    /// Tells every shard (this one included) that a partition went offline.
+    fn announce_offline(self: &Rc<Self>, key: (String, PartitionId)) {
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            shard
+                .invoke_on_all(move |target| async move {
+                    target.offline_anywhere.borrow_mut().insert(key);
+                })
+                .await;
+        })
+        .detach();
+    }
+
     pub fn partition_count(&self) -> usize {
         self.partitions.borrow().len()
     }
@@ -239,7 +260,8 @@ impl Shard {
                     Err(e @ StorageError::Corrupt { .. }) => {
                         // Refuse this partition, loudly; every other partition keeps serving.
                         tracing::error!("{}-{partition} is offline: {e}", topic.meta.name);
-                        self.offline.borrow_mut().insert(key, e.to_string());
+                        self.offline.borrow_mut().insert(key.clone(), e.to_string());
+                        self.announce_offline(key);
                     }
                     Err(e) => return Err(e),
                 }
@@ -248,6 +270,9 @@ impl Shard {
         self.offline
             .borrow_mut()
             .retain(|(topic, _), _| snapshot.topic(topic).is_some());
+        self.offline_anywhere
+            .borrow_mut()
+            .retain(|(topic, _)| snapshot.topic(topic).is_some());
         *self.metadata.borrow_mut() = snapshot;
         Ok(())
     }
@@ -269,6 +294,7 @@ impl Shard {
     /// Background log maintenance, in its own low-priority task queue so it never adds latency
     /// to requests: every `log.retention.check.interval.ms`, retention on every owned log and
     /// expiry of idle idempotent producers (`producer.id.expiration.ms`); every
+    /// `log.flush.offset.checkpoint.interval.ms`, each log's recovery point; every
     /// `log.cleaner.backoff.ms`, compaction of the compacted ones.
     pub fn start_background(self: &Rc<Self>) {
         let queue = glommio::executor().create_task_queue(
@@ -284,6 +310,12 @@ impl Shard {
             let expired = log.expire_producers(now - shard.config.producer_id_expiration_ms);
             if expired > 0 {
                 tracing::debug!("{}-{}: {expired} idle producers expired", log.topic, log.partition);
+            }
+        });
+        let checkpoint = std::time::Duration::from_millis(self.config.log_flush_offset_checkpoint_interval_ms);
+        self.every(queue, checkpoint, |_, log, _| async move {
+            if let Err(e) = log.checkpoint_recovery_point().await {
+                tracing::error!("{}-{}: recovery point: {e}", log.topic, log.partition);
             }
         });
         let cleaner = std::time::Duration::from_millis(self.config.log_cleaner_backoff_ms);

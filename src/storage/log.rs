@@ -90,6 +90,8 @@ pub struct PartitionLog {
     cleaned_to: Cell<Offset>,
     /// When the earliest tombstone compaction kept becomes removable.
     next_tombstone_ms: Cell<Option<i64>>,
+    /// The high watermark last written to the recovery-point file.
+    recovery_point: Cell<Offset>,
     weak_self: RefCell<std::rc::Weak<PartitionLog>>,
 }
 
@@ -134,16 +136,25 @@ impl PartitionLog {
             .filter_map(|entry| parse_log_file_name(&entry.file_name().to_string_lossy()))
             .collect();
         bases.sort();
+        let recovery_point = read_offset_file(&dir, RECOVERY_POINT_FILE).unwrap_or(Offset(0));
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
-            segments.push(Segment::open(&dir, base, last).await?);
+            // Sealed segments were flushed whole when they were sealed.
+            let flushed_to = if last { recovery_point } else { Offset(i64::MAX) };
+            segments.push(Segment::open(&dir, base, last, flushed_to).await?);
         }
         if segments.is_empty() {
             segments.push(Segment::create(&dir, Offset(0)).await?);
         }
         let end = segments.last().expect("at least one segment").next_offset;
-        let log_start = read_log_start(&dir).map_or(segments[0].base_offset, |checkpoint| {
+        if end < recovery_point {
+            tracing::error!(
+                "{}: the log ends at offset {end}, below its recovery point {recovery_point}: flushed records are missing",
+                dir.display()
+            );
+        }
+        let log_start = read_offset_file(&dir, LOG_START_FILE).map_or(segments[0].base_offset, |checkpoint| {
             checkpoint.clamp(segments[0].base_offset, end)
         });
         let log = Rc::new(PartitionLog {
@@ -170,6 +181,7 @@ impl PartitionLog {
             producers: RefCell::new(ProducerState::default()),
             cleaned_to: Cell::new(Offset(0)),
             next_tombstone_ms: Cell::new(None),
+            recovery_point: Cell::new(Offset(-1)),
             weak_self: RefCell::new(std::rc::Weak::new()),
         });
         let as_evict: Rc<dyn Evict> = log.clone();
@@ -182,8 +194,23 @@ impl PartitionLog {
         };
         Segment::flush(&file, &path).await?;
         log.durable.set(log.end_offset());
+        log.checkpoint_recovery_point().await?;
         log.recover_producers().await?;
         Ok(log)
+    }
+
+    /// Records the high watermark as the recovery point, if it moved: below it, recovery
+    /// treats any damage as corruption rather than a torn tail. A torn write of this small
+    /// file can only leave fewer digits (a lower, still true point) or none (no point).
+    pub async fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
+        let durable = self.durable.get();
+        if durable <= self.recovery_point.get() {
+            return Ok(());
+        }
+        let path = self.dir.join(RECOVERY_POINT_FILE);
+        segment::write_file_durably(&path, durable.0.to_string().into_bytes()).await?;
+        self.recovery_point.set(durable);
+        Ok(())
     }
 
     /// Rebuilds the idempotent-producer state: the snapshot, if it fits the log, then every
@@ -554,6 +581,7 @@ impl PartitionLog {
         self.seal_active().await?;
         self.durable.set(self.end_offset());
         self.signal.notify_all();
+        self.checkpoint_recovery_point().await?;
         self.snapshot_producers().await
     }
 
@@ -1138,8 +1166,12 @@ const PRODUCER_SNAPSHOT_FILE: &str = "producer-state";
 /// segment's base: the offset in decimal.
 const LOG_START_FILE: &str = "log-start-offset";
 
-fn read_log_start(dir: &Path) -> Option<Offset> {
-    let text = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok()?;
+/// The durable offset as last checkpointed: everything below it had been flushed.
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// An offset kept in a small decimal file; None if the file is missing or unreadable.
+fn read_offset_file(dir: &Path, name: &str) -> Option<Offset> {
+    let text = std::fs::read_to_string(dir.join(name)).ok()?;
     text.trim().parse().ok().map(Offset)
 }
 

@@ -113,16 +113,32 @@ impl Segment {
 
     /// Opens an existing segment. A sealed segment (`scan_all == false`) trusts its index
     /// files when they fit the log and rebuilds them otherwise; the last segment is always
-    /// scanned batch by batch and a torn tail is truncated.
-    pub async fn open(dir: &Path, base_offset: Offset, scan_all: bool) -> Result<Segment, StorageError> {
+    /// scanned batch by batch and a torn tail is truncated. Damage to batches below
+    /// `flushed_to` (the recovery point: data known to have been made durable) is never a torn
+    /// tail: it is refused as corruption.
+    pub async fn open(
+        dir: &Path,
+        base_offset: Offset,
+        scan_all: bool,
+        flushed_to: Offset,
+    ) -> Result<Segment, StorageError> {
         let log_path = dir.join(log_file_name(base_offset));
-        Segment::open_file(&log_path, log_path.clone(), base_offset, scan_all).await
+        Segment::open_file(&log_path, log_path.clone(), base_offset, scan_all, flushed_to).await
     }
 
     /// Opens the file at `file_path`, to be renamed to the segment at `base_offset` in `dir`
     /// (a compacted copy): scanned batch by batch, its indexes only in memory until sealed.
     pub async fn open_replacement(dir: &Path, base_offset: Offset, file_path: &Path) -> Result<Segment, StorageError> {
-        Segment::open_file(file_path, dir.join(log_file_name(base_offset)), base_offset, true).await
+        // The copy was written whole and synced: any damage in it is corruption.
+        let flushed_to = Offset(i64::MAX);
+        Segment::open_file(
+            file_path,
+            dir.join(log_file_name(base_offset)),
+            base_offset,
+            true,
+            flushed_to,
+        )
+        .await
     }
 
     async fn open_file(
@@ -130,6 +146,7 @@ impl Segment {
         log_path: PathBuf,
         base_offset: Offset,
         scan_all: bool,
+        flushed_to: Offset,
     ) -> Result<Segment, StorageError> {
         let file = OpenOptions::new()
             .read(true)
@@ -155,7 +172,7 @@ impl Segment {
         if !scan_all && segment.load_indexes(file_bytes).await? {
             return Ok(segment);
         }
-        let scan = scan(&segment.file, &segment.log_path, base_offset, file_bytes).await?;
+        let scan = scan(&segment.file, &segment.log_path, base_offset, file_bytes, flushed_to).await?;
         if scan.valid_bytes < file_bytes {
             let level_is_warning = !scan.rest_is_padding;
             let message = format!(
@@ -503,7 +520,13 @@ pub struct Scan {
 
 /// Reads a segment from the start, checking each batch's length, magic and CRC, and
 /// rebuilding the indexes. Stops at the first batch that is not whole and valid.
-pub async fn scan(file: &DmaFile, path: &Path, base_offset: Offset, file_bytes: u64) -> Result<Scan, StorageError> {
+pub async fn scan(
+    file: &DmaFile,
+    path: &Path,
+    base_offset: Offset,
+    file_bytes: u64,
+    flushed_to: Offset,
+) -> Result<Scan, StorageError> {
     // Reuses the segment's own indexing so a rebuilt index equals one built by appends.
     let mut shadow = Segment {
         base_offset,
@@ -577,6 +600,19 @@ pub async fn scan(file: &DmaFile, path: &Path, base_offset: Offset, file_bytes: 
             at += total as usize;
         }
         position += at as u64;
+    }
+    if shadow.size < file_bytes && shadow.next_offset < flushed_to {
+        // Below the recovery point every batch was made durable whole: what stopped the scan
+        // is damage to flushed data, not a torn write. Truncating would drop acknowledged
+        // records, so the partition is refused.
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            position: shadow.size,
+            reason: format!(
+                "{stop_reason} at offset {}, below the recovery point {flushed_to}: flushed data is damaged",
+                shadow.next_offset
+            ),
+        });
     }
     Ok(Scan {
         valid_bytes: shadow.size,
@@ -706,7 +742,7 @@ mod tests {
                     expected,
                     "sealing cuts the padding"
                 );
-                let reopened = Segment::open(&path, Offset(0), true).await.unwrap();
+                let reopened = Segment::open(&path, Offset(0), true, Offset(0)).await.unwrap();
                 assert_eq!(
                     (reopened.size, reopened.next_offset),
                     (expected.len() as u64, Offset(next))

@@ -12,6 +12,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, TopicName};
 
 use crate::error::KafkaCode;
+use crate::ids::PartitionId;
 use crate::kafka::handlers::str_bytes;
 use crate::metadata::{authority, topic_name, Topic};
 use crate::shard::Shard;
@@ -26,7 +27,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
         Some(topics) => Some(topics),
     };
     let topics = match requested {
-        None => snapshot.topics.values().map(|t| topic_entry(t, node)).collect(),
+        None => snapshot.topics.values().map(|t| topic_entry(shard, t, node)).collect(),
         Some(wanted) => {
             let auto_create =
                 shard.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
@@ -34,13 +35,13 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
             for want in wanted {
                 let Some(name) = want.name.as_ref().map(|n| n.0.to_string()) else {
                     entries.push(match snapshot.topic_by_id(want.topic_id) {
-                        Some(topic) => topic_entry(topic, node),
+                        Some(topic) => topic_entry(shard, topic, node),
                         None => error_entry(None, want.topic_id, KafkaCode::UnknownTopicId),
                     });
                     continue;
                 };
                 if let Some(topic) = snapshot.topic(&name) {
-                    entries.push(topic_entry(topic, node));
+                    entries.push(topic_entry(shard, topic, node));
                     continue;
                 }
                 if topic_name::validate(&name).is_err() {
@@ -70,7 +71,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
                 }
                 snapshot = shard.metadata();
                 entries.push(match snapshot.topic(&name) {
-                    Some(topic) => topic_entry(topic, node),
+                    Some(topic) => topic_entry(shard, topic, node),
                     None => error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::LeaderNotAvailable),
                 });
             }
@@ -87,15 +88,23 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
         .with_topics(topics)
 }
 
-fn topic_entry(topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
+/// A partition whose log is offline (refused as corrupt) has no leader: LEADER_NOT_AVAILABLE
+/// and this broker among its offline replicas, as Kafka reports a failed log directory.
+fn topic_entry(shard: &Shard, topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count())
         .map(|p| {
-            MetadataResponsePartition::default()
+            let entry = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
                 .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(vec![node]);
+            if shard.is_offline_anywhere(&topic.meta.name, PartitionId(p)) {
+                entry
+                    .with_error_code(KafkaCode::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(vec![node])
+            } else {
+                entry.with_leader_id(node).with_isr_nodes(vec![node])
+            }
         })
         .collect();
     MetadataResponseTopic::default()
