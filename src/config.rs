@@ -71,6 +71,9 @@ pub struct ServerConfig {
         rename = "log.retention.check.interval.ms"
     )]
     pub log_retention_check_interval_ms: u64,
+    /// Where Prometheus scrapes per-shard metrics (`GET /metrics`); empty turns it off.
+    #[serde(default = "default_metrics_listen", rename = "metrics.listen")]
+    pub metrics_listen: String,
     /// How often each partition records its durable offset as its recovery point.
     #[serde(
         default = "default_checkpoint_interval_ms",
@@ -114,6 +117,9 @@ fn default_true() -> bool {
 }
 fn default_offsets_partitions() -> i32 {
     50
+}
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9644".into()
 }
 fn default_checkpoint_interval_ms() -> u64 {
     60_000

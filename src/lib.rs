@@ -31,6 +31,7 @@ pub mod group;
 pub mod ids;
 pub mod kafka;
 pub mod metadata;
+pub mod metrics;
 pub mod net;
 pub mod shard;
 pub mod signal;

@@ -1,5 +1,6 @@
 //! Command-line entry: one file per subcommand.
 
+pub mod bench;
 pub mod client;
 pub mod group;
 pub mod serve;
@@ -23,6 +24,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Inspect consumer groups (over the Kafka protocol; any Kafka-compatible broker).
     Group(group::GroupArgs),
+    /// Load generator: produce, consume or end-to-end against any Kafka-compatible broker.
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -37,6 +40,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Group(args) => group::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

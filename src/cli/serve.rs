@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// CPUs to run one shard each on, e.g. `0,1` or `0-3` (default: all CPUs).
     #[arg(long, value_name = "LIST")]
     cores: Option<String>,
+    /// Address of the Prometheus metrics endpoint (default 127.0.0.1:9644; empty: off).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
     /// TOML config file; keys use Kafka's names (see README).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -40,6 +43,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(advertise) = args.advertise {
         config.advertise = Some(advertise);
+    }
+    if let Some(metrics_listen) = args.metrics_listen {
+        config.metrics_listen = metrics_listen;
     }
     if let Some(data_dir) = args.data_dir {
         config.data_dir = data_dir;

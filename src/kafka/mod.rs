@@ -54,6 +54,16 @@ fn ends_connection(frame: &[u8]) -> Option<String> {
 
 /// Decodes one request frame, runs its handler and encodes the response frame.
 pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
+    let api_key = frame_start(&frame).map(|start| start.api_key);
+    let outcome = handle(shard, frame, peer).await;
+    if let (Err(_), Some(key)) = (&outcome, api_key) {
+        shard.metrics.request(key);
+        shard.metrics.request_error(key);
+    }
+    outcome
+}
+
+async fn handle(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
     if let Some(reason) = ends_connection(&frame) {
         return Err(reason);
     }
@@ -76,10 +86,43 @@ pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcom
         .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
     let request = RequestKind::decode(api.key, &mut body, start.version)
         .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
+    let started = std::time::Instant::now();
     let response = handlers::dispatch(shard, &header, request, peer).await?;
+    count(shard, api.key, response.as_ref(), started.elapsed());
     match response {
         Some(response) => encode_response(api.key, start.version, header.correlation_id, &response).map(Some),
         None => Ok(None),
+    }
+}
+
+/// Counts a handled request: per API, with its latency for Produce and Fetch, and as an error
+/// when any of its partitions failed.
+fn count(shard: &Shard, key: ApiKey, response: Option<&ResponseKind>, elapsed: std::time::Duration) {
+    let metrics = &shard.metrics;
+    metrics.request(key as i16);
+    let failed = match response {
+        Some(ResponseKind::Produce(r)) => r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0),
+        Some(ResponseKind::Fetch(r)) => {
+            r.error_code != 0
+                || r.responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .any(|p| p.error_code != 0)
+        }
+        _ => false,
+    };
+    if failed {
+        metrics.request_error(key as i16);
+    }
+    let micros = elapsed.as_micros() as u64;
+    match key {
+        ApiKey::Produce => metrics.produce_latency_us.observe(micros),
+        ApiKey::Fetch => metrics.fetch_latency_us.observe(micros),
+        _ => {}
     }
 }
 

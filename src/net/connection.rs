@@ -19,6 +19,7 @@ use glommio::sync::Semaphore;
 
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
 use crate::kafka::{self, Outcome};
+use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 
 /// A handled request waiting for its response to be written, in the order it arrived.
@@ -36,12 +37,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let (reader, writer) = stream.split();
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
-    let writer_task = glommio::spawn_local(write_responses(writer, pending, budget.clone(), peer.clone()));
+    let writer_task = glommio::spawn_local(write_responses(
+        writer,
+        pending,
+        budget.clone(),
+        peer.clone(),
+        shard.metrics.clone(),
+    ));
     let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     if let Err(reason) = read_requests(&shard, reader, queue, &budget, &peer).await {
         tracing::debug!("shard {}: closing connection from {peer}: {reason}", shard.id);
     }
     writer_task.await;
+    shard.metrics.connection_closed();
 }
 
 /// Reads frames until the peer closes or sends something that ends the connection.
@@ -67,6 +75,7 @@ async fn read_requests(
             ));
         }
         let frame_bytes = length as u64;
+        ShardMetrics::add(&shard.metrics.bytes_in, 4 + frame_bytes);
         budget
             .acquire(frame_bytes)
             .await
@@ -93,11 +102,13 @@ async fn write_responses(
     pending: LocalReceiver<InFlight>,
     budget: Rc<Semaphore>,
     peer: String,
+    metrics: Rc<ShardMetrics>,
 ) {
     while let Some(in_flight) = pending.recv().await {
         budget.signal(in_flight.frame_bytes);
         match in_flight.outcome {
             Ok(Some(response)) => {
+                ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
                 if let Err(e) = write_frame(&mut writer, &response).await {
                     tracing::debug!("write to {peer}: {e}");
                     break;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use glommio::net::TcpListener;
 
+use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 
 /// Pause after a failed accept (e.g. out of descriptors) so a persistent failure does not spin.
@@ -18,6 +19,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 if let Ok(peer) = stream.peer_addr() {
                     tracing::debug!("shard {} accepted a connection from {peer}", shard.id);
                 }
+                ShardMetrics::add(&shard.metrics.connections_accepted, 1);
+                ShardMetrics::add(&shard.metrics.connections_open, 1);
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }

@@ -4,3 +4,4 @@
 
 pub mod connection;
 pub mod listener;
+pub mod metrics_http;

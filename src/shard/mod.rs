@@ -28,6 +28,7 @@ use crate::group::classic::GroupLimits;
 use crate::group::coordinator::GroupCoordinator;
 use crate::ids::{NodeId, PartitionId, ShardId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
+use crate::metrics::{ShardMetrics, Snapshot};
 use crate::storage::cache::CacheBudget;
 use crate::storage::log::{partition_dir, PartitionLog};
 
@@ -77,6 +78,8 @@ pub struct Shard {
     pub groups: GroupCoordinator,
     /// Producer ids this shard may still hand out (a block from the metadata authority).
     pub producer_ids: RefCell<std::ops::Range<i64>>,
+    /// This shard's counters; read by scrapes through [`Shard::metrics_snapshot`].
+    pub metrics: Rc<ShardMetrics>,
 }
 
 impl Shard {
@@ -117,6 +120,7 @@ impl Shard {
             closing: Cell::new(false),
             cache_budget: CacheBudget::new(usize::try_from(config_cache_bytes).unwrap_or(usize::MAX)),
             producer_ids: RefCell::new(0..0),
+            metrics: Rc::new(ShardMetrics::default()),
         }
     }
 
@@ -132,6 +136,7 @@ impl Shard {
         if target == self.id {
             return Ok(job(self.clone()).await);
         }
+        ShardMetrics::add(&self.metrics.hops, 1);
         let (reply, answer) = oneshot::channel();
         let boxed: Job = Box::new(move |shard| {
             Box::pin(async move {
@@ -204,6 +209,12 @@ impl Shard {
         self.partitions.borrow().len()
     }
 
+    /// This shard's metrics for a scrape.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        self.metrics.gather_io();
+        self.metrics.snapshot(self.id.0, self.partition_count())
+    }
+
     /// Makes `snapshot` current on this shard: opens partitions it newly owns, updates
     /// configs, and deletes the data of partitions whose topic is gone. Opening existing
     /// partitions runs recovery, so at start-up this is the recovery of the shard's logs.
@@ -251,6 +262,7 @@ impl Shard {
                     topic.meta.id,
                     topic.config.clone(),
                     self.cache_budget.clone(),
+                    self.metrics.clone(),
                 )
                 .await;
                 match opened {

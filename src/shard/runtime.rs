@@ -67,6 +67,18 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
         },
     });
 
+    // The scrape endpoint is bound here, so its address is known and printed, then served by
+    // shard 0.
+    let metrics_listener = if config.metrics_listen.is_empty() {
+        None
+    } else {
+        let listener = std::net::TcpListener::bind(&config.metrics_listen)
+            .with_context(|| format!("binding the metrics listener {}", config.metrics_listen))?;
+        Some(listener)
+    };
+    let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let mut metrics_listener = metrics_listener.map(std::os::fd::IntoRawFd::into_raw_fd);
+
     let config = Arc::new(config);
     // The builder holds an `Rc` that glommio marks Send; every clone is made here, and this
     // one outlives all shards, so their concurrent drops can only leave the count high.
@@ -86,6 +98,7 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
             store_slot: store_slot.clone(),
             ready: ready_sender.clone(),
             listen: bound,
+            metrics_fd: if index == 0 { metrics_listener.take() } else { None },
             cpu,
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
@@ -106,8 +119,9 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     drop(reservation);
     if failure.is_none() {
+        let metrics = metrics_addr.map_or_else(String::new, |addr| format!(", metrics on http://{addr}/metrics"));
         println!(
-            "sluice listening on {bound} (advertised {}:{}), {} shards on CPUs {cpus:?}, data in {}",
+            "sluice listening on {bound} (advertised {}:{}), {} shards on CPUs {cpus:?}, data in {}{metrics}",
             identity.host,
             identity.port,
             cpus.len(),
@@ -151,6 +165,8 @@ struct ShardStart {
     store_slot: Arc<Mutex<Option<MetadataStore>>>,
     ready: mpsc::Sender<Result<(), String>>,
     listen: SocketAddr,
+    /// The bound metrics listener, for shard 0 to serve.
+    metrics_fd: Option<std::os::fd::RawFd>,
     cpu: usize,
 }
 
@@ -163,6 +179,7 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         store_slot,
         ready,
         listen,
+        metrics_fd,
         cpu,
     } = start;
     let (senders, mut receivers) = match mesh.join().await {
@@ -216,9 +233,16 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
     );
     shard.start_background();
     let acceptor = glommio::spawn_local(crate::net::listener::accept_loop(shard.clone(), listener));
+    let scrapes = metrics_fd.map(|fd| {
+        // SAFETY: the descriptor is a bound, listening TCP socket handed over by `serve` and
+        // owned by nothing else from here on.
+        let listener = unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        glommio::spawn_local(crate::net::metrics_http::serve(shard.clone(), listener))
+    });
     let _ = ready.send(Ok(()));
     let _ = stopped.await;
     drop(acceptor);
+    drop(scrapes);
     shard.close_partitions().await;
     tracing::info!("shard {} sealed its logs", shard.id);
 }

@@ -18,6 +18,7 @@ use crate::constants::{COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN};
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
 use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
+use crate::metrics::ShardMetrics;
 use crate::signal::Signal;
 use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::compaction::{clean_batch, Cleaned, KeyMap};
@@ -83,6 +84,8 @@ pub struct PartitionLog {
     urgent: Signal,
     /// The last flush failure, for writers waiting on durability; cleared by a success.
     flush_failure: RefCell<Option<String>>,
+    /// The owning shard's counters (flushes, cache hits).
+    metrics: Rc<ShardMetrics>,
     /// Idempotent producers' recent batches; changed only under the append lock.
     producers: RefCell<ProducerState>,
     /// Compaction has cleaned everything below this offset (the end of the closed segments
@@ -127,6 +130,7 @@ impl PartitionLog {
         topic_id: uuid::Uuid,
         config: TopicConfig,
         cache_budget: Rc<CacheBudget>,
+        metrics: Rc<ShardMetrics>,
     ) -> Result<Rc<PartitionLog>, StorageError> {
         std::fs::create_dir_all(&dir).ctx("create partition directory", &dir)?;
         remove_unfinished_compaction(&dir)?;
@@ -179,6 +183,7 @@ impl PartitionLog {
             urgent: Signal::default(),
             flush_failure: RefCell::new(None),
             producers: RefCell::new(ProducerState::default()),
+            metrics,
             cleaned_to: Cell::new(Offset(0)),
             next_tombstone_ms: Cell::new(None),
             recovery_point: Cell::new(Offset(-1)),
@@ -543,7 +548,8 @@ impl PartitionLog {
                 futures::future::select(woken, Box::pin(delay)).await;
             }
             let target = self.end_offset();
-            self.unflushed_records.set(0);
+            let records = self.unflushed_records.replace(0);
+            let started = std::time::Instant::now();
             let (file, path) = {
                 let state = self.state.borrow();
                 (state.active().file.clone(), state.active().log_path.clone())
@@ -551,6 +557,10 @@ impl PartitionLog {
             // Segments rolled before `target` was read were sealed, and sealing flushes them.
             match Segment::flush(&file, &path).await {
                 Ok(()) => {
+                    self.metrics
+                        .flush_latency_us
+                        .observe(started.elapsed().as_micros() as u64);
+                    self.metrics.flush_records.observe(records.max(0) as u64);
                     self.flush_failure.borrow_mut().take();
                     if target > self.durable.get() {
                         self.durable.set(target);
@@ -883,6 +893,7 @@ impl PartitionLog {
                     return Ok(Vec::new());
                 }
                 if let Some(mut batches) = state.cache.read(offset, max_bytes) {
+                    ShardMetrics::add(&self.metrics.cache_hits, 1);
                     batches.retain(|b| BatchHeader::new(b).is_ok_and(|h| h.base_offset() < high_watermark));
                     return Ok(batches);
                 }
@@ -906,6 +917,7 @@ impl PartitionLog {
                     segment.size,
                 )
             };
+            ShardMetrics::add(&self.metrics.cache_misses, 1);
             let read = read_from_disk(&file, &path, position, end, offset, max_bytes).await?;
             return Ok(read.map(|bytes| below(bytes, self.durable.get())).into_iter().collect());
         }

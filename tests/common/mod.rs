@@ -26,6 +26,8 @@ pub struct Broker {
     /// Every line the broker wrote to stderr, in order.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub addr: String,
+    /// The Prometheus endpoint, `host:port`.
+    pub metrics_addr: String,
     data: PathBuf,
     _temp: Option<tempfile::TempDir>,
     _config: Option<tempfile::TempDir>,
@@ -43,11 +45,12 @@ impl Broker {
         let data = temp.path().to_path_buf();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (child, addr) = spawn(&data, &extra_args, &log);
+        let (child, addr, metrics_addr) = spawn(&data, &extra_args, &log);
         Broker {
             child: Some(child),
             log,
             addr,
+            metrics_addr,
             data,
             _temp: Some(temp),
             _config: None,
@@ -58,11 +61,12 @@ impl Broker {
     /// Starts a broker on a data dir the test provides (e.g. on a special filesystem).
     pub fn start_in(data: &Path) -> Broker {
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (child, addr) = spawn(data, &[], &log);
+        let (child, addr, metrics_addr) = spawn(data, &[], &log);
         Broker {
             child: Some(child),
             log,
             addr,
+            metrics_addr,
             data: data.to_path_buf(),
             _temp: None,
             _config: None,
@@ -125,9 +129,10 @@ impl Broker {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, addr) = spawn(&self.data, &self.extra_args, &self.log);
+        let (child, addr, metrics_addr) = spawn(&self.data, &self.extra_args, &self.log);
         self.child = Some(child);
         self.addr = addr;
+        self.metrics_addr = metrics_addr;
     }
 
     pub fn client_config(&self) -> ClientConfig {
@@ -202,6 +207,18 @@ impl Drop for Broker {
 }
 
 impl Broker {
+    /// GETs `path` from the metrics endpoint: (status line, body).
+    pub fn scrape(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.metrics_addr).expect("connect to the metrics endpoint");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: sluice\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read the scrape");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
     /// Polls the broker's log until a line satisfies `found`, failing after [`WAIT`].
     pub fn wait_for_log(&self, what: &str, found: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + WAIT;
@@ -212,7 +229,11 @@ impl Broker {
     }
 }
 
-fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> (Child, String) {
+fn spawn(
+    data: &Path,
+    extra_args: &[String],
+    log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
@@ -223,6 +244,12 @@ fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mut
         })
         .arg("--data-dir")
         .arg(data)
+        .args(if extra_args.iter().any(|a| a == "--metrics-listen") {
+            &[][..]
+        } else {
+            // Tests run brokers side by side: each scrape endpoint on its own port.
+            &["--metrics-listen", "127.0.0.1:0"][..]
+        })
         .args(extra_args)
         .env(
             "SLUICE_LOG",
@@ -258,7 +285,13 @@ fn spawn(data: &Path, extra_args: &[String], log: &std::sync::Arc<std::sync::Mut
         line.starts_with("sluice listening on"),
         "unexpected start-up line: {line}"
     );
-    (child, addr)
+    let metrics_addr = line
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_default()
+        .to_string();
+    (child, addr, metrics_addr)
 }
 
 /// Runs a future to completion on this thread (rdkafka's admin calls are futures).

@@ -1,0 +1,360 @@
+//! Per-shard metrics in Prometheus text format.
+//!
+//! Each shard counts in its own [`ShardMetrics`]: plain `Cell`s, no atomics, touched only by
+//! the shard's thread. A scrape asks every shard for a [`Snapshot`] over the mesh and renders
+//! them together, each sample labelled with its shard.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+
+/// Kafka API keys counted per API (keys at or above it are counted under the last slot).
+pub const API_KEYS: usize = 80;
+
+/// Upper bounds (µs) of the latency histogram buckets; +Inf follows.
+const LATENCY_BOUNDS_US: &[u64] = &[
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+/// Upper bounds of the records-per-flush buckets.
+const FLUSH_RECORD_BOUNDS: &[u64] = &[1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
+/// A fixed-bucket histogram of one shard.
+pub struct Histogram {
+    bounds: &'static [u64],
+    buckets: Vec<Cell<u64>>,
+    sum: Cell<u64>,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [u64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| Cell::new(0)).collect(),
+            sum: Cell::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: u64) {
+        let at = self.bounds.partition_point(|&bound| bound < value);
+        let bucket = &self.buckets[at];
+        bucket.set(bucket.get() + 1);
+        self.sum.set(self.sum.get().saturating_add(value));
+    }
+
+    fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            bounds: self.bounds,
+            buckets: self.buckets.iter().map(Cell::get).collect(),
+            sum: self.sum.get(),
+        }
+    }
+}
+
+fn bump(cell: &Cell<u64>, by: u64) {
+    cell.set(cell.get().wrapping_add(by));
+}
+
+/// One shard's counters.
+pub struct ShardMetrics {
+    requests: Vec<Cell<u64>>,
+    request_errors: Vec<Cell<u64>>,
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    pub produce_latency_us: Histogram,
+    pub fetch_latency_us: Histogram,
+    pub flush_latency_us: Histogram,
+    pub flush_records: Histogram,
+    pub cache_hits: Cell<u64>,
+    pub cache_misses: Cell<u64>,
+    pub hops: Cell<u64>,
+    pub connections_accepted: Cell<u64>,
+    pub connections_open: Cell<u64>,
+    io_reads: Cell<u64>,
+    io_read_bytes: Cell<u64>,
+    io_writes: Cell<u64>,
+    io_write_bytes: Cell<u64>,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> ShardMetrics {
+        ShardMetrics {
+            requests: (0..API_KEYS).map(|_| Cell::new(0)).collect(),
+            request_errors: (0..API_KEYS).map(|_| Cell::new(0)).collect(),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+            produce_latency_us: Histogram::new(LATENCY_BOUNDS_US),
+            fetch_latency_us: Histogram::new(LATENCY_BOUNDS_US),
+            flush_latency_us: Histogram::new(LATENCY_BOUNDS_US),
+            flush_records: Histogram::new(FLUSH_RECORD_BOUNDS),
+            cache_hits: Cell::new(0),
+            cache_misses: Cell::new(0),
+            hops: Cell::new(0),
+            connections_accepted: Cell::new(0),
+            connections_open: Cell::new(0),
+            io_reads: Cell::new(0),
+            io_read_bytes: Cell::new(0),
+            io_writes: Cell::new(0),
+            io_write_bytes: Cell::new(0),
+        }
+    }
+}
+
+fn slot(api_key: i16) -> usize {
+    usize::try_from(api_key).unwrap_or(0).min(API_KEYS - 1)
+}
+
+impl ShardMetrics {
+    pub fn request(&self, api_key: i16) {
+        bump(&self.requests[slot(api_key)], 1);
+    }
+
+    /// A request that failed as a whole (refused, malformed) or had a partition fail.
+    pub fn request_error(&self, api_key: i16) {
+        bump(&self.request_errors[slot(api_key)], 1);
+    }
+
+    pub fn add(cell: &Cell<u64>, by: u64) {
+        bump(cell, by);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.set(self.connections_open.get().saturating_sub(1));
+    }
+
+    /// Folds in the reactor's file I/O counts since the last call (glommio resets them).
+    /// Runs on the shard's executor, before [`ShardMetrics::snapshot`].
+    pub fn gather_io(&self) {
+        let stats = glommio::executor().io_stats().all_rings();
+        let (reads, read_bytes) = stats.file_reads();
+        let (buffered_reads, buffered_read_bytes) = stats.file_buffered_reads();
+        let (writes, write_bytes) = stats.file_writes();
+        let (buffered_writes, buffered_write_bytes) = stats.file_buffered_writes();
+        bump(&self.io_reads, reads + buffered_reads);
+        bump(&self.io_read_bytes, read_bytes + buffered_read_bytes);
+        bump(&self.io_writes, writes + buffered_writes);
+        bump(&self.io_write_bytes, write_bytes + buffered_write_bytes);
+    }
+
+    /// Everything counted so far, with the gauges the shard knows (`partitions`), to send to
+    /// the shard rendering a scrape.
+    pub fn snapshot(&self, shard: usize, partitions: usize) -> Snapshot {
+        let per_api = |cells: &[Cell<u64>]| {
+            cells
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.get() > 0)
+                .map(|(key, c)| (key as i16, c.get()))
+                .collect()
+        };
+        Snapshot {
+            shard,
+            requests: per_api(&self.requests),
+            request_errors: per_api(&self.request_errors),
+            counters: vec![
+                (
+                    "bytes_received_total",
+                    "Request bytes read from clients.",
+                    self.bytes_in.get(),
+                ),
+                (
+                    "bytes_sent_total",
+                    "Response bytes written to clients.",
+                    self.bytes_out.get(),
+                ),
+                (
+                    "cache_hits_total",
+                    "Reads served from the batch cache.",
+                    self.cache_hits.get(),
+                ),
+                (
+                    "cache_misses_total",
+                    "Reads that went to disk.",
+                    self.cache_misses.get(),
+                ),
+                ("cross_shard_hops_total", "Jobs sent to another shard.", self.hops.get()),
+                (
+                    "connections_accepted_total",
+                    "Client connections accepted.",
+                    self.connections_accepted.get(),
+                ),
+                (
+                    "io_file_reads_total",
+                    "File reads submitted to the shard's io_uring rings.",
+                    self.io_reads.get(),
+                ),
+                (
+                    "io_file_read_bytes_total",
+                    "Bytes read from files.",
+                    self.io_read_bytes.get(),
+                ),
+                (
+                    "io_file_writes_total",
+                    "File writes submitted to the shard's io_uring rings.",
+                    self.io_writes.get(),
+                ),
+                (
+                    "io_file_write_bytes_total",
+                    "Bytes written to files.",
+                    self.io_write_bytes.get(),
+                ),
+            ],
+            gauges: vec![
+                ("connections", "Open client connections.", self.connections_open.get()),
+                (
+                    "partitions",
+                    "Partitions this shard owns and serves.",
+                    partitions as u64,
+                ),
+            ],
+            histograms: vec![
+                (
+                    "produce_latency_microseconds",
+                    "Produce requests from decode to response, acks included.",
+                    self.produce_latency_us.snapshot(),
+                ),
+                (
+                    "fetch_latency_microseconds",
+                    "Fetch requests from decode to response, long-poll waits included.",
+                    self.fetch_latency_us.snapshot(),
+                ),
+                (
+                    "flush_latency_microseconds",
+                    "fdatasync of a partition's active segment.",
+                    self.flush_latency_us.snapshot(),
+                ),
+                (
+                    "flush_records",
+                    "Records made durable by one flush.",
+                    self.flush_records.snapshot(),
+                ),
+            ],
+        }
+    }
+}
+
+pub struct HistogramSnapshot {
+    bounds: &'static [u64],
+    buckets: Vec<u64>,
+    sum: u64,
+}
+
+/// One shard's metrics as plain values.
+pub struct Snapshot {
+    shard: usize,
+    requests: Vec<(i16, u64)>,
+    request_errors: Vec<(i16, u64)>,
+    counters: Vec<(&'static str, &'static str, u64)>,
+    gauges: Vec<(&'static str, &'static str, u64)>,
+    histograms: Vec<(&'static str, &'static str, HistogramSnapshot)>,
+}
+
+fn api_name(key: i16) -> String {
+    kafka_protocol::messages::ApiKey::try_from(key).map_or_else(|_| format!("key{key}"), |api| format!("{api:?}"))
+}
+
+/// Prometheus text exposition of every shard's snapshot, families grouped.
+pub fn render(snapshots: &[Snapshot]) -> String {
+    let mut out = String::new();
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP sluice_{name} {help}\n# TYPE sluice_{name} {kind}");
+    };
+    for (name, help, pick) in [
+        (
+            "requests_total",
+            "Requests handled, by API.",
+            (|s: &Snapshot| &s.requests) as fn(&Snapshot) -> &Vec<(i16, u64)>,
+        ),
+        (
+            "request_errors_total",
+            "Requests refused or answered with an error, by API.",
+            |s: &Snapshot| &s.request_errors,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for snapshot in snapshots {
+            for (key, value) in pick(snapshot) {
+                let _ = writeln!(
+                    out,
+                    "sluice_{name}{{shard=\"{}\",api=\"{}\"}} {value}",
+                    snapshot.shard,
+                    api_name(*key)
+                );
+            }
+        }
+    }
+    let Some(first) = snapshots.first() else {
+        return out;
+    };
+    for (i, (name, help, _)) in first.counters.iter().enumerate() {
+        family(&mut out, name, "counter", help);
+        for snapshot in snapshots {
+            let _ = writeln!(
+                out,
+                "sluice_{name}{{shard=\"{}\"}} {}",
+                snapshot.shard, snapshot.counters[i].2
+            );
+        }
+    }
+    for (i, (name, help, _)) in first.gauges.iter().enumerate() {
+        family(&mut out, name, "gauge", help);
+        for snapshot in snapshots {
+            let _ = writeln!(
+                out,
+                "sluice_{name}{{shard=\"{}\"}} {}",
+                snapshot.shard, snapshot.gauges[i].2
+            );
+        }
+    }
+    for (i, (name, help, _)) in first.histograms.iter().enumerate() {
+        family(&mut out, name, "histogram", help);
+        for snapshot in snapshots {
+            let histogram = &snapshot.histograms[i].2;
+            let shard = snapshot.shard;
+            let mut cumulative = 0;
+            for (bucket, count) in histogram.buckets.iter().enumerate() {
+                cumulative += count;
+                let le = histogram
+                    .bounds
+                    .get(bucket)
+                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(
+                    out,
+                    "sluice_{name}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(out, "sluice_{name}_sum{{shard=\"{shard}\"}} {}", histogram.sum);
+            let _ = writeln!(out, "sluice_{name}_count{{shard=\"{shard}\"}} {cumulative}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_bucket_and_render_cumulatively() {
+        let metrics = ShardMetrics::default();
+        for value in [10, 60, 60, 2_000_000] {
+            metrics.produce_latency_us.observe(value);
+        }
+        metrics.request(0);
+        metrics.request(0);
+        metrics.request(1);
+        ShardMetrics::add(&metrics.bytes_in, 42);
+        let text = render(&[metrics.snapshot(0, 3), ShardMetrics::default().snapshot(1, 0)]);
+        assert!(
+            text.contains("sluice_requests_total{shard=\"0\",api=\"Produce\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_requests_total{shard=\"0\",api=\"Fetch\"} 1"));
+        assert!(text.contains("sluice_bytes_received_total{shard=\"0\"} 42"));
+        assert!(text.contains("sluice_bytes_received_total{shard=\"1\"} 0"));
+        assert!(text.contains("sluice_produce_latency_microseconds_bucket{shard=\"0\",le=\"50\"} 1"));
+        assert!(text.contains("sluice_produce_latency_microseconds_bucket{shard=\"0\",le=\"100\"} 3"));
+        assert!(text.contains("sluice_produce_latency_microseconds_bucket{shard=\"0\",le=\"+Inf\"} 4"));
+        assert!(text.contains("sluice_produce_latency_microseconds_count{shard=\"0\"} 4"));
+        assert!(text.contains("sluice_partitions{shard=\"0\"} 3"));
+        assert_eq!(text.matches("# TYPE sluice_bytes_received_total counter").count(), 1);
+    }
+}
