@@ -71,6 +71,17 @@ pub struct ServerConfig {
         rename = "log.retention.check.interval.ms"
     )]
     pub log_retention_check_interval_ms: u64,
+    /// How long a shard's reactor busy-polls for I/O and messages before parking its thread
+    /// (µs; 0 parks at once). Trades a core's idle time for wake-up latency.
+    #[serde(default, rename = "shard.spin.before.park.us")]
+    pub shard_spin_before_park_us: u64,
+    /// Memory each shard registers with io_uring for direct-I/O buffers; appends and reads
+    /// beyond it use ordinary allocations.
+    #[serde(default = "default_shard_io_memory_bytes", rename = "shard.io.memory.bytes")]
+    pub shard_io_memory_bytes: u64,
+    /// Submission-queue depth of each shard's io_uring rings.
+    #[serde(default = "default_shard_ring_depth", rename = "shard.ring.depth")]
+    pub shard_ring_depth: u64,
     /// Where Prometheus scrapes per-shard metrics (`GET /metrics`); empty turns it off.
     #[serde(default = "default_metrics_listen", rename = "metrics.listen")]
     pub metrics_listen: String,
@@ -117,6 +128,12 @@ fn default_true() -> bool {
 }
 fn default_offsets_partitions() -> i32 {
     50
+}
+fn default_shard_io_memory_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_shard_ring_depth() -> u64 {
+    128
 }
 fn default_metrics_listen() -> String {
     "127.0.0.1:9644".into()
@@ -201,6 +218,27 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "log.retention.check.interval.ms",
                 "must be at least 1",
+            ));
+        }
+        use crate::constants::{
+            SHARD_IO_MEMORY_BYTES_MAX, SHARD_IO_MEMORY_BYTES_MIN, SHARD_RING_DEPTH_MAX, SHARD_SPIN_US_MAX,
+        };
+        if self.shard_spin_before_park_us > SHARD_SPIN_US_MAX {
+            return Err(ConfigError::new(
+                "shard.spin.before.park.us",
+                format!("must be at most {SHARD_SPIN_US_MAX}"),
+            ));
+        }
+        if !(SHARD_IO_MEMORY_BYTES_MIN..=SHARD_IO_MEMORY_BYTES_MAX).contains(&self.shard_io_memory_bytes) {
+            return Err(ConfigError::new(
+                "shard.io.memory.bytes",
+                format!("must be between {SHARD_IO_MEMORY_BYTES_MIN} and {SHARD_IO_MEMORY_BYTES_MAX}"),
+            ));
+        }
+        if !(1..=SHARD_RING_DEPTH_MAX).contains(&self.shard_ring_depth) {
+            return Err(ConfigError::new(
+                "shard.ring.depth",
+                format!("must be between 1 and {SHARD_RING_DEPTH_MAX}"),
             ));
         }
         if self.log_flush_offset_checkpoint_interval_ms == 0 {

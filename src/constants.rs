@@ -86,6 +86,16 @@ pub const COMPACTION_KEY_MAP_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Bytes written to a compacted segment per write.
 pub const COMPACTION_WRITE_BYTES: usize = 1024 * 1024;
 
+/// Longest `shard.spin.before.park.us`: a second of busy polling is already a whole core.
+pub const SHARD_SPIN_US_MAX: u64 = 1_000_000;
+
+/// Bounds of `shard.io.memory.bytes` (glommio reserves at least 64 KiB).
+pub const SHARD_IO_MEMORY_BYTES_MIN: u64 = 64 * 1024;
+pub const SHARD_IO_MEMORY_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Largest `shard.ring.depth`.
+pub const SHARD_RING_DEPTH_MAX: u64 = 4096;
+
 const _: () = assert!(FRAME_BYTES_MAX <= CONNECTION_IN_FLIGHT_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN % IO_ALIGNMENT_BYTES == 0);

@@ -101,8 +101,14 @@ pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
             metrics_fd: if index == 0 { metrics_listener.take() } else { None },
             cpu,
         };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("sluice-shard-{index}"))
+            .io_memory(config.shard_io_memory_bytes as usize)
+            .ring_depth(config.shard_ring_depth as usize);
+        if config.shard_spin_before_park_us > 0 {
+            builder = builder.spin_before_park(std::time::Duration::from_micros(config.shard_spin_before_park_us));
+        }
+        let handle = builder
             .spawn(move || async move { run_shard(start, stopped).await })
             .map_err(|e| anyhow!("starting the shard executor on CPU {cpu}: {e}"))?;
         handles.push(handle);
