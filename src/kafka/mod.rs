@@ -12,6 +12,7 @@ pub mod record_batch;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -20,6 +21,13 @@ use crate::shard::Shard;
 /// What handling one frame produced: a response frame, nothing (acks=0 produce), or a
 /// reason to close the connection after the responses before it.
 pub type Outcome = Result<Option<Bytes>, String>;
+
+/// A frame's outcome now, or one that becomes ready later (a produce waiting for its records
+/// to become durable); the connection writes them in request order either way.
+pub enum Handled {
+    Ready(Outcome),
+    Later(LocalBoxFuture<'static, Outcome>),
+}
 
 struct FrameStart {
     api_key: i16,
@@ -53,17 +61,24 @@ fn ends_connection(frame: &[u8]) -> Option<String> {
 }
 
 /// Decodes one request frame, runs its handler and encodes the response frame.
-pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
+pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Handled {
     let api_key = frame_start(&frame).map(|start| start.api_key);
-    let outcome = handle(shard, frame, peer).await;
-    if let (Err(_), Some(key)) = (&outcome, api_key) {
+    let handled = handle(shard, frame, peer).await;
+    if let (Handled::Ready(Err(_)), Some(key)) = (&handled, api_key) {
         shard.metrics.request(key);
         shard.metrics.request_error(key);
     }
-    outcome
+    handled
 }
 
-async fn handle(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
+async fn handle(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Handled {
+    match decode_and_dispatch(shard, frame, peer).await {
+        Ok(handled) => handled,
+        Err(reason) => Handled::Ready(Err(reason)),
+    }
+}
+
+async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Handled, String> {
     if let Some(reason) = ends_connection(&frame) {
         return Err(reason);
     }
@@ -72,13 +87,13 @@ async fn handle(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
     if !api.serves(start.version) {
         // Only ApiVersions gets here (KIP-511): answer in v0 with our table.
         let response = handlers::api_versions::unsupported_version();
-        return encode_response(
+        let frame = encode_response(
             ApiKey::ApiVersions,
             0,
             start.correlation_id,
             &ResponseKind::ApiVersions(response),
-        )
-        .map(Some);
+        );
+        return Ok(Handled::Ready(frame.map(Some)));
     }
     let mut body = frame;
     let header_version = api.key.request_header_version(start.version);
@@ -87,12 +102,21 @@ async fn handle(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Outcome {
     let request = RequestKind::decode(api.key, &mut body, start.version)
         .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
     let started = std::time::Instant::now();
-    let response = handlers::dispatch(shard, &header, request, peer).await?;
-    count(shard, api.key, response.as_ref(), started.elapsed());
-    match response {
-        Some(response) => encode_response(api.key, start.version, header.correlation_id, &response).map(Some),
-        None => Ok(None),
-    }
+    let (key, version, correlation_id) = (api.key, start.version, header.correlation_id);
+    let finish = move |shard: &Shard, response: Option<ResponseKind>| {
+        count(shard, key, response.as_ref(), started.elapsed());
+        match response {
+            Some(response) => encode_response(key, version, correlation_id, &response).map(Some),
+            None => Ok(None),
+        }
+    };
+    Ok(match handlers::dispatch(shard, &header, request, peer).await? {
+        handlers::Dispatched::Now(response) => Handled::Ready(finish(shard, response)),
+        handlers::Dispatched::Later(response) => {
+            let shard = shard.clone();
+            Handled::Later(Box::pin(async move { finish(&shard, response.await) }))
+        }
+    })
 }
 
 /// Counts a handled request: per API, with its latency for Produce and Fetch, and as an error

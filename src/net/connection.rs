@@ -3,9 +3,10 @@
 //! The reader reads a 4-byte big-endian length and then the frame into one buffer, frozen to
 //! `Bytes` so produce records are slices of it. Requests of one connection are handled one
 //! after another, as Kafka does: producers with several requests in flight rely on the broker
-//! appending them in the order sent, which concurrent handling would not guarantee. Clients
-//! may still pipeline: later frames wait in the socket while one is handled, and a separate
-//! writer task sends responses, in request order, while the next request is handled. Limits: a frame over [`FRAME_BYTES_MAX`] closes the connection
+//! appending them in the order sent, which concurrent handling would not guarantee. Only a
+//! produce's wait for durability (acks=all) is left to the writer: the request has been
+//! appended, in order, when the reader moves on, so pipelined produce requests share flushes.
+//! A separate writer task sends responses, in request order, while later requests are handled. Limits: a frame over [`FRAME_BYTES_MAX`] closes the connection
 //! before its body is read; at most [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and
 //! [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request bytes are in flight, beyond which reading waits.
 
@@ -18,13 +19,13 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
-use crate::kafka::{self, Outcome};
+use crate::kafka::{self, Handled};
 use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 
 /// A handled request waiting for its response to be written, in the order it arrived.
 struct InFlight {
-    outcome: Outcome,
+    handled: Handled,
     frame_bytes: u64,
 }
 
@@ -84,9 +85,12 @@ async fn read_requests(
         if let Err(e) = reader.read_exact(&mut frame).await {
             return Err(format!("truncated frame of {length} bytes: {e}"));
         }
-        let outcome = kafka::handle_frame(shard, frame.freeze(), peer).await;
-        let closing = outcome.as_ref().err().cloned();
-        if queue.send(InFlight { outcome, frame_bytes }).await.is_err() {
+        let handled = kafka::handle_frame(shard, frame.freeze(), peer).await;
+        let closing = match &handled {
+            Handled::Ready(Err(reason)) => Some(reason.clone()),
+            _ => None,
+        };
+        if queue.send(InFlight { handled, frame_bytes }).await.is_err() {
             return Err("writer stopped".into());
         }
         if let Some(reason) = closing {
@@ -106,7 +110,11 @@ async fn write_responses(
 ) {
     while let Some(in_flight) = pending.recv().await {
         budget.signal(in_flight.frame_bytes);
-        match in_flight.outcome {
+        let outcome = match in_flight.handled {
+            Handled::Ready(outcome) => outcome,
+            Handled::Later(outcome) => outcome.await,
+        };
+        match outcome {
             Ok(Some(response)) => {
                 ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
                 if let Err(e) = write_frame(&mut writer, &response).await {

@@ -36,6 +36,8 @@ pub mod sync_group;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+
+use futures::future::LocalBoxFuture;
 use std::rc::Rc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -112,8 +114,33 @@ pub fn find(api_key: i16) -> Option<Api> {
     APIS.iter().find(|api| api.key as i16 == api_key).copied()
 }
 
+/// What a handler produced: a response now (or none), or, for Produce, a response that
+/// becomes ready later (see [`produce`]).
+// `Now` is every request but Produce: boxing it to shrink the enum would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Dispatched {
+    Now(Option<ResponseKind>),
+    Later(LocalBoxFuture<'static, Option<ResponseKind>>),
+}
+
 /// Runs the handler for a decoded request.
 pub async fn dispatch(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: RequestKind,
+    peer: &str,
+) -> Result<Dispatched, String> {
+    let version = header.request_api_version;
+    if let RequestKind::Produce(r) = request {
+        let answer = produce::handle(shard, version, r).await;
+        return Ok(Dispatched::Later(Box::pin(async move {
+            answer.await.map(ResponseKind::Produce)
+        })));
+    }
+    dispatch_now(shard, header, request, peer).await.map(Dispatched::Now)
+}
+
+async fn dispatch_now(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     request: RequestKind,
@@ -126,10 +153,6 @@ pub async fn dispatch(
     Ok(Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(shard, version, r).await),
-        RequestKind::Produce(r) => match produce::handle(shard, version, r).await {
-            Some(response) => ResponseKind::Produce(response),
-            None => return Ok(None),
-        },
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shard, version, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(shard, version, r).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(shard, version, r).await),

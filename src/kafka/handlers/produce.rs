@@ -1,6 +1,12 @@
 //! Produce: validate each partition's batches on the connection's shard, append them on the
 //! owner shards (one hop per shard), and answer per `acks` (0: no response at all).
 //!
+//! Handling has two stages. [`handle`] appends (the ordering stage: a connection's requests
+//! pass it one at a time, so its batches reach each partition in the order sent) and returns
+//! the second stage, a future that waits until acks=all records are durable and builds the
+//! response. The connection reads and appends its next request meanwhile, so one producer's
+//! pipelined requests share flushes instead of each waiting out its own.
+//!
 //! A bad batch fails only its own partition: CORRUPT_MESSAGE for a malformed or CRC-failing
 //! batch, MESSAGE_TOO_LARGE over the topic's `max.message.bytes`,
 //! UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist.
@@ -14,6 +20,8 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
 
@@ -31,6 +39,8 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
+    /// For acks=all: fires once the records are durable, or with why they could not be made so.
+    durable: Option<oneshot::Receiver<Result<(), (KafkaCode, String)>>>,
 }
 
 impl Appended {
@@ -41,9 +51,25 @@ impl Appended {
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
+            durable: None,
+        }
+    }
+
+    /// Waits for durability (acks=all); a flush failure turns the answer into that error.
+    async fn settle(mut self) -> Appended {
+        let Some(durable) = self.durable.take() else {
+            return self;
+        };
+        match durable.await {
+            Ok(Ok(())) => self,
+            Ok(Err((code, message))) => Appended::failed(code, Some(message)),
+            Err(_) => Appended::failed(KafkaCode::NotLeaderOrFollower, Some("the partition closed".into())),
         }
     }
 }
+
+/// The second stage of a produce request: the response once its records are durable.
+pub type Answer = LocalBoxFuture<'static, Option<ProduceResponse>>;
 
 struct AppendWork {
     topic: String,
@@ -52,7 +78,7 @@ struct AppendWork {
     durable: bool,
 }
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Answer {
     let acks = request.acks;
     let snapshot = shard.metadata();
     let mut items = Vec::new();
@@ -96,14 +122,25 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
         }
         early.push(row);
     }
-    let mut appended = fan_out(shard, items, append, || {
+    let appended = fan_out(shard, items, append, || {
         Appended::failed(KafkaCode::NotLeaderOrFollower, None)
     })
-    .await
-    .into_iter();
-    if acks == 0 {
-        return None;
-    }
+    .await;
+    Box::pin(async move {
+        let settled = futures::future::join_all(appended.into_iter().map(Appended::settle)).await;
+        (acks != 0).then(|| respond(version, request, early, settled))
+    })
+}
+
+/// The response, in request order: early answers where a partition was refused up front,
+/// append results for the rest.
+fn respond(
+    version: i16,
+    request: ProduceRequest,
+    early: Vec<Vec<Option<Appended>>>,
+    appended: Vec<Appended>,
+) -> ProduceResponse {
+    let mut appended = appended.into_iter();
     let responses = request
         .topic_data
         .into_iter()
@@ -133,7 +170,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                 .with_partition_responses(partitions)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    ProduceResponse::default().with_responses(responses)
 }
 
 /// Splits and validates a partition's records: every batch whole, v2, CRC-clean, within
@@ -202,17 +239,25 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
             return Appended::failed(e.kafka_code(), Some(e.to_string()));
         }
     };
-    if work.durable {
-        if let Err(e) = log.wait_durable(outcome.next_offset).await {
-            tracing::error!("{}-{}: flush failed: {e}", work.topic, work.partition);
-            return Appended::failed(e.kafka_code(), Some(e.to_string()));
-        }
-    }
+    let durable = work.durable.then(|| {
+        let (done, durable) = oneshot::channel();
+        let (log, target) = (log.clone(), outcome.next_offset);
+        glommio::spawn_local(async move {
+            let result = log.wait_durable(target).await.map_err(|e| {
+                tracing::error!("{}-{}: flush failed: {e}", log.topic, log.partition);
+                (e.kafka_code(), e.to_string())
+            });
+            let _ = done.send(result);
+        })
+        .detach();
+        durable
+    });
     Appended {
         error: None,
         message: None,
         base_offset: outcome.base_offset.0,
         log_append_time_ms: outcome.log_append_time_ms.unwrap_or(-1),
         log_start_offset: log.log_start_offset().0,
+        durable,
     }
 }
