@@ -17,6 +17,11 @@
 //!   ([`group`]); offsets and generations are records in that partition.
 //! - Topic metadata has one writer, shard 0 ([`metadata::authority`]); every shard reads an
 //!   immutable snapshot ([`metadata::MetadataSnapshot`]).
+//! - Idempotent producers are deduplicated by the partition's log
+//!   ([`storage::producers`]); compacted topics are cleaned in each shard's low-priority
+//!   background queue ([`storage::compaction`]), beside retention and recovery points.
+//! - Each shard counts its own metrics ([`metrics`]); shard 0 serves `GET /metrics` and
+//!   gathers the others over the mesh. `sluice bench` ([`cli::bench`]) is the load generator.
 //!
 //! ## Limits
 //! Every bound (frame size, in-flight bytes, partitions, ...) is named in [`constants`]. Hostile
