@@ -6,8 +6,10 @@
 //! appending them in the order sent, which concurrent handling would not guarantee. Only a
 //! produce's wait for durability (acks=all) is left to the writer: the request has been
 //! appended, in order, when the reader moves on, so pipelined produce requests share flushes.
-//! A separate writer task sends responses, in request order, while later requests are handled. Limits: a frame over [`FRAME_BYTES_MAX`] closes the connection
-//! before its body is read; at most [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and
+//! A separate writer task sends responses, in request order, while later requests are handled.
+//!
+//! Limits: a frame over [`FRAME_BYTES_MAX`](crate::constants::FRAME_BYTES_MAX) (or
+//! `socket.request.max.bytes`) closes the connection before its body is read; at most [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and
 //! [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request bytes are in flight, beyond which reading waits.
 
 use std::rc::Rc;
