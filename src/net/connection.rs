@@ -9,8 +9,9 @@
 //! A separate writer task sends responses, in request order, while later requests are handled.
 //!
 //! Limits: a frame over [`FRAME_BYTES_MAX`](crate::constants::FRAME_BYTES_MAX) (or
-//! `socket.request.max.bytes`) closes the connection before its body is read; at most [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and
-//! [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request bytes are in flight, beyond which reading waits.
+//! `socket.request.max.bytes`) closes the connection before its body is read; at most
+//! [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request
+//! bytes are in flight, beyond which reading waits.
 
 use std::rc::Rc;
 
