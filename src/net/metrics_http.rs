@@ -12,6 +12,8 @@ use crate::shard::Shard;
 
 /// Largest request head (request line and headers) a scrape may send.
 const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Longest a scrape may take to send its request head.
+const SCRAPE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
     loop {
@@ -28,6 +30,10 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
 }
 
 async fn answer(shard: Rc<Shard>, mut stream: TcpStream) {
+    // A client that never finishes its request must not hold the connection forever.
+    if let Err(e) = stream.set_read_timeout(Some(SCRAPE_READ_TIMEOUT)) {
+        tracing::debug!("metrics connection: {e}");
+    }
     let (status, body) = match read_head(&mut stream).await {
         Some(head) if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") => {
             ("200 OK", scrape(&shard).await)
