@@ -96,6 +96,10 @@ pub const SHARD_IO_MEMORY_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// Largest `shard.ring.depth`.
 pub const SHARD_RING_DEPTH_MAX: u64 = 4096;
 
+/// Bytes of queued appends one direct write of a partition may combine. Appends that arrive
+/// while a write is in flight are written together next, up to this.
+pub const COALESCED_WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
 const _: () = assert!(FRAME_BYTES_MAX <= CONNECTION_IN_FLIGHT_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN % IO_ALIGNMENT_BYTES == 0);

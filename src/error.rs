@@ -34,6 +34,27 @@ impl StorageError {
         }
     }
 
+    /// The same failure, for another append that shared the write (the I/O error itself
+    /// cannot be cloned: its kind and message are kept).
+    pub fn for_another_waiter(&self) -> StorageError {
+        match self {
+            StorageError::Io { op, path, source } => StorageError::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StorageError::Corrupt { path, position, reason } => StorageError::Corrupt {
+                path: path.clone(),
+                position: *position,
+                reason: reason.clone(),
+            },
+            StorageError::Metadata { path, reason } => StorageError::Metadata {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+        }
+    }
+
     /// The code a producer or consumer of the affected partition is answered with.
     pub fn kafka_code(&self) -> KafkaCode {
         KafkaCode::KafkaStorageError

@@ -427,3 +427,57 @@ fn fetch_long_poll_wakes_on_append_and_respects_max_wait() {
         "the new batch is returned"
     );
 }
+
+#[test]
+fn pipelined_produce_requests_land_in_the_order_sent() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+    // Four partitions spread over both shards; 400 requests sent back to back on one
+    // connection, each one batch to partition i % 4, before any response is read.
+    let broker = Broker::start();
+    broker.create_topic("ordered", 4);
+    let mut frames = Vec::new();
+    for i in 0..400 {
+        let value = format!("{i}");
+        let body = ProduceRequest::default()
+            .with_acks(if i % 2 == 0 { 1 } else { -1 })
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("ordered")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(i % 4)
+                    .with_records(Some(encoded_batch(&[value.as_str()])))])]);
+        frames.extend(request(ApiKey::Produce, 9, i, &body));
+    }
+    let mut stream = connect(&broker);
+    stream.write_all(&frames).unwrap();
+    for i in 0..400 {
+        let answer: ProduceResponse = response(&mut stream, ApiKey::Produce, 9, i);
+        let partition = &answer.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0, "request {i}");
+        assert_eq!(
+            partition.base_offset,
+            i64::from(i / 4),
+            "request {i} got the offset its order gives"
+        );
+    }
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "ordered", 4, Offset::Beginning);
+    let mut read: Vec<(i32, i64, i32)> = consume(&consumer, 400, |m| {
+        let value = std::str::from_utf8(rdkafka::message::Message::payload(m).unwrap()).unwrap();
+        (
+            rdkafka::message::Message::partition(m),
+            rdkafka::message::Message::offset(m),
+            value.parse().unwrap(),
+        )
+    });
+    read.sort();
+    for (partition, offset, value) in read {
+        assert_eq!(
+            value,
+            offset as i32 * 4 + partition,
+            "partition {partition} offset {offset}"
+        );
+    }
+}

@@ -6,15 +6,17 @@
 //! see only committed bytes.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::constants::{COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN};
+use crate::constants::{COALESCED_WRITE_BYTES_MAX, COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN};
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
 use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
@@ -38,6 +40,24 @@ pub enum AppendError {
     Sequence(#[from] SequenceError),
 }
 
+impl AppendError {
+    /// The same failure for another append that shared the write.
+    fn for_another_waiter(&self) -> AppendError {
+        match self {
+            AppendError::Storage(e) => AppendError::Storage(e.for_another_waiter()),
+            AppendError::Closed => AppendError::Closed,
+            AppendError::Sequence(e) => AppendError::Sequence(e.clone()),
+        }
+    }
+}
+
+/// An append waiting for the partition's writer.
+struct Queued {
+    batches: Vec<Bytes>,
+    idempotent: bool,
+    reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("offset {offset} is outside the log [{log_start}, {log_end}]")]
@@ -51,6 +71,7 @@ pub enum ReadError {
 }
 
 pub struct AppendOutcome {
+    /// The offset of the first record appended (or, for a duplicate, already there).
     pub base_offset: Offset,
     /// The offset after the appended records: durable once the high watermark reaches it.
     pub next_offset: Offset,
@@ -58,6 +79,8 @@ pub struct AppendOutcome {
     pub log_append_time_ms: Option<i64>,
     /// The batch was a producer's retry of one already in the log: nothing was written.
     pub duplicate: bool,
+    /// The base offset of each batch written, in order (empty for a duplicate).
+    batch_bases: Vec<Offset>,
 }
 
 pub struct PartitionLog {
@@ -86,6 +109,10 @@ pub struct PartitionLog {
     flush_failure: RefCell<Option<String>>,
     /// The owning shard's counters (flushes, cache hits).
     metrics: Rc<ShardMetrics>,
+    /// Appends waiting for the writer, in arrival order: their offsets follow this order.
+    queue: RefCell<VecDeque<Queued>>,
+    /// The writer task is running (it stops when the queue is empty).
+    writer_running: Cell<bool>,
     /// Idempotent producers' recent batches; changed only under the append lock.
     producers: RefCell<ProducerState>,
     /// Compaction has cleaned everything below this offset (the end of the closed segments
@@ -183,6 +210,8 @@ impl PartitionLog {
             urgent: Signal::default(),
             flush_failure: RefCell::new(None),
             producers: RefCell::new(ProducerState::default()),
+            queue: RefCell::new(VecDeque::new()),
+            writer_running: Cell::new(false),
             metrics,
             cleaned_to: Cell::new(Offset(0)),
             next_tombstone_ms: Cell::new(None),
@@ -343,8 +372,112 @@ impl PartitionLog {
             })
     }
 
-    /// Appends validated producer batches as one write, assigning consecutive offsets.
+    /// Queues validated producer batches for the partition's writer and returns at once with
+    /// the receiver of their outcome. The order of `enqueue` calls is the order of offsets, so
+    /// a caller that must keep order only needs to call it in order, not wait in between.
+    /// Appends that queue up while a write is in flight are written together in the next one
+    /// (at most [`COALESCED_WRITE_BYTES_MAX`] bytes); an idempotent producer's batch is written
+    /// on its own, so its sequence check sees every batch before it.
+    pub fn enqueue(&self, batches: &[Bytes]) -> oneshot::Receiver<Result<AppendOutcome, AppendError>> {
+        let (reply, written) = oneshot::channel();
+        if self.closed.get() {
+            let _ = reply.send(Err(AppendError::Closed));
+            return written;
+        }
+        let idempotent = batches
+            .iter()
+            .any(|b| BatchHeader::new(b).is_ok_and(|h| h.producer_id() >= 0));
+        self.queue.borrow_mut().push_back(Queued {
+            batches: batches.to_vec(),
+            idempotent,
+            reply,
+        });
+        if !self.writer_running.replace(true) {
+            match self.weak_self.borrow().upgrade() {
+                Some(log) => {
+                    glommio::spawn_local(async move { log.write_queued().await }).detach();
+                }
+                None => self.writer_running.set(false),
+            }
+        }
+        written
+    }
+
+    /// Appends validated producer batches, assigning consecutive offsets; returns once written.
     pub async fn append(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
+        self.enqueue(batches).await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// The writer: takes queued appends in order, writes each group with one direct write and
+    /// answers every append of the group; stops when the queue is empty.
+    async fn write_queued(self: Rc<Self>) {
+        loop {
+            let group = self.next_group();
+            if group.is_empty() {
+                self.writer_running.set(false);
+                return;
+            }
+            let batches: Vec<Bytes> = group.iter().flat_map(|q| q.batches.iter().cloned()).collect();
+            match self.write_group(&batches).await {
+                Ok(outcome) if outcome.duplicate => {
+                    let mut group = group.into_iter();
+                    let only = group.next().expect("a duplicate is alone in its group");
+                    assert!(group.next().is_none(), "a duplicate is alone in its group");
+                    let _ = only.reply.send(Ok(outcome));
+                }
+                Ok(outcome) => {
+                    let mut at = 0;
+                    for queued in group {
+                        let count = queued.batches.len();
+                        let next_offset = outcome
+                            .batch_bases
+                            .get(at + count)
+                            .copied()
+                            .unwrap_or(outcome.next_offset);
+                        let _ = queued.reply.send(Ok(AppendOutcome {
+                            base_offset: outcome.batch_bases[at],
+                            next_offset,
+                            log_append_time_ms: outcome.log_append_time_ms,
+                            duplicate: false,
+                            batch_bases: Vec::new(),
+                        }));
+                        at += count;
+                    }
+                }
+                Err(e) => {
+                    for queued in group {
+                        let _ = queued.reply.send(Err(e.for_another_waiter()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next appends to write together: one idempotent append alone, or consecutive other
+    /// appends up to [`COALESCED_WRITE_BYTES_MAX`] bytes (at least one).
+    fn next_group(&self) -> Vec<Queued> {
+        let mut queue = self.queue.borrow_mut();
+        let mut group = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(next) = queue.front() {
+            let size: usize = next.batches.iter().map(Bytes::len).sum();
+            let fits = group.is_empty() || (!next.idempotent && bytes + size <= COALESCED_WRITE_BYTES_MAX);
+            if !fits {
+                break;
+            }
+            let next = queue.pop_front().expect("front exists");
+            bytes += size;
+            let alone = next.idempotent;
+            group.push(next);
+            if alone {
+                break;
+            }
+        }
+        group
+    }
+
+    /// Writes batches as one direct write, assigning consecutive offsets.
+    async fn write_group(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
         let _permit = self
             .append_lock
             .acquire_permit(1)
@@ -363,9 +496,11 @@ impl PartitionLog {
             (self.config.borrow().message_timestamp_type == TimestampType::LogAppendTime).then(now_ms);
         let mut next = self.end_offset();
         let base_offset = next;
+        let mut batch_bases = Vec::with_capacity(batches.len());
         let patched: Vec<Bytes> = batches
             .iter()
             .map(|batch| {
+                batch_bases.push(next);
                 let mut bytes = BytesMut::from(&batch[..]);
                 record_batch::patch_offsets(&mut bytes, next, LEADER_EPOCH);
                 if let Some(now) = log_append_time_ms {
@@ -427,6 +562,7 @@ impl PartitionLog {
             next_offset: next,
             log_append_time_ms,
             duplicate: false,
+            batch_bases,
         })
     }
 
@@ -458,6 +594,7 @@ impl PartitionLog {
                     next_offset: last_offset.next(),
                     log_append_time_ms: None,
                     duplicate: true,
+                    batch_bases: Vec::new(),
                 }));
             }
         }

@@ -30,7 +30,7 @@ use crate::ids::PartitionId;
 use crate::kafka::handlers::{error_code, fan_out, str_bytes};
 use crate::kafka::record_batch;
 use crate::shard::Shard;
-use crate::storage::log::AppendError;
+use crate::storage::log::{AppendError, AppendOutcome, PartitionLog};
 
 /// What one partition's append came to.
 struct Appended {
@@ -39,8 +39,8 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
-    /// For acks=all: fires once the records are durable, or with why they could not be made so.
-    durable: Option<oneshot::Receiver<Result<(), (KafkaCode, String)>>>,
+    /// The final answer, once the records are written (and, for acks=all, durable).
+    later: Option<oneshot::Receiver<Appended>>,
 }
 
 impl Appended {
@@ -51,20 +51,18 @@ impl Appended {
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
-            durable: None,
+            later: None,
         }
     }
 
-    /// Waits for durability (acks=all); a flush failure turns the answer into that error.
+    /// Waits for the write (and, for acks=all, the flush) to finish.
     async fn settle(mut self) -> Appended {
-        let Some(durable) = self.durable.take() else {
+        let Some(later) = self.later.take() else {
             return self;
         };
-        match durable.await {
-            Ok(Ok(())) => self,
-            Ok(Err((code, message))) => Appended::failed(code, Some(message)),
-            Err(_) => Appended::failed(KafkaCode::NotLeaderOrFollower, Some("the partition closed".into())),
-        }
+        later
+            .await
+            .unwrap_or_else(|_| Appended::failed(KafkaCode::NotLeaderOrFollower, Some("the partition closed".into())))
     }
 }
 
@@ -218,7 +216,8 @@ fn transactions_refused() -> Appended {
     )
 }
 
-/// Runs on the partition's owner shard.
+/// Runs on the partition's owner shard: queues the batches (fixing their order) and returns
+/// at once; a task there waits for the write and, for acks=all, the flush.
 async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     let log = match shard.log_for(&work.topic, work.partition) {
         Ok(log) => log,
@@ -227,7 +226,25 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     if shard.is_closing() {
         return Appended::failed(KafkaCode::NotLeaderOrFollower, Some("broker is shutting down".into()));
     }
-    let outcome = match log.append(&work.batches).await {
+    let written = log.enqueue(&work.batches);
+    let (done, later) = oneshot::channel();
+    glommio::spawn_local(async move {
+        let _ = done.send(finish(log, written, work).await);
+    })
+    .detach();
+    Appended {
+        later: Some(later),
+        ..Appended::failed(KafkaCode::UnknownServerError, None)
+    }
+}
+
+/// The answer for one partition once its append is written (and durable, for acks=all).
+async fn finish(
+    log: Rc<PartitionLog>,
+    written: oneshot::Receiver<Result<AppendOutcome, AppendError>>,
+    work: AppendWork,
+) -> Appended {
+    let outcome = match written.await.unwrap_or(Err(AppendError::Closed)) {
         Ok(outcome) => outcome,
         Err(AppendError::Closed) => return Appended::failed(KafkaCode::NotLeaderOrFollower, None),
         Err(AppendError::Sequence(e)) => {
@@ -239,25 +256,18 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
             return Appended::failed(e.kafka_code(), Some(e.to_string()));
         }
     };
-    let durable = work.durable.then(|| {
-        let (done, durable) = oneshot::channel();
-        let (log, target) = (log.clone(), outcome.next_offset);
-        glommio::spawn_local(async move {
-            let result = log.wait_durable(target).await.map_err(|e| {
-                tracing::error!("{}-{}: flush failed: {e}", log.topic, log.partition);
-                (e.kafka_code(), e.to_string())
-            });
-            let _ = done.send(result);
-        })
-        .detach();
-        durable
-    });
+    if work.durable {
+        if let Err(e) = log.wait_durable(outcome.next_offset).await {
+            tracing::error!("{}-{}: flush failed: {e}", work.topic, work.partition);
+            return Appended::failed(e.kafka_code(), Some(e.to_string()));
+        }
+    }
     Appended {
         error: None,
         message: None,
         base_offset: outcome.base_offset.0,
         log_append_time_ms: outcome.log_append_time_ms.unwrap_or(-1),
         log_start_offset: log.log_start_offset().0,
-        durable,
+        later: None,
     }
 }
