@@ -23,11 +23,15 @@ use crate::shard::{BrokerIdentity, Job, Shard};
 use crate::storage::log::remove_deleted_leftovers;
 
 /// Runs the broker until SIGINT or SIGTERM. Returns once every shard has sealed its logs.
-pub fn serve(config: ServerConfig) -> anyhow::Result<()> {
+pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     config.validate()?;
     let cpus = config.cpus()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    // glommio opens directories through io_uring, which cannot resolve a relative path (the
+    // default `./sluice-data`): every path below the data dir is made absolute here.
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("resolving data dir {}", config.data_dir.display()))?;
     remove_deleted_leftovers(&config.data_dir);
     let mut store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
     let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
