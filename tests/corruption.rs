@@ -226,7 +226,10 @@ fn corruption_in_a_sealed_segment_is_refused_when_read() {
     broker.stop();
     // Sealed segments are trusted at start-up (their indexes fit), so the damage is found by
     // the read that reaches it, which must refuse rather than serve or skip it.
-    flip_byte(&segment(&broker, "sealed", 0), 100);
+    // The last byte is record data of the segment's last batch, inside its CRC.
+    let sealed = segment(&broker, "sealed", 0);
+    let length = std::fs::metadata(&sealed).unwrap().len();
+    flip_byte(&sealed, length - 1);
     broker.restart();
     assert_eq!(fetch_error(&broker, "sealed"), KAFKA_STORAGE_ERROR);
 }

@@ -454,14 +454,17 @@ impl PartitionLog {
     }
 
     /// The next appends to write together: one idempotent append alone, or consecutive other
-    /// appends up to [`COALESCED_WRITE_BYTES_MAX`] bytes (at least one).
+    /// appends up to [`COALESCED_WRITE_BYTES_MAX`] bytes and `segment.bytes` (at least one), so
+    /// a combined write never makes a segment larger than its topic allows.
     fn next_group(&self) -> Vec<Queued> {
+        let limit =
+            COALESCED_WRITE_BYTES_MAX.min(usize::try_from(self.config.borrow().segment_bytes).unwrap_or(usize::MAX));
         let mut queue = self.queue.borrow_mut();
         let mut group = Vec::new();
         let mut bytes = 0usize;
         while let Some(next) = queue.front() {
             let size: usize = next.batches.iter().map(Bytes::len).sum();
-            let fits = group.is_empty() || (!next.idempotent && bytes + size <= COALESCED_WRITE_BYTES_MAX);
+            let fits = group.is_empty() || (!next.idempotent && bytes + size <= limit);
             if !fits {
                 break;
             }
