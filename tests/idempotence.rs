@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::raw::{connect, request, response};
-use common::{assign, consume, Broker};
+use common::{assign, consume, send, Broker};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, TopicName,
@@ -319,7 +319,7 @@ fn produce_through_dropping_proxy(idempotent: bool) -> (BTreeMap<i32, Vec<usize>
             .partition(i as i32 % PARTITIONS)
             .key(key.as_bytes())
             .payload(payload.as_bytes());
-        send_with(&producer, record);
+        send(&producer, record);
         producer.poll(Duration::ZERO);
     }
     producer.flush(common::WAIT).expect("all records delivered");
@@ -347,21 +347,6 @@ fn produce_through_dropping_proxy(idempotent: bool) -> (BTreeMap<i32, Vec<usize>
         read.entry(partition).or_default().push(number);
     }
     (read, proxy.dropped.load(Ordering::SeqCst))
-}
-
-fn send_with(producer: &rdkafka::producer::BaseProducer<Counting>, mut record: BaseRecord<'_, [u8], [u8]>) {
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                assert!(std::time::Instant::now() < deadline, "producer queue stayed full");
-                record = back;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => panic!("send failed: {e}"),
-        }
-    }
 }
 
 #[test]

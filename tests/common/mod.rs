@@ -305,7 +305,10 @@ pub fn flush(producer: &BaseProducer) {
 }
 
 /// Sends one record, retrying while the local queue is full.
-pub fn send(producer: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
+pub fn send<C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()>>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) {
     let deadline = Instant::now() + WAIT;
     loop {
         match producer.send(record) {

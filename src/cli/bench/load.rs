@@ -2,7 +2,7 @@
 //! plus a reader thread per producer connection so produce requests are pipelined.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -11,7 +11,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -20,14 +19,14 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ProduceResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::cli::bench::batch::{read_stamps, BatchBuilder};
 use crate::cli::bench::report::{now_us, Stats};
 use crate::cli::bench::BenchArgs;
-use crate::cli::client::Client;
+use crate::cli::client::{frame_request, read_frame, Client};
 use crate::kafka::record_batch::BatchHeader;
 
 const PRODUCE_VERSION: i16 = 9;
@@ -36,8 +35,6 @@ const FETCH_VERSION: i16 = 12;
 const FETCH_WAIT_MS: i32 = 100;
 /// Longest the bench waits for a new topic's partitions to get leaders.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest response frame the bench reads.
-const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// The topic's partitions and the address of each one's leader.
 pub struct Cluster {
@@ -142,34 +139,6 @@ fn pin(cpus: &[usize], index: usize) {
     }
 }
 
-/// Frames `request` with its header.
-fn encode<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, request: &R) -> anyhow::Result<BytesMut> {
-    let mut frame = BytesMut::new();
-    frame.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("sluice-bench")))
-        .encode(&mut frame, key.request_header_version(version))?;
-    request.encode(&mut frame, version)?;
-    let length = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&length.to_be_bytes());
-    Ok(frame)
-}
-
-fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Bytes> {
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length)?;
-    let length = i32::from_be_bytes(length);
-    if length < 0 || length as usize > RESPONSE_BYTES_MAX {
-        bail!("the broker sent a {length}-byte frame");
-    }
-    let mut body = vec![0u8; length as usize];
-    stream.read_exact(&mut body)?;
-    Ok(Bytes::from(body))
-}
-
 /// A produce request on the wire, waiting for its response.
 struct InFlight {
     correlation_id: i32,
@@ -215,7 +184,13 @@ impl Pipe {
         stats: &Stats,
     ) -> anyhow::Result<()> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let frame = encode(ApiKey::Produce, PRODUCE_VERSION, self.correlation_id, request)?;
+        let frame = frame_request(
+            ApiKey::Produce,
+            PRODUCE_VERSION,
+            self.correlation_id,
+            "sluice-bench",
+            request,
+        )?;
         match &self.pending {
             Some(pending) => pending
                 .send(InFlight {
