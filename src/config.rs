@@ -106,6 +106,29 @@ pub struct ServerConfig {
     /// Bytes of recent batches each shard keeps in memory for tailing consumers.
     #[serde(default = "default_batch_cache_bytes", rename = "batch.cache.bytes")]
     pub batch_cache_bytes: u64,
+    /// Request bytes one shard holds across all its connections (read, not yet answered).
+    /// A frame takes its buffer from this budget as its bytes arrive, so a client that only
+    /// announces a large frame costs nothing. Kafka's key, but per shard.
+    #[serde(default = "default_queued_max_request_bytes", rename = "queued.max.request.bytes")]
+    pub queued_max_request_bytes: u64,
+    /// A connection with nothing in flight that sends nothing for this long is closed.
+    #[serde(default = "default_connections_max_idle_ms", rename = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: u64,
+    /// Longest a request frame may take to arrive once its length has; past it the
+    /// connection is closed and the frame's budget returned.
+    #[serde(default = "default_request_frame_timeout_ms", rename = "request.frame.timeout.ms")]
+    pub request_frame_timeout_ms: u64,
+    /// Partitions this broker may hold, internal ones included; creating more is refused.
+    #[serde(default = "default_max_partitions", rename = "max.partitions")]
+    pub max_partitions: u64,
+    /// Record bytes one fetch response may carry, whatever the request's `max_bytes` says
+    /// (one batch may exceed it, so a consumer always progresses).
+    #[serde(default = "default_fetch_max_bytes", rename = "fetch.max.bytes")]
+    pub fetch_max_bytes: u64,
+    /// Bytes one shard may hold read from disk for fetches being answered; reads past it
+    /// wait their turn.
+    #[serde(default = "default_fetch_read_memory_bytes", rename = "fetch.read.memory.bytes")]
+    pub fetch_read_memory_bytes: u64,
     #[serde(flatten)]
     pub topic_defaults: TopicConfig,
     /// Keys nothing above took; any here is an error (serde cannot deny unknown fields
@@ -176,6 +199,24 @@ fn default_retention_check_interval_ms() -> u64 {
 }
 fn default_socket_request_max_bytes() -> u64 {
     crate::constants::FRAME_BYTES_MAX as u64
+}
+fn default_queued_max_request_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_connections_max_idle_ms() -> u64 {
+    600_000
+}
+fn default_request_frame_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_partitions() -> u64 {
+    10_000
+}
+fn default_fetch_max_bytes() -> u64 {
+    55 * 1024 * 1024
+}
+fn default_fetch_read_memory_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 fn default_batch_cache_bytes() -> u64 {
     256 * 1024 * 1024
@@ -293,6 +334,49 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "batch.cache.bytes",
                 format!("must be at most {}", crate::constants::SHARD_CACHE_BYTES_MAX),
+            ));
+        }
+        use crate::constants::{
+            BROKER_PARTITIONS_MAX, CONNECTION_TIMEOUT_MS_MAX, FETCH_RESPONSE_BYTES_MAX, SHARD_FETCH_READ_BYTES_MAX,
+            SHARD_QUEUED_REQUEST_BYTES_MAX,
+        };
+        if !(self.socket_request_max_bytes..=SHARD_QUEUED_REQUEST_BYTES_MAX).contains(&self.queued_max_request_bytes) {
+            return Err(ConfigError::new(
+                "queued.max.request.bytes",
+                format!(
+                    "must be between socket.request.max.bytes ({}) and {SHARD_QUEUED_REQUEST_BYTES_MAX}, so the \
+                     largest frame fits",
+                    self.socket_request_max_bytes
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("connections.max.idle.ms", self.connections_max_idle_ms),
+            ("request.frame.timeout.ms", self.request_frame_timeout_ms),
+        ] {
+            if !(1..=CONNECTION_TIMEOUT_MS_MAX).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between 1 and {CONNECTION_TIMEOUT_MS_MAX}"),
+                ));
+            }
+        }
+        if !(1..=BROKER_PARTITIONS_MAX).contains(&self.max_partitions) {
+            return Err(ConfigError::new(
+                "max.partitions",
+                format!("must be between 1 and {BROKER_PARTITIONS_MAX}"),
+            ));
+        }
+        if !(1..=FETCH_RESPONSE_BYTES_MAX).contains(&self.fetch_max_bytes) {
+            return Err(ConfigError::new(
+                "fetch.max.bytes",
+                format!("must be between 1 and {FETCH_RESPONSE_BYTES_MAX}"),
+            ));
+        }
+        if !(1..=SHARD_FETCH_READ_BYTES_MAX).contains(&self.fetch_read_memory_bytes) {
+            return Err(ConfigError::new(
+                "fetch.read.memory.bytes",
+                format!("must be between 1 and {SHARD_FETCH_READ_BYTES_MAX}"),
             ));
         }
         self.cpus()?;
@@ -414,6 +498,23 @@ pub struct TopicConfig {
         alias = "log.message.timestamp.type"
     )]
     pub message_timestamp_type: TimestampType,
+    /// How far before the broker's clock a CreateTime record timestamp may lie; produce
+    /// refuses older records with INVALID_TIMESTAMP. Kafka's default sets no limit.
+    #[serde(
+        default = "d_i64_max",
+        rename = "message.timestamp.before.max.ms",
+        alias = "log.message.timestamp.before.max.ms"
+    )]
+    pub message_timestamp_before_max_ms: i64,
+    /// How far after the broker's clock a CreateTime record timestamp may lie; produce
+    /// refuses records further in the future with INVALID_TIMESTAMP (Kafka 4's default: an
+    /// hour, so a producer's clock error cannot stall time-based retention for years).
+    #[serde(
+        default = "d_hour_ms",
+        rename = "message.timestamp.after.max.ms",
+        alias = "log.message.timestamp.after.max.ms"
+    )]
+    pub message_timestamp_after_max_ms: i64,
     #[serde(default = "d_one", rename = "min.insync.replicas")]
     pub min_insync_replicas: i32,
     #[serde(default = "d_compression_type", rename = "compression.type")]
@@ -428,6 +529,9 @@ fn d_week_ms() -> i64 {
 }
 fn d_day_ms() -> i64 {
     24 * 60 * 60 * 1000
+}
+fn d_hour_ms() -> i64 {
+    60 * 60 * 1000
 }
 fn d_minus_one() -> i64 {
     -1
@@ -468,6 +572,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "flush.messages",
     "flush.ms",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
     "min.insync.replicas",
     "retention.bytes",
@@ -495,6 +601,8 @@ impl TopicConfig {
             "flush.messages" => self.flush_messages.to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
+            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
             "message.timestamp.type" => format!("{:?}", self.message_timestamp_type),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
@@ -515,6 +623,8 @@ impl TopicConfig {
             "flush.messages" => next.flush_messages = parse_num(value)?,
             "flush.ms" => next.flush_ms = parse_num(value)?,
             "max.message.bytes" => next.max_message_bytes = parse_num(value)?,
+            "message.timestamp.after.max.ms" => next.message_timestamp_after_max_ms = parse_num(value)?,
+            "message.timestamp.before.max.ms" => next.message_timestamp_before_max_ms = parse_num(value)?,
             "message.timestamp.type" => {
                 next.message_timestamp_type = match value {
                     "CreateTime" => TimestampType::CreateTime,
@@ -570,6 +680,12 @@ impl TopicConfig {
         at_least("flush.messages", self.flush_messages, 1)?;
         at_least("flush.ms", self.flush_ms, 0)?;
         at_least("min.insync.replicas", i64::from(self.min_insync_replicas), 1)?;
+        at_least(
+            "message.timestamp.before.max.ms",
+            self.message_timestamp_before_max_ms,
+            0,
+        )?;
+        at_least("message.timestamp.after.max.ms", self.message_timestamp_after_max_ms, 0)?;
         if self.max_message_bytes == 0 || self.max_message_bytes > crate::constants::BATCH_BYTES_MAX as u64 {
             return Err((
                 "max.message.bytes",

@@ -40,6 +40,17 @@ pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 /// Largest record batch accepted from a producer, whatever `max.message.bytes` says.
 pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// Bytes the records of one compressed batch may decompress to while produce validates them;
+/// a batch that expands past it is refused (INVALID_RECORD) once this much is decoded, so a
+/// decompression bomb costs one shard at most this much memory and time. 256 MiB leaves
+/// room for a full `BATCH_BYTES_MAX` batch compressed 4:1, or a default 1 MiB
+/// `max.message.bytes` batch of highly repetitive records compressed 256:1.
+pub const BATCH_DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Bytes of decompression scratch a shard keeps between batches; a larger batch's buffer is
+/// freed once it is validated, so a rare huge batch does not pin its memory.
+pub const DECOMPRESSED_SCRATCH_BYTES_KEPT: usize = 8 * 1024 * 1024;
+
 /// Bytes of log between two entries of the sparse offset and time indexes
 /// (Kafka's `index.interval.bytes`).
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
@@ -54,8 +65,11 @@ pub const SCAN_READ_BYTES: usize = 1024 * 1024;
 /// Smallest read issued for a fetch from disk; one read usually covers several batches.
 pub const FETCH_READ_BYTES_MIN: usize = 64 * 1024;
 
-/// Space reserved ahead of the write position of an active segment.
-pub const PREALLOCATE_STEP_BYTES: u64 = 16 * 1024 * 1024;
+/// Space reserved ahead of the write position of an active segment grows with the segment:
+/// the first step is small, so thousands of near-empty partitions cost little disk, and each
+/// later step doubles the last, up to the largest.
+pub const PREALLOCATE_STEP_BYTES_MIN: u64 = 64 * 1024;
+pub const PREALLOCATE_STEP_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// Largest `batch.cache.bytes` (a shard's cache of recent batches) accepted.
 pub const SHARD_CACHE_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
@@ -100,10 +114,38 @@ pub const SHARD_RING_DEPTH_MAX: u64 = 4096;
 /// while a write is in flight are written together next, up to this.
 pub const COALESCED_WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
+/// Largest `queued.max.request.bytes`: the request bytes in flight across all of one shard's
+/// connections. Frames take their buffer from it as their bytes arrive.
+pub const SHARD_QUEUED_REQUEST_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
+
+/// Longest `connections.max.idle.ms` and `request.frame.timeout.ms` accepted (a day).
+pub const CONNECTION_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+
+/// Lines per second a shard logs about connections it closed for bad input; the rest are
+/// counted in metrics only, so a flood of bad requests cannot flood the log.
+pub const CONNECTION_ERROR_LOG_LINES_PER_SECOND_MAX: u32 = 10;
+
+/// Largest `max.partitions`: partitions one broker may hold, internal ones included.
+pub const BROKER_PARTITIONS_MAX: u64 = 1_000_000;
+
+/// Largest `fetch.max.bytes`: the record bytes of one fetch response.
+pub const FETCH_RESPONSE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Largest `fetch.read.memory.bytes`: bytes one shard may hold read from disk for fetches
+/// that are being answered.
+pub const SHARD_FETCH_READ_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
+
 const _: () = assert!(FRAME_BYTES_MAX <= CONNECTION_IN_FLIGHT_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= FRAME_BYTES_MAX);
+// Whatever a producer may send uncompressed, it may also send compressed.
+const _: () = assert!(BATCH_BYTES_MAX <= BATCH_DECOMPRESSED_BYTES_MAX);
+const _: () = assert!(DECOMPRESSED_SCRATCH_BYTES_KEPT <= BATCH_DECOMPRESSED_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN % IO_ALIGNMENT_BYTES == 0);
-const _: () = assert!(PREALLOCATE_STEP_BYTES % IO_ALIGNMENT_BYTES == 0);
+const _: () = assert!(PREALLOCATE_STEP_BYTES_MIN % IO_ALIGNMENT_BYTES == 0);
+const _: () = assert!(PREALLOCATE_STEP_BYTES_MAX % IO_ALIGNMENT_BYTES == 0);
+const _: () = assert!(PREALLOCATE_STEP_BYTES_MIN <= PREALLOCATE_STEP_BYTES_MAX);
+const _: () = assert!(FRAME_BYTES_MAX as u64 <= SHARD_QUEUED_REQUEST_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX as u64 <= FETCH_RESPONSE_BYTES_MAX);
 const _: () = assert!(SCAN_READ_BYTES as u64 % IO_ALIGNMENT_BYTES == 0);
 const _: () = assert!(INDEX_INTERVAL_BYTES > 0);
 const _: () = assert!(FETCH_READ_BYTES_MIN <= SCAN_READ_BYTES);

@@ -68,6 +68,13 @@ pub struct ShardMetrics {
     pub hops: Cell<u64>,
     pub connections_accepted: Cell<u64>,
     pub connections_open: Cell<u64>,
+    /// Connections closed because of what the client sent (malformed, refused, too large).
+    pub connection_errors: Cell<u64>,
+    /// Connections closed for idling past `connections.max.idle.ms` or for a frame that did
+    /// not arrive within `request.frame.timeout.ms`.
+    pub connections_timed_out: Cell<u64>,
+    /// Frame reads that had to wait for the shard's `queued.max.request.bytes` budget.
+    pub request_budget_waits: Cell<u64>,
     io_reads: Cell<u64>,
     io_read_bytes: Cell<u64>,
     io_writes: Cell<u64>,
@@ -90,6 +97,9 @@ impl Default for ShardMetrics {
             hops: Cell::new(0),
             connections_accepted: Cell::new(0),
             connections_open: Cell::new(0),
+            connection_errors: Cell::new(0),
+            connections_timed_out: Cell::new(0),
+            request_budget_waits: Cell::new(0),
             io_reads: Cell::new(0),
             io_read_bytes: Cell::new(0),
             io_writes: Cell::new(0),
@@ -175,6 +185,21 @@ impl ShardMetrics {
                     "connections_accepted_total",
                     "Client connections accepted.",
                     self.connections_accepted.get(),
+                ),
+                (
+                    "connection_errors_total",
+                    "Connections closed for what the client sent.",
+                    self.connection_errors.get(),
+                ),
+                (
+                    "connections_timed_out_total",
+                    "Connections closed idle or with a frame that stopped arriving.",
+                    self.connections_timed_out.get(),
+                ),
+                (
+                    "request_budget_waits_total",
+                    "Frame reads that waited for the shard's request byte budget.",
+                    self.request_budget_waits.get(),
                 ),
                 (
                     "io_file_reads_total",

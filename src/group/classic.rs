@@ -638,7 +638,11 @@ impl Group {
             .map(|m| m.id.clone())
             .collect();
         for id in &expired {
-            tracing::info!("group {}: member {id} session expired", self.id);
+            tracing::info!(
+                "group {}: member {} session expired",
+                crate::net::error_log::escape(&self.id),
+                crate::net::error_log::escape(id)
+            );
             self.remove_member(id);
         }
         if !expired.is_empty() {

@@ -153,6 +153,38 @@ impl GroupCoordinator {
         group
     }
 
+    /// Drops every committed offset of `topic` (just deleted) from this shard's groups,
+    /// writing a tombstone for each so they stay gone after a restart.
+    pub async fn forget_topic(&self, shard: &Rc<Shard>, topic: &str) {
+        let groups: Vec<Rc<RefCell<Group>>> = self.groups.borrow().values().map(|e| e.group.clone()).collect();
+        for group in groups {
+            let (id, keys) = {
+                let group = group.borrow();
+                let keys: Vec<(String, i32)> = group.offsets.keys().filter(|(t, _)| t == topic).cloned().collect();
+                (group.id.clone(), keys)
+            };
+            if keys.is_empty() {
+                continue;
+            }
+            let tombstones = keys
+                .iter()
+                .map(|(t, p)| (records::offset_key(&id, t, *p), None))
+                .collect();
+            match persist(shard, &id, tombstones).await {
+                Ok(()) => {
+                    let mut group = group.borrow_mut();
+                    for key in &keys {
+                        group.offsets.remove(key);
+                    }
+                }
+                Err(code) => tracing::error!(
+                    "group {}: removing the offsets of deleted topic {topic}: {code:?}",
+                    crate::net::error_log::escape(&id)
+                ),
+            }
+        }
+    }
+
     pub fn remove(&self, id: &str) {
         if let Some(entry) = self.groups.borrow_mut().remove(id) {
             entry.group.borrow_mut().state = GroupState::Dead;
@@ -379,7 +411,10 @@ async fn run_timer(shard: Rc<Shard>, id: String, group: Rc<RefCell<Group>>, time
             .is_some_and(|deadline| now_ms() >= deadline);
         if expired {
             let tombstones = deletion_records(&group.borrow());
-            tracing::info!("group {id}: empty past offsets.retention.minutes, expiring its offsets");
+            tracing::info!(
+                "group {}: empty past offsets.retention.minutes, expiring its offsets",
+                crate::net::error_log::escape(&id)
+            );
             if persist(&shard, &id, tombstones).await.is_ok() {
                 coordinator.remove(&id);
                 return;
@@ -404,7 +439,12 @@ async fn run_consumer_timer(id: String, group: Rc<RefCell<ConsumerGroup>>, timer
             }
         }
         for member in group.borrow_mut().tick(Instant::now()) {
-            tracing::info!(target: "sluice::group", "group {id}: member {member} removed (session or release timeout)");
+            tracing::info!(
+                target: "sluice::group",
+                "group {}: member {} removed (session or release timeout)",
+                crate::net::error_log::escape(&id),
+                crate::net::error_log::escape(&member)
+            );
         }
     }
 }

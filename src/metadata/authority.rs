@@ -105,7 +105,20 @@ pub async fn create_topic(
     .await
 }
 
+/// Deletes a topic, then the offsets groups committed for it (as Kafka does when a topic's
+/// partitions are deleted), on every shard's coordinator.
 pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
+    let removed = remove_topic(shard, name.clone()).await?;
+    shard
+        .invoke_on_all(move |target| {
+            let name = name.clone();
+            async move { target.groups.forget_topic(&target, &name).await }
+        })
+        .await;
+    Ok(removed)
+}
+
+async fn remove_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
     change(shard, move |store| {
         if store.get(&name).is_some_and(|t| t.internal) {
             return Err(Refusal::new(

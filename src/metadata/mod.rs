@@ -105,6 +105,8 @@ pub struct MetadataStore {
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
     producer_ids_allocated: i64,
+    /// Partitions this broker may hold in all (`max.partitions`).
+    partitions_max: u64,
 }
 
 impl MetadataStore {
@@ -129,6 +131,7 @@ impl MetadataStore {
                     cluster_id: persisted.cluster_id,
                     topics: persisted.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
                     producer_ids_allocated: persisted.producer_ids_allocated,
+                    partitions_max: crate::constants::BROKER_PARTITIONS_MAX,
                 };
                 if store.shard_count != shard_count {
                     tracing::info!(
@@ -151,6 +154,7 @@ impl MetadataStore {
                     cluster_id: new_cluster_id(),
                     topics: BTreeMap::new(),
                     producer_ids_allocated: 0,
+                    partitions_max: crate::constants::BROKER_PARTITIONS_MAX,
                 };
                 store.persist_blocking()?;
                 store
@@ -167,6 +171,29 @@ impl MetadataStore {
             }
         }
         Ok(store)
+    }
+
+    /// Sets `max.partitions`: creating topics or partitions past it is refused. Partitions
+    /// already held are kept, however many.
+    pub fn set_partitions_max(&mut self, partitions_max: u64) {
+        self.partitions_max = partitions_max;
+    }
+
+    /// Refuses adding `added` partitions when the broker would then hold more than
+    /// `max.partitions`.
+    fn check_partitions_max(&self, added: i32) -> Result<(), Refusal> {
+        let held: u64 = self.topics.values().map(|t| t.placement.len() as u64).sum();
+        let after = held + added.max(0) as u64;
+        if after > self.partitions_max {
+            return Err(Refusal::new(
+                KafkaCode::PolicyViolation,
+                format!(
+                    "This broker holds {held} partitions; {added} more would exceed max.partitions ({}).",
+                    self.partitions_max
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn snapshot(&self) -> Arc<MetadataSnapshot> {
@@ -216,6 +243,7 @@ impl MetadataStore {
             ));
         }
         check_partition_count(partitions)?;
+        self.check_partitions_max(partitions)?;
         self.defaults
             .with_overrides(&overrides)
             .map_err(|e| Refusal::new(KafkaCode::InvalidConfig, e.to_string()))?;
@@ -293,6 +321,7 @@ impl MetadataStore {
             ));
         }
         check_partition_count(count)?;
+        self.check_partitions_max(count - current)?;
         Ok(placement::place_topic(topic.id, count, self.shard_count))
     }
 
@@ -435,6 +464,24 @@ mod tests {
             store.plan_create("t", 1, bad).unwrap_err().code,
             KafkaCode::InvalidConfig
         );
+    }
+
+    #[test]
+    fn topics_and_partitions_past_max_partitions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
+        store.set_partitions_max(10);
+        let meta = store.plan_create("a", 8, BTreeMap::new()).unwrap();
+        store.insert(meta);
+        let refused = store.plan_create("b", 3, BTreeMap::new()).unwrap_err();
+        assert_eq!(refused.code, KafkaCode::PolicyViolation);
+        assert!(refused.message.contains("max.partitions (10)"), "{}", refused.message);
+        store.plan_create("b", 2, BTreeMap::new()).unwrap();
+        assert_eq!(
+            store.plan_partitions("a", 11).unwrap_err().code,
+            KafkaCode::PolicyViolation
+        );
+        assert_eq!(store.plan_partitions("a", 10).unwrap().len(), 10);
     }
 
     #[test]

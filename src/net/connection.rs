@@ -8,15 +8,28 @@
 //! appended, in order, when the reader moves on, so pipelined produce requests share flushes.
 //! A separate writer task sends responses, in request order, while later requests are handled.
 //!
+//! Memory: a frame's buffer grows as its body arrives, and every byte of it is first taken
+//! from the shard's request budget (`queued.max.request.bytes`, shared by all the shard's
+//! connections), given back once the request is answered. A client that announces a large
+//! frame and sends nothing costs nothing; one that sends part of a body holds only what it
+//! sent, and only until `request.frame.timeout.ms`.
+//!
 //! Limits: a frame over [`FRAME_BYTES_MAX`](crate::constants::FRAME_BYTES_MAX) (or
 //! `socket.request.max.bytes`) closes the connection before its body is read; at most
 //! [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request
-//! bytes are in flight, beyond which reading waits.
+//! bytes are in flight, beyond which reading waits; a connection with nothing in flight that
+//! sends nothing for `connections.max.idle.ms` is closed.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use bytes::Bytes;
+use futures::future::Either;
+use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -29,10 +42,56 @@ use crate::shard::Shard;
 /// A handled request waiting for its response to be written, in the order it arrived.
 struct InFlight {
     handled: Handled,
-    frame_bytes: u64,
+    /// The frame's share of the connection's and the shard's budgets, returned when dropped
+    /// (after the response is written).
+    _held: [Reservation; 2],
 }
 
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Units taken from a budget, given back when dropped.
+struct Reservation {
+    budget: Rc<Semaphore>,
+    units: u64,
+}
+
+impl Reservation {
+    fn empty(budget: &Rc<Semaphore>) -> Reservation {
+        Reservation {
+            budget: budget.clone(),
+            units: 0,
+        }
+    }
+
+    async fn grow(&mut self, units: u64) -> Result<(), Closed> {
+        self.budget
+            .acquire(units)
+            .await
+            .map_err(|e| Closed::Internal(format!("request budget: {e}")))?;
+        self.units += units;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.units > 0 {
+            self.budget.signal(self.units);
+        }
+    }
+}
+
+/// Why a connection ended early.
+enum Closed {
+    /// The client sent something that ends its connection (logged, rate-limited).
+    Refused(String),
+    /// Idle past `connections.max.idle.ms`, or a frame that stopped arriving.
+    TimedOut(String),
+    /// The socket failed or the peer went away mid-frame.
+    Io(String),
+    /// The broker side stopped (writer gone, budget closed at shutdown).
+    Internal(String),
+}
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream
@@ -40,65 +99,181 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
     let (reader, writer) = stream.split();
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
+    let in_flight = Rc::new(Cell::new(0usize));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
     let writer_task = glommio::spawn_local(write_responses(
         writer,
         pending,
-        budget.clone(),
+        in_flight.clone(),
         peer.clone(),
-        shard.metrics.clone(),
+        shard.clone(),
     ));
     let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-    if let Err(reason) = read_requests(&shard, reader, queue, &budget, &peer).await {
-        tracing::debug!("shard {}: closing connection from {peer}: {reason}", shard.id);
+    let connection = Connection {
+        shard: &shard,
+        budget,
+        in_flight,
+        peer: &peer,
+    };
+    match connection.read_requests(reader, queue).await {
+        Ok(()) => {}
+        Err(Closed::Refused(reason)) => {
+            ShardMetrics::add(&shard.metrics.connection_errors, 1);
+            shard
+                .error_log
+                .info(&format!("shard {}: closing connection from {peer}: {reason}", shard.id));
+        }
+        Err(Closed::TimedOut(reason)) => {
+            ShardMetrics::add(&shard.metrics.connections_timed_out, 1);
+            tracing::debug!("shard {}: closing connection from {peer}: {reason}", shard.id);
+        }
+        Err(Closed::Io(reason) | Closed::Internal(reason)) => {
+            tracing::debug!("shard {}: connection from {peer} ended: {reason}", shard.id);
+        }
     }
     writer_task.await;
     shard.metrics.connection_closed();
 }
 
-/// Reads frames until the peer closes or sends something that ends the connection.
-async fn read_requests(
-    shard: &Rc<Shard>,
-    mut reader: BufReader<futures::io::ReadHalf<TcpStream>>,
-    queue: LocalSender<InFlight>,
-    budget: &Rc<Semaphore>,
-    peer: &str,
-) -> Result<(), String> {
-    loop {
+struct Connection<'a> {
+    shard: &'a Rc<Shard>,
+    /// This connection's in-flight request bytes.
+    budget: Rc<Semaphore>,
+    /// Requests read and not yet answered (shared with the writer).
+    in_flight: Rc<Cell<usize>>,
+    peer: &'a str,
+}
+
+type Reader = BufReader<futures::io::ReadHalf<TcpStream>>;
+
+impl Connection<'_> {
+    /// Reads frames until the peer closes or sends something that ends the connection.
+    async fn read_requests(&self, mut reader: Reader, queue: LocalSender<InFlight>) -> Result<(), Closed> {
+        let config = &self.shard.config;
+        let idle = Duration::from_millis(config.connections_max_idle_ms);
+        let frame_timeout = Duration::from_millis(config.request_frame_timeout_ms);
+        loop {
+            let Some(length) = self.read_length(&mut reader, idle).await? else {
+                return Ok(());
+            };
+            let frame_max = config.socket_request_max_bytes;
+            if length < 0 || length as u64 > frame_max {
+                return Err(Closed::Refused(format!(
+                    "frame of {length} bytes is outside 0..={frame_max} (socket.request.max.bytes)"
+                )));
+            }
+            let frame_bytes = length as usize;
+            ShardMetrics::add(&self.shard.metrics.bytes_in, 4 + frame_bytes as u64);
+            let deadline = Instant::now() + frame_timeout;
+            let mut connection_share = Reservation::empty(&self.budget);
+            within(deadline, connection_share.grow(frame_bytes as u64))
+                .await
+                .map_err(|_| Closed::TimedOut("responses did not drain within request.frame.timeout.ms".into()))??;
+            let (frame, shard_share) = self.read_frame(&mut reader, frame_bytes, deadline).await?;
+            let handled = kafka::handle_frame(self.shard, frame, self.peer).await;
+            let closing = match &handled {
+                Handled::Ready(Err(reason)) => Some(reason.clone()),
+                _ => None,
+            };
+            self.in_flight.set(self.in_flight.get() + 1);
+            let in_flight = InFlight {
+                handled,
+                _held: [connection_share, shard_share],
+            };
+            if queue.send(in_flight).await.is_err() {
+                return Err(Closed::Internal("writer stopped".into()));
+            }
+            if let Some(reason) = closing {
+                return Err(Closed::Refused(reason));
+            }
+        }
+    }
+
+    /// The next frame's length; None when the peer closed between frames. While requests are
+    /// in flight the connection is not idle, however long they take.
+    async fn read_length(&self, reader: &mut Reader, idle: Duration) -> Result<Option<i32>, Closed> {
         let mut length = [0u8; 4];
-        match reader.read_exact(&mut length).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(format!("read: {e}")),
-        }
-        let length = i32::from_be_bytes(length);
-        let frame_max = shard.config.socket_request_max_bytes;
-        if length < 0 || length as u64 > frame_max {
-            return Err(format!(
-                "frame of {length} bytes is outside 0..={frame_max} (socket.request.max.bytes)"
-            ));
-        }
-        let frame_bytes = length as u64;
-        ShardMetrics::add(&shard.metrics.bytes_in, 4 + frame_bytes);
-        budget
-            .acquire(frame_bytes)
-            .await
-            .map_err(|e| format!("in-flight budget: {e}"))?;
-        let mut frame = BytesMut::zeroed(length as usize);
-        if let Err(e) = reader.read_exact(&mut frame).await {
-            return Err(format!("truncated frame of {length} bytes: {e}"));
-        }
-        let handled = kafka::handle_frame(shard, frame.freeze(), peer).await;
-        let closing = match &handled {
-            Handled::Ready(Err(reason)) => Some(reason.clone()),
-            _ => None,
+        let mut read = pin!(reader.read_exact(&mut length));
+        let outcome = loop {
+            if let Poll::Ready(outcome) = futures::poll!(read.as_mut()) {
+                break outcome;
+            }
+            match futures::future::select(read.as_mut(), pin!(glommio::timer::sleep(idle))).await {
+                Either::Left((outcome, _)) => break outcome,
+                Either::Right(_) if self.in_flight.get() > 0 => continue,
+                Either::Right(_) => {
+                    return Err(Closed::TimedOut(format!(
+                        "idle for {} ms (connections.max.idle.ms)",
+                        idle.as_millis()
+                    )))
+                }
+            }
         };
-        if queue.send(InFlight { handled, frame_bytes }).await.is_err() {
-            return Err("writer stopped".into());
+        match outcome {
+            Ok(()) => Ok(Some(i32::from_be_bytes(length))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(Closed::Io(format!("read: {e}"))),
         }
-        if let Some(reason) = closing {
-            return Err(reason);
+    }
+
+    /// Reads a frame body of `length` bytes. The buffer grows only as bytes arrive, and each
+    /// growth is first taken from the shard's budget; the whole frame must arrive by
+    /// `deadline`.
+    async fn read_frame(
+        &self,
+        reader: &mut Reader,
+        length: usize,
+        deadline: Instant,
+    ) -> Result<(Bytes, Reservation), Closed> {
+        let timed_out = || {
+            Closed::TimedOut(format!(
+                "a frame of {length} bytes did not arrive within request.frame.timeout.ms"
+            ))
+        };
+        let mut held = Reservation::empty(&self.shard.request_budget);
+        let mut frame: Vec<u8> = Vec::new();
+        while frame.len() < length {
+            let available = within(deadline, reader.fill_buf())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| Closed::Io(format!("reading a frame of {length} bytes: {e}")))?
+                .len();
+            if available == 0 {
+                return Err(Closed::Io(format!(
+                    "truncated frame: {} of {length} bytes arrived",
+                    frame.len()
+                )));
+            }
+            let take = available.min(length - frame.len());
+            if frame.capacity() - frame.len() < take {
+                // Double as the frame arrives, never past its length: the copies this costs
+                // are amortised, and memory follows what was actually sent.
+                let capacity = (frame.capacity() * 2).max(frame.len() + take).min(length);
+                let growth = (capacity - frame.capacity()) as u64;
+                if self.shard.request_budget.available() < growth {
+                    ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);
+                }
+                within(deadline, held.grow(growth)).await.map_err(|_| timed_out())??;
+                frame.reserve_exact(capacity - frame.len());
+            }
+            frame.extend_from_slice(&reader.buffer()[..take]);
+            reader.consume_unpin(take);
         }
+        Ok((Bytes::from(frame), held))
+    }
+}
+
+/// Runs `work` until `deadline`; Err(()) if it passes first. Work that is ready at once
+/// costs no timer.
+async fn within<T>(deadline: Instant, work: impl Future<Output = T>) -> Result<T, ()> {
+    let mut work = pin!(work);
+    if let Poll::Ready(value) = futures::poll!(work.as_mut()) {
+        return Ok(value);
+    }
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match futures::future::select(work, pin!(glommio::timer::sleep(remaining))).await {
+        Either::Left((value, _)) => Ok(value),
+        Either::Right(_) => Err(()),
     }
 }
 
@@ -107,29 +282,27 @@ async fn read_requests(
 async fn write_responses(
     mut writer: futures::io::WriteHalf<TcpStream>,
     pending: LocalReceiver<InFlight>,
-    budget: Rc<Semaphore>,
+    in_flight: Rc<Cell<usize>>,
     peer: String,
-    metrics: Rc<ShardMetrics>,
+    shard: Rc<Shard>,
 ) {
-    while let Some(in_flight) = pending.recv().await {
-        budget.signal(in_flight.frame_bytes);
-        let outcome = match in_flight.handled {
+    while let Some(request) = pending.recv().await {
+        let outcome = match request.handled {
             Handled::Ready(outcome) => outcome,
             Handled::Later(outcome) => outcome.await,
         };
+        in_flight.set(in_flight.get() - 1);
         match outcome {
             Ok(Some(response)) => {
-                ShardMetrics::add(&metrics.bytes_out, response.len() as u64);
+                ShardMetrics::add(&shard.metrics.bytes_out, response.len() as u64);
                 if let Err(e) = write_frame(&mut writer, &response).await {
                     tracing::debug!("write to {peer}: {e}");
                     break;
                 }
             }
             Ok(None) => {}
-            Err(reason) => {
-                tracing::info!("closing connection from {peer}: {reason}");
-                break;
-            }
+            // The reader has the reason too and logs it once, rate-limited.
+            Err(_) => break,
         }
     }
     let _ = writer.close().await;

@@ -3,5 +3,6 @@
 //! connection's shard.
 
 pub mod connection;
+pub mod error_log;
 pub mod listener;
 pub mod metrics_http;

@@ -80,6 +80,12 @@ pub struct Shard {
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// This shard's counters; read by scrapes through [`Shard::metrics_snapshot`].
     pub metrics: Rc<ShardMetrics>,
+    /// Request bytes in flight across all this shard's connections (`queued.max.request.bytes`).
+    pub request_budget: Rc<Semaphore>,
+    /// Bytes read from disk for fetches being answered (`fetch.read.memory.bytes`).
+    pub fetch_read_budget: Rc<Semaphore>,
+    /// The rate limit on logging connection errors.
+    pub error_log: crate::net::error_log::ErrorLog,
 }
 
 impl Shard {
@@ -91,6 +97,8 @@ impl Shard {
         store: Option<MetadataStore>,
     ) -> Shard {
         let config_cache_bytes = config.batch_cache_bytes;
+        let request_budget = Rc::new(Semaphore::new(config.queued_max_request_bytes));
+        let fetch_read_budget = Rc::new(Semaphore::new(config.fetch_read_memory_bytes));
         let limits = GroupLimits {
             initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout: std::time::Duration::from_millis(config.group_min_session_timeout_ms),
@@ -121,6 +129,9 @@ impl Shard {
             cache_budget: CacheBudget::new(usize::try_from(config_cache_bytes).unwrap_or(usize::MAX)),
             producer_ids: RefCell::new(0..0),
             metrics: Rc::new(ShardMetrics::default()),
+            request_budget,
+            fetch_read_budget,
+            error_log: Default::default(),
         }
     }
 

@@ -32,8 +32,12 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     // default `./sluice-data`): every path below the data dir is made absolute here.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .with_context(|| format!("resolving data dir {}", config.data_dir.display()))?;
+    // Held until this function returns: a second broker on the same data dir would assign
+    // the same offsets into the same files.
+    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     remove_deleted_leftovers(&config.data_dir);
     let mut store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
+    store.set_partitions_max(config.max_partitions);
     let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
     store.ensure_internal_topic(
         crate::group::OFFSETS_TOPIC,
@@ -159,12 +163,70 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
 }
 
 /// Binds (without listening) so port 0 resolves to one concrete port all shards then share.
+///
+/// The shards listen with SO_REUSEPORT, which would also let them listen beside another
+/// process already on the port, and the kernel would split clients between the two. So the
+/// address is first bound without SO_REUSEPORT, which fails while anything listens there
+/// (SO_REUSEADDR is kept, so connections of an earlier run lingering in TIME_WAIT do not
+/// block a restart).
 fn reserve_port(addr: SocketAddr) -> anyhow::Result<socket2::Socket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let new_socket = || socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None);
+    let probe = new_socket()?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow!("cannot listen on {addr}: address already in use (is another broker running there?)")
+        } else {
+            anyhow!("binding {addr}: {e}")
+        }
+    })?;
+    let concrete = probe.local_addr()?.as_socket().context("listen address is not IP")?;
+    drop(probe);
+    let socket = new_socket()?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
+    socket
+        .bind(&concrete.into())
+        .with_context(|| format!("binding {concrete}"))?;
     Ok(socket)
+}
+
+/// Name of the lock file each data dir holds while a broker uses it.
+const DATA_DIR_LOCK_FILE: &str = ".lock";
+
+/// Takes an exclusive lock on `data_dir` for as long as the returned file is open; refuses if
+/// another process holds it. The lock goes with the process, however it ends.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let path = data_dir.join(DATA_DIR_LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening the data dir lock {}", path.display()))?;
+    // SAFETY: flock takes a descriptor this function owns and open for the whole call.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "another process" } else { holder };
+            return Err(anyhow!(
+                "data dir {} is in use by {holder} (lock file {} is held)",
+                data_dir.display(),
+                path.display()
+            ));
+        }
+        return Err(anyhow!("locking {}: {error}", path.display()));
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "process {}", std::process::id()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(file)
 }
 
 struct ShardStart {

@@ -175,6 +175,12 @@ impl PartitionLog {
             let flushed_to = if last { recovery_point } else { Offset(i64::MAX) };
             segments.push(Segment::open(&dir, base, last, flushed_to).await?);
         }
+        if let [.., before, last] = &segments[..] {
+            if is_stray(before, last, recovery_point) {
+                let last = segments.pop().expect("two segments");
+                set_stray_aside(&dir, last)?;
+            }
+        }
         if segments.is_empty() {
             segments.push(Segment::create(&dir, Offset(0)).await?);
         }
@@ -1124,6 +1130,36 @@ fn corrupt(path: &Path, position: u64, reason: String) -> StorageError {
 /// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
 /// readable within this even if a topic asks for less frequent flushing.
 const FLUSH_DELAY_MS_MAX: i64 = 60_000;
+
+/// Whether `last`, the newest segment file, is one this log never wrote: empty, named past
+/// where the segment before it ends, and past the recovery point. A segment the log rolled
+/// to starts where the one before it ended (or, once compaction emptied that one's tail, at
+/// an offset the recovery point has since passed); a file dropped into the directory by hand
+/// would otherwise move the log's end to whatever its name says.
+fn is_stray(before: &Segment, last: &Segment, recovery_point: Offset) -> bool {
+    last.is_empty() && last.base_offset > before.next_offset && last.base_offset > recovery_point
+}
+
+/// Renames a stray segment file (and any index files beside it) out of the log's way, with
+/// one warning, so it is neither read as the log nor overwritten when the log reaches its
+/// offset.
+fn set_stray_aside(dir: &Path, stray: Segment) -> Result<(), StorageError> {
+    let log_path = stray.log_path.clone();
+    drop(stray);
+    tracing::warn!(
+        "{}: ignoring {}, a segment this log did not write (empty, past the log's end); renamed to *.stray",
+        dir.display(),
+        log_path.display()
+    );
+    for extension in ["log", "index", "timeindex"] {
+        let path = log_path.with_extension(extension);
+        if path.exists() {
+            let aside = path.with_extension(format!("{extension}.stray"));
+            std::fs::rename(&path, &aside).ctx("set a stray segment aside", &path)?;
+        }
+    }
+    Ok(())
+}
 
 /// The leading batches of `bytes` (whole batches) that start below `limit`.
 fn below(bytes: Bytes, limit: Offset) -> Bytes {

@@ -16,7 +16,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
-use crate::constants::{INDEX_INTERVAL_BYTES, IO_ALIGNMENT_BYTES, PREALLOCATE_STEP_BYTES, SCAN_READ_BYTES};
+use crate::constants::{
+    INDEX_INTERVAL_BYTES, IO_ALIGNMENT_BYTES, PREALLOCATE_STEP_BYTES_MAX, PREALLOCATE_STEP_BYTES_MIN, SCAN_READ_BYTES,
+};
 use crate::error::{IoContext, StorageError};
 use crate::ids::Offset;
 use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
@@ -271,7 +273,7 @@ impl Segment {
         }
         out[at..].fill(0);
         let end = position + length as u64;
-        let preallocate_to = (end > self.allocated).then(|| align_up(end + PREALLOCATE_STEP_BYTES));
+        let preallocate_to = (end > self.allocated).then(|| align_up(end + preallocate_step(end)));
         PendingWrite {
             file: self.file.clone(),
             buffer,
@@ -385,6 +387,13 @@ impl SealWork {
             .ctx("truncate sealed segment", &self.log_path)?;
         Segment::flush(&self.file, &self.log_path).await
     }
+}
+
+/// Space to reserve past `end` when a write reaches the end of what is allocated: as much as
+/// the segment already holds, within the step bounds, so reservations double as a segment
+/// fills and a partition holding one small record reserves one small step.
+fn preallocate_step(end: u64) -> u64 {
+    end.clamp(PREALLOCATE_STEP_BYTES_MIN, PREALLOCATE_STEP_BYTES_MAX)
 }
 
 fn relative_offset(base: Offset, offset: Offset) -> u32 {
@@ -751,6 +760,13 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn preallocation_starts_small_and_doubles_up_to_its_cap() {
+        assert_eq!(preallocate_step(4096), PREALLOCATE_STEP_BYTES_MIN);
+        assert_eq!(preallocate_step(1 << 20), 1 << 20);
+        assert_eq!(preallocate_step(1 << 30), PREALLOCATE_STEP_BYTES_MAX);
     }
 
     #[test]

@@ -1,7 +1,18 @@
 //! Fetch: read each partition on its owner shard, from the batch cache or disk; long-poll
 //! until `min_bytes` have arrived or `max_wait_ms` has passed, woken by appends (never a
-//! sleep loop); bound the answer by `max_bytes` and each partition's limit, but always
-//! return at least one whole batch.
+//! loop that re-reads without parking); bound the answer by `max_bytes` (capped by the
+//! broker's `fetch.max.bytes`) and each partition's limit, but always return the first batch.
+//!
+//! As in Kafka, a fetch is answered at once when any partition has an error (an offset out
+//! of range, an unknown partition): waiting cannot fix it. Otherwise, after each read that
+//! falls short of `min_bytes`, the handler parks until some wanted partition's high
+//! watermark moves past what that read saw, or the deadline passes.
+//!
+//! Memory: each owner shard reads its partitions in request order, each within what is left
+//! of the response's byte limit, and takes the bytes it returns from its fetch read budget
+//! (`fetch.read.memory.bytes`) until the response is assembled. A read that finds the budget
+//! spent returns no records this time (the consumer fetches again), so concurrent fetches
+//! never wait on each other's budget and never deadlock.
 //!
 //! Fetch sessions (KIP-227) are not kept: the response's session id is 0, which tells the
 //! client to send full fetch requests.
@@ -18,7 +29,8 @@ use kafka_protocol::messages::TopicName;
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::error::KafkaCode;
 use crate::ids::{Offset, PartitionId, ShardId};
-use crate::kafka::handlers::{error_code, fan_out, str_bytes};
+use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes};
+use crate::kafka::record_batch;
 use crate::shard::Shard;
 use crate::storage::log::{ReadError, LEADER_EPOCH};
 
@@ -35,6 +47,8 @@ struct Read {
     high_watermark: i64,
     log_start_offset: i64,
     records: Vec<Bytes>,
+    /// Units of the owner shard's fetch read budget these records hold.
+    budget_held: u64,
 }
 
 impl Read {
@@ -44,6 +58,7 @@ impl Read {
             high_watermark: -1,
             log_start_offset: -1,
             records: Vec::new(),
+            budget_held: 0,
         }
     }
 
@@ -102,15 +117,34 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
             Slot::Failed(_) => None,
         })
         .collect();
+    let refused = wanted.len() < slots.len();
     let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
     let deadline = started + max_wait;
-    let min_bytes = request.min_bytes.max(0) as usize;
-    let mut reads = read_all(shard, &wanted).await;
-    while total_bytes(&reads) < min_bytes.max(1) && Instant::now() < deadline && !wanted.is_empty() {
-        wait_for_appends(shard, &wanted, deadline).await;
-        reads = read_all(shard, &wanted).await;
+    let response_max = (request.max_bytes.max(1) as u64).min(shard.config.fetch_max_bytes) as usize;
+    // More than the response may carry can never arrive: waiting for it would only wait out
+    // the deadline with the answer in hand.
+    let min_bytes = (request.min_bytes.max(0) as usize).min(response_max);
+    let mut reads = read_all(shard, &wanted, response_max).await;
+    loop {
+        let answer_now = refused
+            || wanted.is_empty()
+            || reads.iter().any(|r| r.error.is_some())
+            || total_bytes(&reads) >= min_bytes
+            || Instant::now() >= deadline;
+        if answer_now {
+            break;
+        }
+        let seen: Vec<(ShardId, Wanted, i64)> = wanted
+            .iter()
+            .zip(&reads)
+            .map(|((owner, w), read)| (*owner, w.clone(), read.high_watermark))
+            .collect();
+        release_budget(shard, &wanted, &mut reads);
+        wait_for_appends(shard, seen, deadline).await;
+        reads = read_all(shard, &wanted, response_max).await;
     }
-    limit_response_bytes(&mut reads, request.max_bytes.max(1) as usize);
+    limit_response_bytes(&mut reads, response_max);
+    release_budget(shard, &wanted, &mut reads);
 
     let mut reads = reads.into_iter();
     let mut slots = slots.into_iter();
@@ -143,50 +177,124 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
     FetchResponse::default().with_responses(responses)
 }
 
-async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)]) -> Vec<Read> {
-    fan_out(shard, wanted.to_vec(), read_one, || {
-        Read::failed(KafkaCode::NotLeaderOrFollower)
-    })
+async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], response_max: usize) -> Vec<Read> {
+    fan_out_per_shard(
+        shard,
+        wanted.to_vec(),
+        move |target, partitions| read_shard(target, partitions, response_max),
+        || Read::failed(KafkaCode::NotLeaderOrFollower),
+    )
     .await
 }
 
-/// Runs on the partition's owner shard.
-async fn read_one(shard: Rc<Shard>, wanted: Wanted) -> Read {
+/// Runs on the owner shard: its partitions in request order, each within what is left of
+/// the response's limit (the first with data may return one batch over it).
+async fn read_shard(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usize) -> Vec<Read> {
+    let mut used = 0usize;
+    let mut reads = Vec::with_capacity(partitions.len());
+    for wanted in partitions {
+        let left = response_max.saturating_sub(used);
+        let read = read_one(&shard, wanted, left).await;
+        used += read.bytes();
+        reads.push(read);
+    }
+    reads
+}
+
+/// Reads one partition, at most `left` bytes (but one whole batch when any is there and
+/// `left` is not zero), holding what it returns from the shard's fetch read budget.
+async fn read_one(shard: &Rc<Shard>, wanted: Wanted, left: usize) -> Read {
     let log = match shard.log_for(&wanted.topic, wanted.partition) {
         Ok(log) => log,
         Err(code) => return Read::failed(code),
     };
     let high_watermark = log.high_watermark().0;
     let log_start_offset = log.log_start_offset().0;
-    let (error, records) = match log.read(wanted.offset, wanted.max_bytes).await {
-        Ok(records) => (None, records),
-        Err(ReadError::OutOfRange { .. }) => (Some(KafkaCode::OffsetOutOfRange), Vec::new()),
-        Err(ReadError::Storage(e)) => {
-            tracing::error!("{}-{}: read failed: {e}", wanted.topic, wanted.partition);
-            (Some(e.kafka_code()), Vec::new())
-        }
-    };
-    Read {
-        error,
+    let mut read = Read {
+        error: None,
         high_watermark,
         log_start_offset,
-        records,
+        records: Vec::new(),
+        budget_held: 0,
+    };
+    if wanted.offset < log.log_start_offset() || wanted.offset > log.end_offset() {
+        read.error = Some(KafkaCode::OffsetOutOfRange);
+        return read;
+    }
+    let limit = wanted.max_bytes.min(left);
+    if limit == 0 || wanted.offset.0 >= high_watermark {
+        return read;
+    }
+    // The read may return one batch over `limit`; that excess is taken once the size is known.
+    let budget = &shard.fetch_read_budget;
+    let reserve = (limit as u64).min(shard.config.fetch_read_memory_bytes);
+    if !budget.try_acquire(reserve).unwrap_or(false) {
+        return read;
+    }
+    match log.read(wanted.offset, limit).await {
+        Ok(records) => {
+            let bytes = records.iter().map(Bytes::len).sum::<usize>() as u64;
+            if bytes <= reserve {
+                budget.signal(reserve - bytes);
+                read.budget_held = bytes;
+            } else {
+                // One batch over the limit: hold what budget there is beyond the reservation.
+                let extra = (bytes - reserve).min(budget.available());
+                let _ = budget.try_acquire(extra);
+                read.budget_held = reserve + extra;
+            }
+            read.records = records;
+        }
+        Err(ReadError::OutOfRange { .. }) => {
+            budget.signal(reserve);
+            read.error = Some(KafkaCode::OffsetOutOfRange);
+        }
+        Err(ReadError::Storage(e)) => {
+            budget.signal(reserve);
+            tracing::error!("{}-{}: read failed: {e}", wanted.topic, wanted.partition);
+            read.error = Some(e.kafka_code());
+        }
+    }
+    read
+}
+
+/// Gives the fetch read budget the reads hold back to their owner shards (one message per
+/// shard, not awaited: the budget is returned as soon as the shard runs it).
+fn release_budget(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], reads: &mut [Read]) {
+    let mut by_shard: BTreeMap<ShardId, u64> = BTreeMap::new();
+    for ((owner, _), read) in wanted.iter().zip(reads.iter_mut()) {
+        if read.budget_held > 0 {
+            *by_shard.entry(*owner).or_default() += std::mem::take(&mut read.budget_held);
+        }
+    }
+    for (owner, units) in by_shard {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let _ = shard
+                .invoke_on(
+                    owner,
+                    move |target| async move { target.fetch_read_budget.signal(units) },
+                )
+                .await;
+        })
+        .detach();
     }
 }
 
-/// Parks until any wanted partition, on any shard, grows past the wanted offset, or the
-/// deadline passes. Each shard checks and registers in one step, so no append is missed.
-async fn wait_for_appends(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], deadline: Instant) {
-    let mut by_shard: BTreeMap<ShardId, Vec<Wanted>> = BTreeMap::new();
-    for (owner, w) in wanted {
-        by_shard.entry(*owner).or_default().push(w.clone());
+/// Parks until any wanted partition, on any shard, has a high watermark past the one its
+/// last read saw, or the deadline passes. Each shard checks and registers in one step, so no
+/// append is missed.
+async fn wait_for_appends(shard: &Rc<Shard>, seen: Vec<(ShardId, Wanted, i64)>, deadline: Instant) {
+    let mut by_shard: BTreeMap<ShardId, Vec<(Wanted, i64)>> = BTreeMap::new();
+    for (owner, w, high_watermark) in seen {
+        by_shard.entry(owner).or_default().push((w, high_watermark));
     }
     let waits = by_shard.into_iter().map(|(owner, partitions)| {
         Box::pin(shard.invoke_on(owner, move |shard| async move {
             let mut signals = Vec::with_capacity(partitions.len());
-            for w in &partitions {
+            for (w, seen) in &partitions {
                 match shard.partition(&w.topic, w.partition) {
-                    Some(log) if log.high_watermark() > w.offset => return,
+                    Some(log) if log.high_watermark().0 != *seen => return,
                     Some(log) => signals.push(log.signal.wait()),
                     None => return,
                 }
@@ -209,29 +317,35 @@ fn total_bytes(reads: &[Read]) -> usize {
     reads.iter().map(Read::bytes).sum()
 }
 
-/// Keeps the response within `max_bytes`: partitions are filled in order, and once the
-/// budget is spent later partitions return no records (the first non-empty one is always
-/// kept whole, so a batch larger than the budget still makes progress).
+/// Keeps the response within `max_bytes`: partitions are filled in request order, whole
+/// batches while they fit, and once a batch does not fit its partition returns what came
+/// before it. Only the response's very first batch may exceed `max_bytes`, so a batch larger
+/// than the limit still makes progress.
 fn limit_response_bytes(reads: &mut [Read], max_bytes: usize) {
     let mut used = 0usize;
     for read in reads.iter_mut() {
-        let size = read.bytes();
-        if size == 0 {
+        if read.records.is_empty() {
             continue;
         }
-        if used > 0 && used + size > max_bytes {
-            let mut kept = Vec::new();
-            for batch in read.records.drain(..) {
-                if used + batch.len() > max_bytes {
-                    break;
-                }
-                used += batch.len();
-                kept.push(batch);
+        let mut kept = Vec::with_capacity(read.records.len());
+        'parts: for part in read.records.drain(..) {
+            if used + part.len() <= max_bytes {
+                used += part.len();
+                kept.push(part);
+                continue;
             }
-            read.records = kept;
-        } else {
-            used += size;
+            // A run of several batches (a disk read): keep its leading batches that fit.
+            let ranges = record_batch::split_batches(&part).unwrap_or_else(|_| vec![0..part.len()]);
+            for range in ranges {
+                let first_of_response = used == 0;
+                if used + range.len() > max_bytes && !first_of_response {
+                    break 'parts;
+                }
+                used += range.len();
+                kept.push(part.slice(range));
+            }
         }
+        read.records = kept;
     }
 }
 

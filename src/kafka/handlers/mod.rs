@@ -207,6 +207,35 @@ where
     F: Fn(Rc<Shard>, T) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = R> + 'static,
 {
+    fan_out_per_shard(
+        shard,
+        items,
+        move |target, batch| {
+            let work = work.clone();
+            async move {
+                let runs = batch.into_iter().map(|item| work(target.clone(), item));
+                futures::future::join_all(runs).await
+            }
+        },
+        unavailable,
+    )
+    .await
+}
+
+/// Like [`fan_out`], but `work` gets all of one shard's items at once, in the items' order,
+/// and answers one result per item in that order: for work whose items share a budget there.
+pub async fn fan_out_per_shard<T, R, F, Fut>(
+    shard: &Rc<Shard>,
+    items: Vec<(ShardId, T)>,
+    work: F,
+    unavailable: impl Fn() -> R,
+) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Rc<Shard>, Vec<T>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = Vec<R>> + 'static,
+{
     let count = items.len();
     let mut by_shard: BTreeMap<ShardId, Vec<(usize, T)>> = BTreeMap::new();
     for (index, (owner, item)) in items.into_iter().enumerate() {
@@ -214,17 +243,15 @@ where
     }
     let calls = by_shard.into_iter().map(|(owner, batch)| {
         let work = work.clone();
-        let indexes: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
-        let call = shard.invoke_on(owner, move |target| async move {
-            let runs = batch.into_iter().map(|(_, item)| work(target.clone(), item));
-            futures::future::join_all(runs).await
-        });
+        let (indexes, batch): (Vec<usize>, Vec<T>) = batch.into_iter().unzip();
+        let call = shard.invoke_on(owner, move |target| work(target, batch));
         async move { (indexes, call.await) }
     });
     let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
     for (indexes, outcome) in futures::future::join_all(calls).await {
         match outcome {
             Ok(values) => {
+                assert_eq!(values.len(), indexes.len(), "one result per item of a shard");
                 for (index, value) in indexes.into_iter().zip(values) {
                     results[index] = Some(value);
                 }

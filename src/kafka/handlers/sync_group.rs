@@ -33,7 +33,11 @@ pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupRe
             // The generation is durable before its leader hears that it is complete.
             let record = coordinator::group_record(&group.borrow());
             let (generation, members) = (group.borrow().generation, group.borrow().members.len());
-            tracing::info!(target: "sluice::group", "group {group_id}: generation {generation} assigned to {members} members");
+            tracing::info!(
+                target: "sluice::group",
+                "group {}: generation {generation} assigned to {members} members",
+                crate::net::error_log::escape(&group_id)
+            );
             if let Err(code) = coordinator::persist(&shard, &group_id, vec![record]).await {
                 return SyncOutcome::failed(code);
             }
