@@ -47,7 +47,10 @@ struct InFlight {
     _held: [Reservation; 2],
 }
 
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Each connection's read buffer: small requests arrive through it whole (length and body
+/// in one read); large frame bodies bypass it once they flow. Every open connection holds
+/// one, so it is kept small.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Units taken from a budget, given back when dropped.
 struct Reservation {
@@ -216,9 +219,10 @@ impl Connection<'_> {
         }
     }
 
-    /// Reads a frame body of `length` bytes. The buffer grows only as bytes arrive, and each
-    /// growth is first taken from the shard's budget; the whole frame must arrive by
-    /// `deadline`.
+    /// Reads a frame body of `length` bytes. The buffer grows only as bytes arrive (doubling,
+    /// never past `length`), and each growth is first taken from the shard's budget; the
+    /// whole frame must arrive by `deadline`. Small frames come through the connection's read
+    /// buffer; once a large frame's body is flowing, it is read straight into the frame.
     async fn read_frame(
         &self,
         reader: &mut Reader,
@@ -230,36 +234,77 @@ impl Connection<'_> {
                 "a frame of {length} bytes did not arrive within request.frame.timeout.ms"
             ))
         };
+        let truncated = |filled: usize| Closed::Io(format!("truncated frame: {filled} of {length} bytes arrived"));
         let mut held = Reservation::empty(&self.shard.request_budget);
+        // `frame.len()` is what is allocated (and budgeted); `filled` what has arrived.
         let mut frame: Vec<u8> = Vec::new();
-        while frame.len() < length {
-            let available = within(deadline, reader.fill_buf())
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| Closed::Io(format!("reading a frame of {length} bytes: {e}")))?
-                .len();
-            if available == 0 {
-                return Err(Closed::Io(format!(
-                    "truncated frame: {} of {length} bytes arrived",
-                    frame.len()
-                )));
-            }
-            let take = available.min(length - frame.len());
-            if frame.capacity() - frame.len() < take {
-                // Double as the frame arrives, never past its length: the copies this costs
-                // are amortised, and memory follows what was actually sent.
-                let capacity = (frame.capacity() * 2).max(frame.len() + take).min(length);
-                let growth = (capacity - frame.capacity()) as u64;
-                if self.shard.request_budget.available() < growth {
-                    ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);
+        let mut filled = 0usize;
+        while filled < length {
+            let buffered = reader.buffer().len();
+            if buffered == 0 && filled > 0 && length - filled >= READ_BUFFER_BYTES {
+                if frame.len() == filled {
+                    self.grow(&mut frame, &mut held, filled + 1, length, deadline)
+                        .await
+                        .map_err(|closed| closed.unwrap_or_else(timed_out))?;
                 }
-                within(deadline, held.grow(growth)).await.map_err(|_| timed_out())??;
-                frame.reserve_exact(capacity - frame.len());
+                let read = within(deadline, reader.read(&mut frame[filled..]))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| Closed::Io(format!("reading a frame of {length} bytes: {e}")))?;
+                if read == 0 {
+                    return Err(truncated(filled));
+                }
+                filled += read;
+                continue;
             }
-            frame.extend_from_slice(&reader.buffer()[..take]);
+            let available = if buffered > 0 {
+                buffered
+            } else {
+                within(deadline, reader.fill_buf())
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| Closed::Io(format!("reading a frame of {length} bytes: {e}")))?
+                    .len()
+            };
+            if available == 0 {
+                return Err(truncated(filled));
+            }
+            let take = available.min(length - filled);
+            if frame.len() - filled < take {
+                self.grow(&mut frame, &mut held, filled + take, length, deadline)
+                    .await
+                    .map_err(|closed| closed.unwrap_or_else(timed_out))?;
+            }
+            frame[filled..filled + take].copy_from_slice(&reader.buffer()[..take]);
             reader.consume_unpin(take);
+            filled += take;
         }
+        debug_assert_eq!(frame.len(), length, "a whole frame fills its buffer exactly");
         Ok((Bytes::from(frame), held))
+    }
+
+    /// Grows `frame` to hold at least `needed` bytes (doubling, at most `length`), taking the
+    /// growth from the shard's budget first. Err(None) when the deadline passed waiting.
+    async fn grow(
+        &self,
+        frame: &mut Vec<u8>,
+        held: &mut Reservation,
+        needed: usize,
+        length: usize,
+        deadline: Instant,
+    ) -> Result<(), Option<Closed>> {
+        let size = (frame.len() * 2).max(needed).max(READ_BUFFER_BYTES).min(length);
+        let growth = (size - frame.len()) as u64;
+        if self.shard.request_budget.available() < growth {
+            ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);
+        }
+        within(deadline, held.grow(growth))
+            .await
+            .map_err(|()| None)?
+            .map_err(Some)?;
+        frame.reserve_exact(size - frame.len());
+        frame.resize(size, 0);
+        Ok(())
     }
 }
 

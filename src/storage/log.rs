@@ -179,6 +179,12 @@ impl PartitionLog {
             if is_stray(before, last, recovery_point) {
                 let last = segments.pop().expect("two segments");
                 set_stray_aside(&dir, last)?;
+                // The segment before it is the active one after all: reopen it as the tail,
+                // scanned to its end with its last page loaded for appends.
+                let active = segments.pop().expect("one segment");
+                let base = active.base_offset;
+                drop(active);
+                segments.push(Segment::open(&dir, base, true, recovery_point).await?);
             }
         }
         if segments.is_empty() {

@@ -59,3 +59,39 @@ pub fn call<Q: Encodable, R: Decodable>(broker: &Broker, key: ApiKey, version: i
     stream.write_all(&request(key, version, 1, body)).expect("send");
     response(&mut stream, key, version, 1)
 }
+
+/// A consumer's Fetch (v12, topics by name) of `topic`: each `(partition, offset)` with
+/// `partition_max_bytes`, the response bounded by `max_bytes`.
+pub fn fetch_request(
+    topic: &str,
+    partitions: &[(i32, i64)],
+    max_wait_ms: i32,
+    min_bytes: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    kafka_protocol::messages::FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                topic.to_string(),
+            )))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(partition, offset)| {
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(partition_max_bytes)
+                    })
+                    .collect(),
+            )])
+}
+
+/// The version [`fetch_request`]s are sent at.
+pub const FETCH_VERSION: i16 = 12;
