@@ -12,6 +12,29 @@ fi
 export SLUICE_PYTHON="$PWD/.venv/bin/python"
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+fuzz_log=$(mktemp)
+trap 'rm -f "$log" "$fuzz_log"' EXIT
 cargo test --all-targets 2>&1 | tee "$log"
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "all tests: %d passed, %d failed\n", passed, failed }' "$log"
+
+# The fuzz targets (fuzz/): cargo fuzz in its --sanitizer none mode, which runs on the stable
+# toolchain, each for a bounded time from the committed seeds. A crash fails the suite and
+# leaves its input in fuzz/artifacts/<target>/.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --quiet --locked cargo-fuzz --version 0.13.2
+fi
+fuzz_seconds="${SLUICE_FUZZ_SECONDS:-45}"
+fuzz_passed=0
+for target in frame_decoder batch_validator; do
+    corpus=$(mktemp -d)
+    if ! cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$corpus" "fuzz/seeds/$target" \
+        -- -max_total_time="$fuzz_seconds" >"$fuzz_log" 2>&1; then
+        tail -n 60 "$fuzz_log"
+        echo "fuzz $target: FAILED (input kept in fuzz/artifacts/$target/)"
+        exit 1
+    fi
+    rm -rf "$corpus"
+    echo "fuzz $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$fuzz_log" | tail -n 1), no crash"
+    fuzz_passed=$((fuzz_passed + 1))
+done
+
+awk -v fuzz="$fuzz_passed" '/^test result:/ { passed += $4; failed += $6 } END { printf "all tests: %d passed, %d failed\n", passed + fuzz, failed }' "$log"

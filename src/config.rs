@@ -741,6 +741,22 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_bounds_default_as_kafka_4_and_take_broker_names() {
+        let defaults = TopicConfig::default();
+        assert_eq!(defaults.message_timestamp_before_max_ms, i64::MAX);
+        assert_eq!(defaults.message_timestamp_after_max_ms, 3_600_000);
+        let config = ServerConfig::from_toml(
+            "\"log.message.timestamp.before.max.ms\" = 1000\n\"message.timestamp.after.max.ms\" = 0\n",
+        )
+        .unwrap();
+        assert_eq!(config.topic_defaults.message_timestamp_before_max_ms, 1000);
+        assert_eq!(config.topic_defaults.message_timestamp_after_max_ms, 0);
+        let mut topic = TopicConfig::default();
+        assert!(topic.set("message.timestamp.after.max.ms", "-1").is_err());
+        assert_eq!(topic, defaults, "a refused value changes nothing");
+    }
+
+    #[test]
     fn bad_override_is_rejected_with_its_key() {
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "12".to_string());

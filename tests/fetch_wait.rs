@@ -227,3 +227,55 @@ fn responses_stay_within_max_bytes_but_for_their_first_batch() {
     let sizes = records_bytes(&answer);
     assert!(sizes[0] > 0 && sizes[0] <= 300_000, "{sizes:?} over fetch.max.bytes");
 }
+
+#[test]
+fn a_spent_fetch_read_budget_defers_partitions_without_starving_them() {
+    // One shard with 1 MiB for fetch reads: a fetch of two full partitions gets the first and
+    // nothing of the second this time; a consumer still reads both to the end.
+    let broker = Broker::start_with(&[
+        "--cores",
+        "0",
+        "--config",
+        &config_file("\"fetch.read.memory.bytes\" = 1048576\n"),
+    ]);
+    broker.create_topic("budgeted", 2);
+    for partition in 0..2 {
+        let producer = broker.producer(&[("acks", "all"), ("linger.ms", "20"), ("batch.size", "100000")]);
+        let value = vec![b'b'; 1000];
+        for _ in 0..1500 {
+            common::send(
+                &producer,
+                BaseRecord::to("budgeted")
+                    .partition(partition)
+                    .payload(&value[..])
+                    .key(&[][..]),
+            );
+        }
+        producer.flush(WAIT).unwrap();
+    }
+    let mut stream = connect(&broker);
+    let fetch = fetch_request("budgeted", &[(0, 0), (1, 0)], 0, 1, 50 << 20, 1 << 20);
+    stream
+        .write_all(&request(ApiKey::Fetch, FETCH_VERSION, 1, &fetch))
+        .unwrap();
+    let answer: FetchResponse = response(&mut stream, ApiKey::Fetch, FETCH_VERSION, 1);
+    let sizes = records_bytes(&answer);
+    assert!(sizes[0] > 0 && sizes[0] <= (1 << 20) + 200_000, "{sizes:?}");
+    assert_eq!(sizes[1], 0, "the second partition waits for budget: {sizes:?}");
+
+    let consumer = broker.consumer(&[]);
+    common::assign(&consumer, "budgeted", 2, Offset::Beginning);
+    let partitions = common::consume(&consumer, 3000, |m| {
+        use rdkafka::Message;
+        m.partition()
+    });
+    assert_eq!(partitions.iter().filter(|&&p| p == 1).count(), 1500);
+}
+
+/// Writes `toml` to a config file that lives as long as the test process.
+fn config_file(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("sluice.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.to_str().unwrap().to_string()
+}

@@ -8,6 +8,7 @@
 
 pub mod handlers;
 pub mod record_batch;
+pub mod record_validate;
 
 use std::rc::Rc;
 
@@ -78,22 +79,32 @@ async fn handle(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Handled {
     }
 }
 
-async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Handled, String> {
+/// A request frame (the bytes after its length prefix), decoded.
+// `Request` is every request but one: boxing it to shrink the enum would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Decoded {
+    Request {
+        api: handlers::Api,
+        header: RequestHeader,
+        request: RequestKind,
+    },
+    /// ApiVersions at a version we do not know: answered in v0 with our table (KIP-511).
+    UnknownApiVersionsVersion { correlation_id: i32 },
+}
+
+/// Decodes one request frame: header, then body at the header's version, for the APIs and
+/// versions [`handlers::APIS`] serves. Err is the reason to close the connection. Pure (no
+/// shard, no I/O), so the fuzz target drives exactly what connections run.
+pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
     if let Some(reason) = ends_connection(&frame) {
         return Err(reason);
     }
     let start = frame_start(&frame).expect("checked by ends_connection");
     let api = handlers::find(start.api_key).expect("checked by ends_connection");
     if !api.serves(start.version) {
-        // Only ApiVersions gets here (KIP-511): answer in v0 with our table.
-        let response = handlers::api_versions::unsupported_version();
-        let frame = encode_response(
-            ApiKey::ApiVersions,
-            0,
-            start.correlation_id,
-            &ResponseKind::ApiVersions(response),
-        );
-        return Ok(Handled::Ready(frame.map(Some)));
+        return Ok(Decoded::UnknownApiVersionsVersion {
+            correlation_id: start.correlation_id,
+        });
     }
     let mut body = frame;
     let header_version = api.key.request_header_version(start.version);
@@ -101,8 +112,25 @@ async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Res
         .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
     let request = RequestKind::decode(api.key, &mut body, start.version)
         .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
+    Ok(Decoded::Request { api, header, request })
+}
+
+async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Handled, String> {
+    let (api, header, request) = match decode_request(frame)? {
+        Decoded::Request { api, header, request } => (api, header, request),
+        Decoded::UnknownApiVersionsVersion { correlation_id } => {
+            let response = handlers::api_versions::unsupported_version();
+            let frame = encode_response(
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                &ResponseKind::ApiVersions(response),
+            );
+            return Ok(Handled::Ready(frame.map(Some)));
+        }
+    };
     let started = std::time::Instant::now();
-    let (key, version, correlation_id) = (api.key, start.version, header.correlation_id);
+    let (key, version, correlation_id) = (api.key, header.request_api_version, header.correlation_id);
     let finish = move |shard: &Shard, response: Option<ResponseKind>| {
         count(shard, key, response.as_ref(), started.elapsed());
         match response {

@@ -1,9 +1,10 @@
 //! A view of Kafka's RecordBatch v2 header, CRC32C validation and in-place offset patching.
 //!
-//! Batches are stored exactly as producers sent them. The broker never decompresses or
-//! re-encodes records: it checks the header and the CRC, then writes the base offset and
-//! leader epoch into the header. Both fields lie before the CRC'd region (which starts at
-//! `attributes`), so patching them leaves the CRC valid.
+//! Batches are stored exactly as producers sent them. The broker never re-encodes records:
+//! [`validate`] checks the header and the CRC (the produce path then walks every record, see
+//! [`crate::kafka::record_validate`]), and the log writes the base offset and leader epoch
+//! into the header. Both fields lie before the CRC'd region (which starts at `attributes`),
+//! so patching them leaves the CRC valid.
 //!
 //! Header layout (big-endian):
 //! ```text
@@ -14,6 +15,7 @@
 //! 53 baseSequence i32      57 recordCount i32      61 records...
 //! ```
 
+use crate::error::KafkaCode;
 use crate::ids::Offset;
 
 /// Bytes of the fixed v2 header.
@@ -35,8 +37,20 @@ pub enum BatchError {
     Crc { stored: u32, computed: u32 },
     #[error("record count {count} does not fit lastOffsetDelta {last_offset_delta}")]
     Count { count: i32, last_offset_delta: i32 },
-    #[error("records do not parse: {0}")]
-    Records(&'static str),
+}
+
+impl BatchError {
+    /// The code a producer is answered with. A batch whose bytes do not match its length or
+    /// CRC was damaged on the way and may be retried (CORRUPT_MESSAGE is retriable); one that
+    /// is intact but malformed will fail the same way again (INVALID_RECORD), as in Kafka.
+    pub fn kafka_code(&self) -> KafkaCode {
+        match self {
+            BatchError::TooShort(_) | BatchError::LengthMismatch { .. } | BatchError::Crc { .. } => {
+                KafkaCode::CorruptMessage
+            }
+            BatchError::Magic(_) | BatchError::Count { .. } => KafkaCode::InvalidRecord,
+        }
+    }
 }
 
 /// A borrowed view of one batch's header. Construction checks only that a header is present;
@@ -100,6 +114,10 @@ impl<'a> BatchHeader<'a> {
     pub fn is_control(&self) -> bool {
         self.attributes() & 0x20 != 0
     }
+    /// Whether the timestamp-type attribute says LogAppendTime (the broker's clock).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes() & 0x08 != 0
+    }
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.bytes, 23)
     }
@@ -127,7 +145,10 @@ impl<'a> BatchHeader<'a> {
     }
 }
 
-/// Checks one whole batch as a producer sent it: `bytes` must be exactly one batch.
+/// Checks the frame of one whole batch as a producer sent it (`bytes` must be exactly one
+/// batch): header present, length, magic, CRC32C, and a record count that matches
+/// `lastOffsetDelta`. The records inside are not opened; the produce path does that with
+/// [`crate::kafka::record_validate::validate_produced`].
 pub fn validate(bytes: &[u8]) -> Result<BatchHeader<'_>, BatchError> {
     let header = BatchHeader::new(bytes)?;
     if header.magic() != 2 {
@@ -155,28 +176,7 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader<'_>, BatchError> {
             last_offset_delta,
         });
     }
-    if header.compression() == 0 {
-        check_uncompressed_records(&bytes[HEADER_BYTES..], count)?;
-    } else if header.compression() > 4 {
-        return Err(BatchError::Records("unknown compression codec"));
-    }
     Ok(header)
-}
-
-/// Walks the length prefixes of uncompressed records: exactly `count` records must fill
-/// the rest of the batch. Compressed records are not opened (the broker never decompresses).
-fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
-    for _ in 0..count {
-        let (length, used) = read_varint(records).ok_or(BatchError::Records("bad record length"))?;
-        if length < 0 || (length as usize) > records.len() - used {
-            return Err(BatchError::Records("record runs past the batch"));
-        }
-        records = &records[used + length as usize..];
-    }
-    if !records.is_empty() {
-        return Err(BatchError::Records("bytes left after the last record"));
-    }
-    Ok(())
 }
 
 /// Reads a zig-zag varint (Kafka's record field encoding); returns the value and bytes used.

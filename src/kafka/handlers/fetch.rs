@@ -335,7 +335,8 @@ fn limit_response_bytes(reads: &mut [Read], max_bytes: usize) {
                 continue;
             }
             // A run of several batches (a disk read): keep its leading batches that fit.
-            let ranges = record_batch::split_batches(&part).unwrap_or_else(|_| vec![0..part.len()]);
+            let ranges =
+                record_batch::split_batches(&part).unwrap_or_else(|_| std::iter::once(0..part.len()).collect());
             for range in ranges {
                 let first_of_response = used == 0;
                 if used + range.len() > max_bytes && !first_of_response {

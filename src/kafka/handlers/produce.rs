@@ -7,9 +7,15 @@
 //! response. The connection reads and appends its next request meanwhile, so one producer's
 //! pipelined requests share flushes instead of each waiting out its own.
 //!
-//! A bad batch fails only its own partition: CORRUPT_MESSAGE for a malformed or CRC-failing
-//! batch, MESSAGE_TOO_LARGE over the topic's `max.message.bytes`,
-//! UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist.
+//! A bad batch fails only its own partition, and nothing of that partition's records is
+//! written: CORRUPT_MESSAGE for a batch whose length or CRC does not hold (damaged on the way;
+//! the producer retries), INVALID_RECORD for an intact batch whose records do not parse or
+//! break a rule, INVALID_TIMESTAMP for a record timestamp outside the topic's
+//! `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` (see
+//! [`record_validate`]), MESSAGE_TOO_LARGE over the topic's `max.message.bytes`,
+//! UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist. From v8 the response
+//! says why in `error_message`, and INVALID_RECORD and INVALID_TIMESTAMP name the failing
+//! record in `record_errors`, as Kafka does.
 //!
 //! Idempotent producers (a producer id in the batch) are deduplicated by the partition log:
 //! a retried batch is answered with its original offset, a sequence gap gets
@@ -23,19 +29,26 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_request::ProduceRequest;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
 
+use crate::config::TopicConfig;
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::handlers::{error_code, fan_out, str_bytes};
 use crate::kafka::record_batch;
+use crate::kafka::record_validate::{self, Rules};
 use crate::shard::Shard;
 use crate::storage::log::{AppendError, AppendOutcome, PartitionLog};
+use crate::storage::segment::now_ms;
 
 /// What one partition's append came to.
 struct Appended {
     error: Option<KafkaCode>,
     message: Option<String>,
+    /// The records that made the batch fail, by index within their batch, and why.
+    record_errors: Vec<(i32, String)>,
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
@@ -48,6 +61,7 @@ impl Appended {
         Appended {
             error: Some(error),
             message,
+            record_errors: Vec::new(),
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
@@ -79,6 +93,9 @@ struct AppendWork {
 pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Answer {
     let acks = request.acks;
     let snapshot = shard.metadata();
+    // One reading of the clock for the whole request, as Kafka validates a partition's
+    // records against one `now`.
+    let now_ms = now_ms();
     let mut items = Vec::new();
     // Per partition in request order: an early answer, or None to take the next append result.
     let mut early: Vec<Vec<Option<Appended>>> = Vec::with_capacity(request.topic_data.len());
@@ -99,7 +116,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                     Some(format!("Producing to internal topic {name} is not allowed")),
                 )),
                 Some((topic, owner)) => {
-                    check_batches(data.records.as_ref(), topic.config.max_message_bytes).map(|batches| (owner, batches))
+                    check_batches(data.records.as_ref(), &topic.config, now_ms).map(|batches| (owner, batches))
                 }
             };
             match answer {
@@ -157,7 +174,18 @@ fn respond(
                         .with_log_append_time_ms(a.log_append_time_ms)
                         .with_log_start_offset(a.log_start_offset);
                     if version >= 8 {
-                        response.with_error_message(a.message.map(str_bytes))
+                        let record_errors = a
+                            .record_errors
+                            .into_iter()
+                            .map(|(index, message)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(index)
+                                    .with_batch_index_error_message(Some(str_bytes(message)))
+                            })
+                            .collect();
+                        response
+                            .with_error_message(a.message.map(str_bytes))
+                            .with_record_errors(record_errors)
                     } else {
                         response
                     }
@@ -172,28 +200,40 @@ fn respond(
 }
 
 /// Splits and validates a partition's records: every batch whole, v2, CRC-clean, within
-/// `max.message.bytes`.
-fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<Bytes>, Appended> {
+/// `max.message.bytes`, and every record inside well-formed and within the topic's timestamp
+/// bounds ([`record_validate::validate_produced`]). The first bad batch fails the partition.
+fn check_batches(records: Option<&Bytes>, config: &TopicConfig, now_ms: i64) -> Result<Vec<Bytes>, Appended> {
     let corrupt = |reason: String| Appended::failed(KafkaCode::CorruptMessage, Some(reason));
     let records = match records {
         Some(records) if !records.is_empty() => records,
         _ => return Err(corrupt("no record batch".into())),
     };
     let ranges = record_batch::split_batches(records).map_err(|e| corrupt(e.to_string()))?;
+    let rules = Rules::for_topic(config, now_ms);
+    let several = ranges.len() > 1;
     let mut batches = Vec::with_capacity(ranges.len());
     let mut idempotent = false;
-    for range in ranges {
+    for (position, range) in ranges.into_iter().enumerate() {
         let batch = records.slice(range);
-        if batch.len() as u64 > max_message_bytes {
+        if batch.len() as u64 > config.max_message_bytes {
             return Err(Appended::failed(
                 KafkaCode::MessageTooLarge,
                 Some(format!(
-                    "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
-                    batch.len()
+                    "batch of {} bytes exceeds max.message.bytes {}",
+                    batch.len(),
+                    config.max_message_bytes
                 )),
             ));
         }
-        let header = record_batch::validate(&batch).map_err(|e| corrupt(e.to_string()))?;
+        let header = record_validate::validate_produced(&batch, &rules).map_err(|refusal| {
+            // Several batches in one partition are rare (v3+ clients send one); name which.
+            let message = if several {
+                format!("batch {position}: {refusal}")
+            } else {
+                refusal.to_string()
+            };
+            refused(refusal, message)
+        })?;
         if header.is_transactional() {
             return Err(transactions_refused());
         }
@@ -207,6 +247,23 @@ fn check_batches(records: Option<&Bytes>, max_message_bytes: u64) -> Result<Vec<
         ));
     }
     Ok(batches)
+}
+
+/// The answer for a batch validation refused. INVALID_RECORD and INVALID_TIMESTAMP carry the
+/// failing record in `record_errors`, so a Java producer fails that record with the reason
+/// and the rest of its batch with a pointer to it (KIP-467).
+fn refused(refusal: record_validate::Refusal, message: String) -> Appended {
+    let code = refusal.kafka_code();
+    let record_errors = match refusal.record {
+        Some(index) if matches!(code, KafkaCode::InvalidRecord | KafkaCode::InvalidTimestamp) => {
+            vec![(index, refusal.fault.to_string())]
+        }
+        _ => Vec::new(),
+    };
+    Appended {
+        record_errors,
+        ..Appended::failed(code, Some(message))
+    }
 }
 
 fn transactions_refused() -> Appended {
@@ -265,6 +322,7 @@ async fn finish(
     Appended {
         error: None,
         message: None,
+        record_errors: Vec::new(),
         base_offset: outcome.base_offset.0,
         log_append_time_ms: outcome.log_append_time_ms.unwrap_or(-1),
         log_start_offset: log.log_start_offset().0,
