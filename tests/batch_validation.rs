@@ -279,15 +279,6 @@ fn every_kind_of_bad_batch_fails_only_its_partition_and_writes_nothing() {
         INVALID_TIMESTAMP,
         Some(0),
     );
-    let mut max_timestamp = encoded(&["a", "b"], now, Compression::Lz4).to_vec();
-    max_timestamp[35..43].copy_from_slice(&(now + 10).to_be_bytes());
-    reseal(&mut max_timestamp);
-    case(
-        "maxTimestamp not the largest",
-        Bytes::from(max_timestamp),
-        INVALID_RECORD,
-        None,
-    );
     let mut crc = encoded(&["a"], now, Compression::None).to_vec();
     let last = crc.len() - 1;
     crc[last] ^= 0xff;
@@ -310,10 +301,15 @@ fn every_kind_of_bad_batch_fails_only_its_partition_and_writes_nothing() {
         Some(0),
     );
 
-    // Partitions 0 and 1 get good batches (uncompressed and lz4) in the same request.
+    // Partitions 0-2 get good batches (uncompressed and lz4) in the same request; the third's
+    // maxTimestamp is not its records' largest, which the broker rewrites, as Kafka does.
+    let mut wrong_maximum = encoded(&["good-4", "good-5"], now, Compression::Lz4).to_vec();
+    wrong_maximum[35..43].copy_from_slice(&(now + 10).to_be_bytes());
+    reseal(&mut wrong_maximum);
     let good = [
         encoded(&["good-0", "good-1"], now, Compression::None),
         encoded(&["good-2", "good-3"], now, Compression::Lz4),
+        Bytes::from(wrong_maximum),
     ];
     let partitions = good.len() + cases.len();
     broker.create_topic("validated", partitions as i32);
@@ -377,6 +373,9 @@ fn every_kind_of_bad_batch_fails_only_its_partition_and_writes_nothing() {
         (1, 0, "good-2".to_string()),
         (1, 1, "good-3".to_string()),
         (1, 2, "after-1".to_string()),
+        (2, 0, "good-4".to_string()),
+        (2, 1, "good-5".to_string()),
+        (2, 2, "after-2".to_string()),
     ];
     expected.extend((good.len() as i32..partitions as i32).map(|p| (p, 0, format!("after-{p}"))));
     expected.sort();
@@ -386,6 +385,16 @@ fn every_kind_of_bad_batch_fails_only_its_partition_and_writes_nothing() {
         let records = if (p as usize) < good.len() { 3 } else { 1 };
         assert_eq!(high, records, "partition {p} holds only the good records");
     }
+    // The rewritten batch is stored with its records' true maximum and a valid CRC.
+    let fetch = common::raw::fetch_request("validated", &[(2, 0)], 0, 1, 1 << 20, 1 << 20);
+    let version = common::raw::FETCH_VERSION;
+    let fetched: kafka_protocol::messages::FetchResponse = call(&broker, ApiKey::Fetch, version, &fetch);
+    let stored = fetched.responses[0].partitions[0].records.clone().expect("records");
+    assert_eq!(i64::from_be_bytes(stored[35..43].try_into().unwrap()), now);
+    assert_eq!(
+        crc32c::crc32c(&stored[21..12 + i32::from_be_bytes(stored[8..12].try_into().unwrap()) as usize]),
+        u32::from_be_bytes(stored[17..21].try_into().unwrap())
+    );
 }
 
 #[test]

@@ -211,6 +211,15 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Sets `maxTimestamp` (inside the CRC'd region, so the CRC is recomputed), as Kafka's log
+/// validator rewrites it to the largest record timestamp.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    assert!(batch.len() >= HEADER_BYTES, "rewriting a {}-byte batch", batch.len());
+    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Encodes `(key, value, timestamp_ms)` records into one v2 batch as a plain (non-idempotent)
 /// producer sends it: base offset 0, no producer id, sequences unset.
 pub fn encode_batch(

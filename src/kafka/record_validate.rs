@@ -18,10 +18,11 @@
 //! A record must consume exactly `length` bytes, and the records exactly the batch.
 //!
 //! Where Sluice is stricter than Kafka, it is because Sluice stores what it validated and
-//! never rewrites it: `offsetDelta` must equal the record's index (Kafka reassigns inner
-//! offsets), `maxTimestamp` must equal the largest record timestamp (Kafka overwrites it), a
-//! producer may not set the LogAppendTime attribute (Kafka clears it), and lengths below -1
-//! are refused rather than read as null.
+//! does not re-encode it: `offsetDelta` must equal the record's index (Kafka reassigns inner
+//! offsets), a producer may not set the LogAppendTime attribute (Kafka clears it), and
+//! lengths below -1 are refused rather than read as null. The one field it does rewrite, as
+//! Kafka does, is a `maxTimestamp` that is not the largest record timestamp (a copy of that
+//! batch, with its CRC recomputed).
 
 mod decompress;
 
@@ -204,7 +205,9 @@ pub fn validate_produced<'a>(bytes: &'a [u8], rules: &Rules) -> Result<BatchHead
         })?,
         codec => return Err(Refusal::batch(Fault::UnknownCodec(codec))),
     };
-    // LogAppendTime topics overwrite maxTimestamp with the broker's clock when appending.
+    // LogAppendTime topics overwrite maxTimestamp with the broker's clock when appending. A
+    // CreateTime batch whose maximum is not its records' is refused here with the true one
+    // (Fault::MaxTimestamp), which the produce handler writes in, as Kafka does.
     if rules.timestamp_type == TimestampType::CreateTime {
         let stored = header.max_timestamp();
         // Java clients start their maximum at -1 (no timestamp), so for records all stamped

@@ -38,7 +38,7 @@ use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::handlers::{error_code, fan_out, str_bytes};
 use crate::kafka::record_batch;
-use crate::kafka::record_validate::{self, Rules};
+use crate::kafka::record_validate::{self, Fault, Refusal, Rules};
 use crate::shard::Shard;
 use crate::storage::log::{AppendError, AppendOutcome, PartitionLog};
 use crate::storage::segment::now_ms;
@@ -225,15 +225,30 @@ fn check_batches(records: Option<&Bytes>, config: &TopicConfig, now_ms: i64) -> 
                 )),
             ));
         }
-        let header = record_validate::validate_produced(&batch, &rules).map_err(|refusal| {
-            // Several batches in one partition are rare (v3+ clients send one); name which.
-            let message = if several {
-                format!("batch {position}: {refusal}")
-            } else {
-                refusal.to_string()
-            };
-            refused(refusal, message)
-        })?;
+        let checked = record_validate::validate_produced(&batch, &rules).map(|_| ());
+        let batch = match checked {
+            Ok(()) => batch,
+            // Every record is valid but the header's maximum is not theirs: Kafka rewrites it,
+            // and so does Sluice, on a copy of this one batch (the only re-encoding it does).
+            Err(Refusal {
+                fault: Fault::MaxTimestamp { largest, .. },
+                ..
+            }) => {
+                let mut rewritten = batch.to_vec();
+                record_batch::set_max_timestamp(&mut rewritten, largest);
+                Bytes::from(rewritten)
+            }
+            Err(refusal) => {
+                // Several batches in one partition are rare (v3+ clients send one); name which.
+                let message = if several {
+                    format!("batch {position}: {refusal}")
+                } else {
+                    refusal.to_string()
+                };
+                return Err(refused(refusal, message));
+            }
+        };
+        let header = record_batch::BatchHeader::new(&batch).expect("validated");
         if header.is_transactional() {
             return Err(transactions_refused());
         }
