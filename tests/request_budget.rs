@@ -157,3 +157,61 @@ fn idle_connections_are_closed_and_busy_ones_kept() {
     assert!(started.elapsed() >= Duration::from_millis(2900), "answered early");
     assert_eq!(answer.responses[0].partitions[0].error_code, 0);
 }
+
+/// `sluice_requests_total` for one API, summed over shards.
+fn requests(broker: &Broker, api: &str) -> u64 {
+    let (_, body) = broker.scrape("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("sluice_requests_total{") && l.contains(&format!("api=\"{api}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_stops_being_read() {
+    let broker = Broker::start();
+    broker.create_topic("big", 1);
+    let producer = broker.producer(&[("acks", "all"), ("linger.ms", "20")]);
+    let value = vec![b'w'; 1000];
+    for _ in 0..4000 {
+        common::send(&producer, BaseRecord::to("big").payload(&value[..]).key(&[][..]));
+    }
+    producer.flush(WAIT).unwrap();
+    let before_fetches = requests(&broker, "Fetch");
+    let before = broker.rss_bytes();
+    // 100 pipelined fetches of ~4 MB each (400 MB of answers) that are never read.
+    let mut greedy = TcpStream::connect(&broker.addr).expect("connect");
+    let fetch = common::raw::fetch_request("big", &[(0, 0)], 0, 1, 4 << 20, 4 << 20);
+    for i in 0..100 {
+        greedy
+            .write_all(&common::raw::request(
+                ApiKey::Fetch,
+                common::raw::FETCH_VERSION,
+                i,
+                &fetch,
+            ))
+            .unwrap();
+    }
+    // Wait until the broker stops handling them (the count holds still for half a second).
+    let deadline = Instant::now() + WAIT;
+    let mut last = (requests(&broker, "Fetch"), Instant::now());
+    loop {
+        assert!(Instant::now() < deadline, "the fetch count never settled");
+        std::thread::sleep(Duration::from_millis(50));
+        let now = requests(&broker, "Fetch");
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_millis(500) && now > before_fetches {
+            break;
+        }
+    }
+    let handled = last.0 - before_fetches;
+    let growth = broker.rss_bytes().saturating_sub(before);
+    // The connection holds at most 128 MiB of answers (32 of these) plus what the sockets'
+    // kernel buffers took.
+    assert!(handled < 60, "{handled} of 100 unread fetches were answered");
+    assert!(growth < 200 * 1024 * 1024, "RSS grew by {growth} bytes");
+    // Everyone else is served meanwhile.
+    produce_acknowledged(&broker, "big", 10);
+    drop(greedy);
+}

@@ -18,7 +18,9 @@
 //! `socket.request.max.bytes`) closes the connection before its body is read; at most
 //! [`CONNECTION_IN_FLIGHT_REQUESTS_MAX`] requests and [`CONNECTION_IN_FLIGHT_BYTES_MAX`] request
 //! bytes are in flight, beyond which reading waits; a connection with nothing in flight that
-//! sends nothing for `connections.max.idle.ms` is closed.
+//! sends nothing for `connections.max.idle.ms` is closed, and so is one whose answers cannot
+//! be written for as long. An answer ready at once (every request but produce) counts against
+//! the connection's in-flight bytes in place of its request until it is written.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -178,11 +180,20 @@ impl Connection<'_> {
                 Handled::Ready(Err(reason)) => Some(reason.clone()),
                 _ => None,
             };
+            let mut held = [connection_share, shard_share];
+            if let Handled::Ready(Ok(Some(response))) = &handled {
+                // A request answered at once no longer needs its frame: its answer's bytes
+                // count against the connection instead, so a client that pipelines fetches
+                // and never reads the answers stops being read once they add up.
+                let answer_bytes = (response.len() as u64).min(CONNECTION_IN_FLIGHT_BYTES_MAX as u64);
+                held = [
+                    Reservation::empty(&self.budget),
+                    Reservation::empty(&self.shard.request_budget),
+                ];
+                held[0].grow(answer_bytes).await?;
+            }
             self.in_flight.set(self.in_flight.get() + 1);
-            let in_flight = InFlight {
-                handled,
-                _held: [connection_share, shard_share],
-            };
+            let in_flight = InFlight { handled, _held: held };
             if queue.send(in_flight).await.is_err() {
                 return Err(Closed::Internal("writer stopped".into()));
             }
@@ -331,6 +342,7 @@ async fn write_responses(
     peer: String,
     shard: Rc<Shard>,
 ) {
+    let write_timeout = Duration::from_millis(shard.config.connections_max_idle_ms);
     while let Some(request) = pending.recv().await {
         let outcome = match request.handled {
             Handled::Ready(outcome) => outcome,
@@ -340,9 +352,20 @@ async fn write_responses(
         match outcome {
             Ok(Some(response)) => {
                 ShardMetrics::add(&shard.metrics.bytes_out, response.len() as u64);
-                if let Err(e) = write_frame(&mut writer, &response).await {
-                    tracing::debug!("write to {peer}: {e}");
-                    break;
+                // A client that stops reading its answers is closed after the idle timeout
+                // rather than holding its connection (and what it has in flight) forever.
+                let deadline = Instant::now() + write_timeout;
+                match within(deadline, write_frame(&mut writer, &response)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!("write to {peer}: {e}");
+                        break;
+                    }
+                    Err(()) => {
+                        ShardMetrics::add(&shard.metrics.connections_timed_out, 1);
+                        tracing::debug!("write to {peer}: no progress within connections.max.idle.ms");
+                        break;
+                    }
                 }
             }
             Ok(None) => {}
