@@ -102,9 +102,23 @@ fn partial_bodies_are_held_within_the_budget_and_others_are_served() {
         waits > 0,
         "no frame read waited for budget although 400 MiB was sent:\n{metrics}"
     );
-    drop(attackers);
-    // Dropping the attackers returns their budget: a small producer is served at once.
+    // While the attackers hold the budget, a small producer is still served: frames holding
+    // more than their share are evicted for it, long before request.frame.timeout.ms.
+    let started = Instant::now();
     produce_acknowledged(&broker, "served", 100);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "served after {:?}",
+        started.elapsed()
+    );
+    let (_, metrics) = broker.scrape("/metrics");
+    let evicted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_connections_timed_out_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(evicted > 0, "no partial frame was evicted:\n{metrics}");
+    drop(attackers);
 }
 
 #[test]

@@ -39,6 +39,7 @@ use glommio::sync::Semaphore;
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
 use crate::kafka::{self, Handled};
 use crate::metrics::ShardMetrics;
+use crate::net::request_memory::{ArrivingFrame, GrowFailed, Reservation};
 use crate::shard::Shard;
 
 /// A handled request waiting for its response to be written, in the order it arrived.
@@ -53,38 +54,6 @@ struct InFlight {
 /// in one read); large frame bodies bypass it once they flow. Every open connection holds
 /// one, so it is kept small.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
-
-/// Units taken from a budget, given back when dropped.
-struct Reservation {
-    budget: Rc<Semaphore>,
-    units: u64,
-}
-
-impl Reservation {
-    fn empty(budget: &Rc<Semaphore>) -> Reservation {
-        Reservation {
-            budget: budget.clone(),
-            units: 0,
-        }
-    }
-
-    async fn grow(&mut self, units: u64) -> Result<(), Closed> {
-        self.budget
-            .acquire(units)
-            .await
-            .map_err(|e| Closed::Internal(format!("request budget: {e}")))?;
-        self.units += units;
-        Ok(())
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.units > 0 {
-            self.budget.signal(self.units);
-        }
-    }
-}
 
 /// Why a connection ended early.
 enum Closed {
@@ -173,7 +142,8 @@ impl Connection<'_> {
             let mut connection_share = Reservation::empty(&self.budget);
             within(deadline, connection_share.grow(frame_bytes as u64))
                 .await
-                .map_err(|_| Closed::TimedOut("responses did not drain within request.frame.timeout.ms".into()))??;
+                .map_err(|_| Closed::TimedOut("responses did not drain within request.frame.timeout.ms".into()))?
+                .map_err(Closed::Internal)?;
             let (frame, shard_share) = self.read_frame(&mut reader, frame_bytes, deadline).await?;
             let handled = kafka::handle_frame(self.shard, frame, self.peer).await;
             let closing = match &handled {
@@ -188,9 +158,9 @@ impl Connection<'_> {
                 let answer_bytes = (response.len() as u64).min(CONNECTION_IN_FLIGHT_BYTES_MAX as u64);
                 held = [
                     Reservation::empty(&self.budget),
-                    Reservation::empty(&self.shard.request_budget),
+                    Reservation::empty(&self.shard.request_memory.budget),
                 ];
-                held[0].grow(answer_bytes).await?;
+                held[0].grow(answer_bytes).await.map_err(Closed::Internal)?;
             }
             self.in_flight.set(self.in_flight.get() + 1);
             let in_flight = InFlight { handled, _held: held };
@@ -231,22 +201,29 @@ impl Connection<'_> {
     }
 
     /// Reads a frame body of `length` bytes. The buffer grows only as bytes arrive (doubling,
-    /// never past `length`), and each growth is first taken from the shard's budget; the
-    /// whole frame must arrive by `deadline`. Small frames come through the connection's read
-    /// buffer; once a large frame's body is flowing, it is read straight into the frame.
+    /// never past `length`), and each growth is first taken from the shard's request memory,
+    /// where the frame is registered while it arrives (and may be evicted for frames within
+    /// their share when it holds more than its own); the whole frame must arrive by
+    /// `deadline`. Small frames come through the connection's read buffer; once a large
+    /// frame's body is flowing, it is read straight into the frame.
     async fn read_frame(
         &self,
         reader: &mut Reader,
         length: usize,
         deadline: Instant,
     ) -> Result<(Bytes, Reservation), Closed> {
-        let timed_out = || {
-            Closed::TimedOut(format!(
+        let interrupted = |why: Interrupt| match why {
+            Interrupt::Deadline => Closed::TimedOut(format!(
                 "a frame of {length} bytes did not arrive within request.frame.timeout.ms"
-            ))
+            )),
+            Interrupt::Evicted => Closed::TimedOut(format!(
+                "a frame of {length} bytes was evicted: it held more than its share of queued.max.request.bytes \
+                 while others waited"
+            )),
         };
         let truncated = |filled: usize| Closed::Io(format!("truncated frame: {filled} of {length} bytes arrived"));
-        let mut held = Reservation::empty(&self.shard.request_budget);
+        let io = |e: std::io::Error| Closed::Io(format!("reading a frame of {length} bytes: {e}"));
+        let mut arriving = self.shard.request_memory.arriving();
         // `frame.len()` is what is allocated (and budgeted); `filled` what has arrived.
         let mut frame: Vec<u8> = Vec::new();
         let mut filled = 0usize;
@@ -254,14 +231,14 @@ impl Connection<'_> {
             let buffered = reader.buffer().len();
             if buffered == 0 && filled > 0 && length - filled >= READ_BUFFER_BYTES {
                 if frame.len() == filled {
-                    self.grow(&mut frame, &mut held, filled + 1, length, deadline)
+                    self.grow(&mut frame, &mut arriving, filled + 1, length, deadline)
                         .await
-                        .map_err(|closed| closed.unwrap_or_else(timed_out))?;
+                        .map_err(|e| e.map_or_else(|why| interrupted(why), |closed| closed))?;
                 }
-                let read = within(deadline, reader.read(&mut frame[filled..]))
+                let read = until(deadline, &mut arriving.evicted, reader.read(&mut frame[filled..]))
                     .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|e| Closed::Io(format!("reading a frame of {length} bytes: {e}")))?;
+                    .map_err(interrupted)?
+                    .map_err(io)?;
                 if read == 0 {
                     return Err(truncated(filled));
                 }
@@ -271,10 +248,10 @@ impl Connection<'_> {
             let available = if buffered > 0 {
                 buffered
             } else {
-                within(deadline, reader.fill_buf())
+                until(deadline, &mut arriving.evicted, reader.fill_buf())
                     .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|e| Closed::Io(format!("reading a frame of {length} bytes: {e}")))?
+                    .map_err(interrupted)?
+                    .map_err(io)?
                     .len()
             };
             if available == 0 {
@@ -282,40 +259,61 @@ impl Connection<'_> {
             }
             let take = available.min(length - filled);
             if frame.len() - filled < take {
-                self.grow(&mut frame, &mut held, filled + take, length, deadline)
+                self.grow(&mut frame, &mut arriving, filled + take, length, deadline)
                     .await
-                    .map_err(|closed| closed.unwrap_or_else(timed_out))?;
+                    .map_err(|e| e.map_or_else(|why| interrupted(why), |closed| closed))?;
             }
             frame[filled..filled + take].copy_from_slice(&reader.buffer()[..take]);
             reader.consume_unpin(take);
             filled += take;
         }
         debug_assert_eq!(frame.len(), length, "a whole frame fills its buffer exactly");
-        Ok((Bytes::from(frame), held))
+        Ok((Bytes::from(frame), arriving.arrived()))
     }
 
     /// Grows `frame` to hold at least `needed` bytes (doubling, at most `length`), taking the
-    /// growth from the shard's budget first. Err(None) when the deadline passed waiting.
+    /// growth from the shard's request memory first.
     async fn grow(
         &self,
         frame: &mut Vec<u8>,
-        held: &mut Reservation,
+        arriving: &mut ArrivingFrame,
         needed: usize,
         length: usize,
         deadline: Instant,
-    ) -> Result<(), Option<Closed>> {
+    ) -> Result<(), Result<Closed, Interrupt>> {
         let size = (frame.len() * 2).max(needed).max(READ_BUFFER_BYTES).min(length);
         let growth = (size - frame.len()) as u64;
-        if self.shard.request_budget.available() < growth {
+        if self.shard.request_memory.budget.available() < growth {
             ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);
         }
-        within(deadline, held.grow(growth))
-            .await
-            .map_err(|()| None)?
-            .map_err(Some)?;
+        match within(deadline, arriving.grow(growth)).await {
+            Err(()) => return Err(Err(Interrupt::Deadline)),
+            Ok(Err(GrowFailed::Evicted)) => return Err(Err(Interrupt::Evicted)),
+            Ok(Err(GrowFailed::Closed(reason))) => return Err(Ok(Closed::Internal(reason))),
+            Ok(Ok(())) => {}
+        }
         frame.reserve_exact(size - frame.len());
         frame.resize(size, 0);
         Ok(())
+    }
+}
+
+/// What cut a frame's read short.
+enum Interrupt {
+    Deadline,
+    Evicted,
+}
+
+/// Runs `work` until `deadline` or until the frame is evicted, whichever comes first.
+async fn until<T>(
+    deadline: Instant,
+    evicted: &mut futures::channel::oneshot::Receiver<()>,
+    work: impl Future<Output = T>,
+) -> Result<T, Interrupt> {
+    match within(deadline, futures::future::select(pin!(work), evicted)).await {
+        Err(()) => Err(Interrupt::Deadline),
+        Ok(Either::Left((value, _))) => Ok(value),
+        Ok(Either::Right(_)) => Err(Interrupt::Evicted),
     }
 }
 

@@ -6,3 +6,4 @@ pub mod connection;
 pub mod error_log;
 pub mod listener;
 pub mod metrics_http;
+pub mod request_memory;

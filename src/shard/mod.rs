@@ -81,7 +81,7 @@ pub struct Shard {
     /// This shard's counters; read by scrapes through [`Shard::metrics_snapshot`].
     pub metrics: Rc<ShardMetrics>,
     /// Request bytes in flight across all this shard's connections (`queued.max.request.bytes`).
-    pub request_budget: Rc<Semaphore>,
+    pub request_memory: Rc<crate::net::request_memory::RequestMemory>,
     /// Bytes read from disk for fetches being answered (`fetch.read.memory.bytes`).
     pub fetch_read_budget: Rc<Semaphore>,
     /// The rate limit on logging connection errors.
@@ -97,7 +97,9 @@ impl Shard {
         store: Option<MetadataStore>,
     ) -> Shard {
         let config_cache_bytes = config.batch_cache_bytes;
-        let request_budget = Rc::new(Semaphore::new(config.queued_max_request_bytes));
+        let request_memory = Rc::new(crate::net::request_memory::RequestMemory::new(
+            config.queued_max_request_bytes,
+        ));
         let fetch_read_budget = Rc::new(Semaphore::new(config.fetch_read_memory_bytes));
         let limits = GroupLimits {
             initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
@@ -129,7 +131,7 @@ impl Shard {
             cache_budget: CacheBudget::new(usize::try_from(config_cache_bytes).unwrap_or(usize::MAX)),
             producer_ids: RefCell::new(0..0),
             metrics: Rc::new(ShardMetrics::default()),
-            request_budget,
+            request_memory,
             fetch_read_budget,
             error_log: Default::default(),
         }
