@@ -233,7 +233,7 @@ impl Connection<'_> {
                 if frame.len() == filled {
                     self.grow(&mut frame, &mut arriving, filled + 1, length, deadline)
                         .await
-                        .map_err(|e| e.map_or_else(|why| interrupted(why), |closed| closed))?;
+                        .map_err(|e| e.unwrap_or_else(&interrupted))?;
                 }
                 let read = until(deadline, &mut arriving.evicted, reader.read(&mut frame[filled..]))
                     .await
@@ -261,7 +261,7 @@ impl Connection<'_> {
             if frame.len() - filled < take {
                 self.grow(&mut frame, &mut arriving, filled + take, length, deadline)
                     .await
-                    .map_err(|e| e.map_or_else(|why| interrupted(why), |closed| closed))?;
+                    .map_err(|e| e.unwrap_or_else(&interrupted))?;
             }
             frame[filled..filled + take].copy_from_slice(&reader.buffer()[..take]);
             reader.consume_unpin(take);
