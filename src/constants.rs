@@ -125,6 +125,11 @@ pub const CONNECTION_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 /// counted in metrics only, so a flood of bad requests cannot flood the log.
 pub const CONNECTION_ERROR_LOG_LINES_PER_SECOND_MAX: u32 = 10;
 
+/// How long an arriving frame must have received nothing (its client stopped sending, or it
+/// waits for budget above its share) before it may be evicted for frames within their share
+/// when the shard's request memory is spent.
+pub const ARRIVING_FRAME_SILENCE_EVICT_MS: u64 = 500;
+
 /// Largest `max.partitions`: partitions one broker may hold, internal ones included.
 pub const BROKER_PARTITIONS_MAX: u64 = 1_000_000;
 

@@ -243,6 +243,7 @@ impl Connection<'_> {
                     return Err(truncated(filled));
                 }
                 filled += read;
+                arriving.progressed();
                 continue;
             }
             let available = if buffered > 0 {
@@ -266,6 +267,7 @@ impl Connection<'_> {
             frame[filled..filled + take].copy_from_slice(&reader.buffer()[..take]);
             reader.consume_unpin(take);
             filled += take;
+            arriving.progressed();
         }
         debug_assert_eq!(frame.len(), length, "a whole frame fills its buffer exactly");
         Ok((Bytes::from(frame), arriving.arrived()))

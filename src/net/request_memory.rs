@@ -18,7 +18,9 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use glommio::sync::Semaphore;
 
+use crate::constants::ARRIVING_FRAME_SILENCE_EVICT_MS;
 use crate::signal::Signal;
+use std::time::{Duration, Instant};
 
 /// Units taken from a budget, given back when dropped (and, for request memory, announced
 /// to frames waiting above their share).
@@ -81,6 +83,8 @@ impl Drop for Reservation {
 struct Arriving {
     held: u64,
     evict: Option<oneshot::Sender<()>>,
+    /// When bytes last arrived into the frame (or it was registered).
+    progressed_at: Instant,
 }
 
 pub struct RequestMemory {
@@ -116,6 +120,7 @@ impl RequestMemory {
             Arriving {
                 held: 0,
                 evict: Some(evict),
+                progressed_at: Instant::now(),
             },
         );
         ArrivingFrame {
@@ -140,29 +145,29 @@ impl RequestMemory {
         self.arriving.borrow().len()
     }
 
-    /// Evicts the arriving frame (other than `wanting`) that holds the most beyond its fair
-    /// share, if `wanting` would itself stay within its share after taking `growth`.
-    /// Returns whether one was evicted.
-    fn evict_for(&self, wanting: u64, growth: u64) -> bool {
+    /// Evicts every arriving frame (other than `wanting`) that holds more than its fair share
+    /// and has received nothing for [`ARRIVING_FRAME_SILENCE_EVICT_MS`], if `wanting` would
+    /// itself stay within its share after taking `growth`. Returns how many were evicted.
+    fn evict_for(&self, wanting: u64, growth: u64) -> usize {
         let mut arriving = self.arriving.borrow_mut();
         let fair = self.total / arriving.len().max(1) as u64;
         let own = arriving.get(&wanting).map_or(0, |a| a.held);
         if own + growth > fair {
-            return false;
+            return 0;
         }
-        let victim = arriving
-            .iter()
-            .filter(|(id, a)| **id != wanting && a.held > fair && a.evict.is_some())
-            .max_by_key(|(_, a)| a.held)
-            .map(|(id, _)| *id);
-        let Some(victim) = victim else {
-            return false;
-        };
-        let entry = arriving.get_mut(&victim).expect("the victim is registered");
-        if let Some(evict) = entry.evict.take() {
-            let _ = evict.send(());
+        let now = Instant::now();
+        let silence = Duration::from_millis(ARRIVING_FRAME_SILENCE_EVICT_MS);
+        let mut evicted = 0;
+        for (id, frame) in arriving.iter_mut() {
+            let stalled = now.duration_since(frame.progressed_at) >= silence;
+            if *id != wanting && frame.held > fair && stalled {
+                if let Some(evict) = frame.evict.take() {
+                    let _ = evict.send(());
+                    evicted += 1;
+                }
+            }
         }
-        true
+        evicted
     }
 }
 
@@ -210,21 +215,31 @@ impl ArrivingFrame {
         loop {
             let own = self.reservation.units();
             if own + growth <= self.memory.fair_share() {
-                if self.memory.budget.available() < growth {
-                    self.memory.evict_for(self.id, growth);
-                }
-                let queued = QueuedWithinShare::new(&self.memory.within_share_waiting);
-                let acquired = {
-                    let acquire = std::pin::pin!(self.reservation.grow(growth));
-                    match futures::future::select(acquire, &mut self.evicted).await {
-                        futures::future::Either::Left((acquired, _)) => Some(acquired),
-                        futures::future::Either::Right(_) => None,
+                let _queued = QueuedWithinShare::new(&self.memory.within_share_waiting);
+                let mut acquire = std::pin::pin!(self.reservation.grow(growth));
+                // While it waits, frames that stall above their share are evicted for it, each
+                // time one may have newly stalled.
+                loop {
+                    if self.memory.budget.available() < growth {
+                        self.memory.evict_for(self.id, growth);
                     }
-                };
-                drop(queued);
-                match acquired {
-                    Some(acquired) => acquired.map_err(GrowFailed::Closed)?,
-                    None => return Err(GrowFailed::Evicted),
+                    let recheck = std::pin::pin!(glommio::timer::sleep(Duration::from_millis(
+                        ARRIVING_FRAME_SILENCE_EVICT_MS
+                    )));
+                    let evicted_or_recheck = futures::future::select(&mut self.evicted, recheck);
+                    let outcome = match futures::future::select(acquire.as_mut(), evicted_or_recheck).await {
+                        futures::future::Either::Left((acquired, _)) => Some(Ok(acquired)),
+                        futures::future::Either::Right((futures::future::Either::Left(_), _)) => Some(Err(())),
+                        futures::future::Either::Right((futures::future::Either::Right(_), _)) => None,
+                    };
+                    match outcome {
+                        Some(Ok(acquired)) => {
+                            acquired.map_err(GrowFailed::Closed)?;
+                            break;
+                        }
+                        Some(Err(())) => return Err(GrowFailed::Evicted),
+                        None => {}
+                    }
                 }
                 break;
             }
@@ -242,6 +257,13 @@ impl ArrivingFrame {
             entry.held = self.reservation.units();
         }
         Ok(())
+    }
+
+    /// Bytes arrived into the frame: it is making progress.
+    pub fn progressed(&self) {
+        if let Some(entry) = self.memory.arriving.borrow_mut().get_mut(&self.id) {
+            entry.progressed_at = Instant::now();
+        }
     }
 
     /// The whole frame arrived: it is no longer evictable; its reservation lives on until
@@ -270,6 +292,10 @@ mod tests {
             let mut small = memory.arriving();
             big.grow(900).await.ok().expect("fits");
             small.grow(50).await.ok().expect("fits");
+            // Nothing has arrived into `big` for a while; `small` just made progress.
+            memory.arriving.borrow_mut().get_mut(&big.id).unwrap().progressed_at =
+                Instant::now() - Duration::from_secs(1);
+            small.progressed();
             // 100 more for a third frame: the budget holds 50, the fair share is 333, and
             // `big` holds 900 of it.
             let mut third = memory.arriving();
@@ -293,6 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_still_receiving_is_not_evicted() {
+        glommio::LocalExecutor::default().run(async {
+            let memory = Rc::new(RequestMemory::new(1000));
+            let mut big = memory.arriving();
+            big.grow(990).await.ok().expect("fits");
+            let third = memory.arriving();
+            // `big` holds far more than its share of 500 but bytes are arriving into it: not a
+            // victim until it stalls.
+            big.progressed();
+            assert_eq!(memory.evict_for(third.id, 10), 0);
+            memory.arriving.borrow_mut().get_mut(&big.id).unwrap().progressed_at =
+                Instant::now() - Duration::from_secs(1);
+            assert_eq!(memory.evict_for(third.id, 10), 1, "stalled for a second");
+        });
+    }
+
+    #[test]
     fn nobody_is_evicted_while_every_frame_is_within_its_share() {
         glommio::LocalExecutor::default().run(async {
             let memory = Rc::new(RequestMemory::new(1000));
@@ -303,7 +346,9 @@ mod tests {
             let mut c = memory.arriving();
             // Fair share is 333: `a` holds more, but `c` asking 400 would exceed its own
             // share, so it only waits.
-            assert!(!memory.evict_for(c.id, 400));
+            memory.arriving.borrow_mut().get_mut(&a.id).unwrap().progressed_at =
+                Instant::now() - Duration::from_secs(1);
+            assert_eq!(memory.evict_for(c.id, 400), 0);
             assert!(a.evicted.try_recv().unwrap().is_none());
             assert!(c.evicted.try_recv().unwrap().is_none());
         });
