@@ -24,7 +24,9 @@ pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterCon
             Ok(())
         };
         let outcome = config_resource::alter(shard, resource.resource_type, name, edit, request.validate_only).await;
+        // The codec's default message is ""; Kafka answers success with a null one.
         let response = AlterConfigsResourceResponse::default()
+            .with_error_message(None)
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
         responses.push(match outcome {

@@ -124,7 +124,9 @@ fn success(shard: &Rc<Shard>, version: i16, meta: TopicMeta) -> CreatableTopicRe
             })
             .collect()
     });
+    // The codec's default message is ""; Kafka answers success with a null one.
     CreatableTopicResult::default()
+        .with_error_message(None)
         .with_name(kafka_protocol::messages::TopicName(str_bytes(meta.name)))
         .with_topic_id(meta.id)
         .with_num_partitions(meta.placement.len() as i32)

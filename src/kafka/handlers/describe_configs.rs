@@ -42,7 +42,9 @@ pub fn handle(shard: &Rc<Shard>, version: i16, request: DescribeConfigsRequest) 
                     .filter(|keys| !keys.is_empty())
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
             };
+            // The codec's default message is ""; Kafka answers success with a null one.
             let result = DescribeConfigsResult::default()
+                .with_error_message(None)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             match resource.resource_type {
