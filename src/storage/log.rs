@@ -91,6 +91,9 @@ pub struct PartitionLog {
     config: RefCell<TopicConfig>,
     state: RefCell<LogState>,
     append_lock: Semaphore,
+    /// Held by background work (retention, compaction, recovery-point checkpoints) and by
+    /// `delete`, so nothing writes into a partition directory being deleted.
+    maintenance: Semaphore,
     closed: Cell<bool>,
     /// Fires after every append; long-polling fetches wait on it.
     pub signal: Signal,
@@ -212,6 +215,7 @@ impl PartitionLog {
                 cache: BatchCache::new(),
             }),
             append_lock: Semaphore::new(1),
+            maintenance: Semaphore::new(1),
             closed: Cell::new(false),
             signal: Signal::default(),
             cache_budget,
@@ -240,7 +244,7 @@ impl PartitionLog {
         };
         Segment::flush(&file, &path).await?;
         log.durable.set(log.end_offset());
-        log.checkpoint_recovery_point().await?;
+        log.write_recovery_point().await?;
         log.recover_producers().await?;
         Ok(log)
     }
@@ -249,6 +253,20 @@ impl PartitionLog {
     /// treats any damage as corruption rather than a torn tail. A torn write of this small
     /// file can only leave fewer digits (a lower, still true point) or none (no point).
     pub async fn checkpoint_recovery_point(&self) -> Result<(), StorageError> {
+        let Some(_maintaining) = self.maintenance_permit().await else {
+            return Ok(());
+        };
+        self.write_recovery_point().await
+    }
+
+    /// Background work may run: a permit that `delete` waits for, or None once the log is
+    /// closed or deleted (the work is then skipped).
+    async fn maintenance_permit(&self) -> Option<glommio::sync::Permit<'_>> {
+        let permit = self.maintenance.acquire_permit(1).await.ok()?;
+        (!self.closed.get()).then_some(permit)
+    }
+
+    async fn write_recovery_point(&self) -> Result<(), StorageError> {
         let durable = self.durable.get();
         if durable <= self.recovery_point.get() {
             return Ok(());
@@ -743,12 +761,15 @@ impl PartitionLog {
         self.seal_active().await?;
         self.durable.set(self.end_offset());
         self.signal.notify_all();
-        self.checkpoint_recovery_point().await?;
+        self.write_recovery_point().await?;
         self.snapshot_producers().await
     }
 
     /// Closes the log and removes its directory.
     pub async fn delete(&self) -> Result<(), StorageError> {
+        // Background work first (it may hold the maintenance permit across appends' turns),
+        // then appends: once both are held and the log is closed, nothing touches the files.
+        let _maintaining = self.maintenance.acquire_permit(1).await.ok();
         let _permit = self.append_lock.acquire_permit(1).await.ok();
         self.closed.set(true);
         let doomed = self.dir.with_file_name(format!(
@@ -768,6 +789,9 @@ impl PartitionLog {
     /// Deletes the oldest closed segments while `retention.ms` or `retention.bytes` says so
     /// (only under `cleanup.policy` delete). Returns how many were deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let Some(_maintaining) = self.maintenance_permit().await else {
+            return Ok(0);
+        };
         let count = {
             let state = self.state.borrow();
             let config = self.config.borrow();
@@ -808,6 +832,9 @@ impl PartitionLog {
     /// the closed segments, then each segment that loses records is rewritten beside itself and
     /// swapped in. Returns how many segments were rewritten.
     pub async fn compact(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let Some(_maintaining) = self.maintenance_permit().await else {
+            return Ok(0);
+        };
         let (compacting, delete_retention_ms) = {
             let config = self.config.borrow();
             let compacting = config.cleanup_policy.split(',').any(|p| p.trim() == "compact");
