@@ -30,7 +30,7 @@ fn topics_deleted_while_written_leave_no_errors_and_no_files() {
         let topics = topics.clone();
         let writing = writing.clone();
         std::thread::spawn(move || {
-            let value = vec![b'd'; 200];
+            let value = [b'd'; 200];
             let mut i = 0u64;
             while writing.load(Ordering::Relaxed) {
                 let topic = &topics[(i % topics.len() as u64) as usize];
