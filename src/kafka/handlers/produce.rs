@@ -3,8 +3,9 @@
 //!
 //! Handling has two stages. [`handle`] appends (the ordering stage: a connection's requests
 //! pass it one at a time, so its batches reach each partition in the order sent) and returns
-//! the second stage, a future that waits until acks=all records are durable and builds the
-//! response. The connection reads and appends its next request meanwhile, so one producer's
+//! the second stage, a future that waits until the records are durable (acks=1 and all: on a
+//! single node both mean the records are flushed, so they are visible, at the high watermark,
+//! when the producer has its answer) and builds the response. The connection reads and appends its next request meanwhile, so one producer's
 //! pipelined requests share flushes instead of each waiting out its own.
 //!
 //! A bad batch fails only its own partition, and nothing of that partition's records is
@@ -127,7 +128,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                             topic: name.clone(),
                             partition,
                             batches,
-                            durable: acks == -1,
+                            // acks=1 waits for the flush too: the high watermark (what
+                            // Fetch and ListOffsets show) is the durable end, and a record
+                            // must be visible by the time its producer has the answer.
+                            durable: acks != 0,
                         },
                     ));
                     row.push(None);
