@@ -66,7 +66,10 @@ fn acknowledged_records_do_not_wait_out_flush_ms() {
         let took = started.elapsed();
         // Durable before the answer: the high watermark already covers every record.
         assert_eq!(high_watermark(&broker, "eager"), 20, "acks={acks}");
-        assert!(took < Duration::from_secs(15), "acks={acks} waited out flush.ms: {took:?}");
+        assert!(
+            took < Duration::from_secs(15),
+            "acks={acks} waited out flush.ms: {took:?}"
+        );
     }
 }
 

@@ -6,6 +6,7 @@
 //! ApiVersions at an unknown version is answered with UNSUPPORTED_VERSION and the table
 //! (KIP-511), so a newer client can retry with a version we know.
 
+pub mod authorized;
 pub mod handlers;
 pub mod record_batch;
 pub mod record_validate;

@@ -389,6 +389,16 @@ impl PartitionLog {
         self.state.borrow().log_start
     }
 
+    /// Bytes of the log's segment files (what DescribeLogDirs reports as its size).
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.iter().map(|s| s.size).sum()
+    }
+
+    /// The idempotent producers this partition remembers.
+    pub fn active_producers(&self) -> Vec<crate::storage::producers::ActiveProducer> {
+        self.producers.borrow().active()
+    }
+
     /// Largest timestamp in the log and the offset of the batch that carries it.
     pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
         let state = self.state.borrow();

@@ -86,7 +86,34 @@ pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
 }
 
+/// What DescribeProducers reports of one producer of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The sequence of the last record it wrote (-1 if none is remembered).
+    pub last_sequence: i32,
+    /// Broker time of its last append.
+    pub last_append_ms: i64,
+}
+
 impl ProducerState {
+    /// Every producer remembered, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| ActiveProducer {
+                producer_id,
+                epoch: entry.epoch,
+                last_sequence: entry.batches.back().map_or(-1, |b| b.last_seq),
+                last_append_ms: entry.last_append_ms,
+            })
+            .collect();
+        active.sort_by_key(|p| p.producer_id);
+        active
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
     }

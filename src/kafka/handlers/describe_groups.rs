@@ -15,11 +15,13 @@ use crate::group::assignor::Assignment;
 use crate::group::classic::GroupState;
 use crate::group::consumer::ConsumerGroup;
 use crate::group::on_coordinator;
+use crate::kafka::authorized;
 use crate::kafka::handlers::{error_code, str_bytes};
 use crate::metadata::MetadataSnapshot;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let operations = authorized::when_asked(request.include_authorized_operations, authorized::GROUP_ALL);
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in request.groups {
         let group_id = id.0.to_string();
@@ -28,6 +30,11 @@ pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> Descri
         })
         .await
         .unwrap_or_else(|code| DescribedGroup::default().with_error_code(error_code(Some(code))));
+        let described = if described.error_code == 0 {
+            described.with_authorized_operations(operations)
+        } else {
+            described
+        };
         groups.push(described.with_group_id(GroupId(str_bytes(id.0.to_string()))));
     }
     DescribeGroupsResponse::default().with_groups(groups)

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
+use crate::kafka::authorized;
 use crate::kafka::handlers::str_bytes;
 use crate::metadata::{authority, topic_name, Topic};
 use crate::shard::Shard;
@@ -20,6 +21,14 @@ use crate::storage::log::LEADER_EPOCH;
 
 pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -> MetadataResponse {
     let node = BrokerId(shard.identity.node_id.0);
+    let topic_operations = authorized::when_asked(
+        version >= 8 && request.include_topic_authorized_operations,
+        authorized::TOPIC_ALL,
+    );
+    let cluster_operations = authorized::when_asked(
+        (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+        authorized::CLUSTER_ALL,
+    );
     let mut snapshot = shard.metadata();
     let requested = match request.topics {
         None => None,
@@ -78,7 +87,18 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
             entries
         }
     };
+    let topics = topics
+        .into_iter()
+        .map(|t: MetadataResponseTopic| {
+            if t.error_code == 0 {
+                t.with_topic_authorized_operations(topic_operations)
+            } else {
+                t
+            }
+        })
+        .collect();
     MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
             .with_host(str_bytes(shard.identity.host.clone()))

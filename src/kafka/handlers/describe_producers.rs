@@ -1,0 +1,74 @@
+//! DescribeProducers: the idempotent producers each asked-for partition remembers, from its
+//! owner shard. Transactions are not served, so no producer has an open transaction.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_producers_request::DescribeProducersRequest;
+use kafka_protocol::messages::describe_producers_response::{
+    DescribeProducersResponse, PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::ProducerId;
+
+use crate::error::KafkaCode;
+use crate::ids::PartitionId;
+use crate::kafka::handlers::fan_out_slots;
+use crate::shard::Shard;
+use crate::storage::producers::ActiveProducer;
+
+pub async fn handle(shard: &Rc<Shard>, request: DescribeProducersRequest) -> DescribeProducersResponse {
+    let snapshot = shard.metadata();
+    let slots = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partition_indexes.iter().map(move |&p| (t.name.0.to_string(), p)))
+        .map(|(name, p)| {
+            let owner = snapshot.topic(&name).and_then(|t| t.owner(PartitionId(p)))?;
+            Some((owner, (name, PartitionId(p))))
+        })
+        .collect();
+    let answers = fan_out_slots(
+        shard,
+        slots,
+        |target, (name, partition): (String, PartitionId)| async move {
+            target.log_for(&name, partition).map(|log| log.active_producers())
+        },
+        || Err(KafkaCode::NotLeaderOrFollower),
+        || Err(KafkaCode::UnknownTopicOrPartition),
+    )
+    .await;
+    let mut answers = answers.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_indexes
+                .iter()
+                .map(|&p| {
+                    let answer = answers.next().expect("one answer per partition");
+                    let entry = PartitionResponse::default()
+                        .with_partition_index(p)
+                        .with_error_message(None);
+                    match answer {
+                        Ok(producers) => entry.with_active_producers(producers.iter().map(state).collect()),
+                        Err(code) => entry.with_error_code(code.code()),
+                    }
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
+
+fn state(producer: &ActiveProducer) -> ProducerState {
+    ProducerState::default()
+        .with_producer_id(ProducerId(producer.producer_id))
+        .with_producer_epoch(i32::from(producer.epoch))
+        .with_last_sequence(producer.last_sequence)
+        .with_last_timestamp(producer.last_append_ms)
+        .with_coordinator_epoch(-1)
+        .with_current_txn_start_offset(-1)
+}
