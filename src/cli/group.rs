@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use bytes::{Buf, Bytes};
 use clap::{Args, Subcommand};
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     list_offsets_request, offset_fetch_request, BrokerId, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
     ListGroupsRequest, ListOffsetsRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cli::client::Client;
+use crate::cli::client::{self, Client};
 
 #[derive(Args, Debug)]
 pub struct GroupArgs {
@@ -40,10 +39,7 @@ pub fn run(args: GroupArgs) -> anyhow::Result<()> {
 }
 
 fn check(code: i16, what: &str) -> anyhow::Result<()> {
-    match ResponseError::try_from_code(code) {
-        None => Ok(()),
-        Some(error) => bail!("{what}: {error} ({code})"),
-    }
+    client::check(code, None, what)
 }
 
 fn list(client: &mut Client) -> anyhow::Result<()> {
@@ -84,13 +80,6 @@ fn describe(bootstrap: &str, client: &mut Client, group: &str) -> anyhow::Result
         .next()
         .context("DescribeGroups answered no group")?;
     check(info.error_code, "DescribeGroups")?;
-    println!(
-        "group {group}: {} (protocol type {:?}, assignor {:?}, {} members)",
-        info.group_state.as_str(),
-        info.protocol_type.as_str(),
-        info.protocol_data.as_str(),
-        info.members.len()
-    );
     let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
     for member in &info.members {
         for (topic, partitions) in consumer_assignment(member.member_assignment.clone()) {
@@ -121,6 +110,17 @@ fn describe(bootstrap: &str, client: &mut Client, group: &str) -> anyhow::Result
             rows.insert((topic.name.0.to_string(), p.partition_index), p.committed_offset);
         }
     }
+    // Kafka describes a group it does not know as Dead; one that only has offsets is shown.
+    if info.group_state.as_str() == "Dead" && rows.is_empty() {
+        bail!("group {group} does not exist");
+    }
+    println!(
+        "group {group}: {} (protocol type {:?}, assignor {:?}, {} members)",
+        info.group_state.as_str(),
+        info.protocol_type.as_str(),
+        info.protocol_data.as_str(),
+        info.members.len()
+    );
     for key in owners.keys() {
         rows.entry(key.clone()).or_insert(-1);
     }

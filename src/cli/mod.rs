@@ -2,8 +2,11 @@
 
 pub mod bench;
 pub mod client;
+pub mod consume;
 pub mod group;
+pub mod produce;
 pub mod serve;
+pub mod topic;
 
 use clap::{Parser, Subcommand};
 
@@ -22,8 +25,15 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(serve::ServeArgs),
+    /// Create, list, describe, alter and delete topics (over the Kafka protocol; any
+    /// Kafka-compatible broker).
+    Topic(topic::TopicArgs),
     /// Inspect consumer groups (over the Kafka protocol; any Kafka-compatible broker).
     Group(group::GroupArgs),
+    /// Produce one record per line of stdin, like `kcat -P`.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records, like `kcat -C`.
+    Consume(consume::ConsumeArgs),
     /// Load generator: produce, consume or end-to-end against any Kafka-compatible broker.
     Bench(bench::BenchArgs),
 }
@@ -41,7 +51,10 @@ pub fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Topic(args) => topic::run(args),
         Command::Group(args) => group::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
@@ -50,5 +63,13 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("sluice: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// A `key=value` argument (`--config`, `-H`), split at the first `=`.
+fn key_value(argument: &str) -> Result<(String, String), String> {
+    match argument.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected key=value, got {argument:?}")),
     }
 }

@@ -43,8 +43,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Looks the topic up, creating it with `partitions` partitions if it does not exist.
-    pub fn discover(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<Cluster> {
+    /// Looks the topic up, creating it with `partitions` partitions if it does not exist and
+    /// `partitions` is given; without, a missing topic is an error.
+    pub fn discover(bootstrap: &str, topic: &str, partitions: Option<i32>) -> anyhow::Result<Cluster> {
         let mut client = Client::connect(bootstrap)?;
         let deadline = Instant::now() + TOPIC_READY_TIMEOUT;
         let mut created = false;
@@ -66,6 +67,9 @@ impl Cluster {
                 .ok_or_else(|| anyhow!("no metadata for {topic}"))?;
             let code = entry.error_code;
             if code == ResponseError::UnknownTopicOrPartition.code() && !created {
+                let Some(partitions) = partitions else {
+                    bail!("topic {topic} does not exist (a consume run reads an existing topic)");
+                };
                 create_topic(&mut client, topic, partitions)?;
                 created = true;
                 continue;

@@ -40,7 +40,7 @@ pub struct BenchArgs {
     /// A broker to start from.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
     bootstrap: String,
-    /// Topic to use; created with `--partitions` if missing.
+    /// Topic to use; created with `--partitions` if missing (except by `consume`).
     #[arg(long, default_value = "sluice-bench")]
     topic: String,
     /// Partitions of a topic the bench creates.
@@ -103,7 +103,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.producers >= 1 && args.consumers >= 1,
         "need at least one producer and consumer"
     );
-    let cluster = Cluster::discover(&args.bootstrap, &args.topic, args.partitions)
+    // A consume run reads what is there: it must not create an empty topic to read.
+    let create_with = (args.mode != Mode::Consume).then_some(args.partitions);
+    let cluster = Cluster::discover(&args.bootstrap, &args.topic, create_with)
         .with_context(|| format!("preparing topic {}", args.topic))?;
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
