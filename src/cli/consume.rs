@@ -22,7 +22,10 @@ use clap::Args;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+use crate::constants::BATCH_DECOMPRESSED_BYTES_MAX;
+use crate::kafka::record_validate::decompress_owned;
 
 use crate::cli::client::{check, list_offsets, topic_name, topic_with_leaders, Brokers, Client, TopicInfo};
 use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES};
@@ -322,7 +325,21 @@ impl Consumer {
                 continue;
             }
             if !header.is_control() {
-                let set = RecordBatchDecoder::decode(&mut batch)
+                // Decompressed within the broker's own bound: a hostile broker's bomb costs at
+                // most that.
+                let bounded = |payload: &mut Bytes, compression: Compression| {
+                    let codec = match compression {
+                        Compression::Gzip => 1,
+                        Compression::Snappy => 2,
+                        Compression::Lz4 => 3,
+                        Compression::Zstd => 4,
+                        Compression::None => return Ok(payload.clone()),
+                    };
+                    decompress_owned(codec, payload, BATCH_DECOMPRESSED_BYTES_MAX)
+                        .map(Bytes::from)
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                };
+                let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(bounded))
                     .with_context(|| format!("decoding the batch at offset {}", header.base_offset().0))?;
                 for record in &set.records {
                     if record.offset < self.positions[&partition] {

@@ -26,6 +26,8 @@
 
 mod decompress;
 
+pub use decompress::decompress_owned;
+
 use std::cell::RefCell;
 
 use crate::config::{TimestampType, TopicConfig};

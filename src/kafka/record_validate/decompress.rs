@@ -43,6 +43,19 @@ fn codec_name(codec: u8) -> &'static str {
     }
 }
 
+/// Decompresses `payload` (records compressed with `codec`, 1 to 4) into a new buffer of at
+/// most `max` bytes: for readers of batches from elsewhere (the CLI consumer), whose input is
+/// as untrusted as a producer's.
+pub fn decompress_owned(codec: u8, payload: &[u8], max: usize) -> Result<Vec<u8>, Fault> {
+    if !(1..=4).contains(&codec) {
+        return Err(Fault::UnknownCodec(codec));
+    }
+    let mut out = Vec::new();
+    let length = decompress(codec, payload, &mut out, max)?.len();
+    out.truncate(length);
+    Ok(out)
+}
+
 /// Decompresses `payload` (the records of a batch compressed with `codec`, 1 to 4) into
 /// `out`, which is scratch space: its contents on entry do not matter and its length stays
 /// at what it grew to. Returns the decompressed records, at most `max` bytes.
