@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# kafka-python, the second client implementation, in a project-local virtualenv.
-if ! .venv/bin/python -c 'import kafka' >/dev/null 2>&1; then
+# kafka-python and aiokafka, the other client implementations, in a project-local virtualenv.
+if ! .venv/bin/python -c 'import kafka, aiokafka' >/dev/null 2>&1; then
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check 'kafka-python>=3,<4'
+    .venv/bin/pip install --quiet --disable-pip-version-check 'kafka-python>=3,<4' 'aiokafka>=0.11,<1'
 fi
 export SLUICE_PYTHON="$PWD/.venv/bin/python"
 

@@ -30,6 +30,9 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Bytes read per step when replaying an offsets partition at start-up.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
+/// How long a group's timer waits before retrying to write the tombstones of expired offsets.
+const RETENTION_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 struct Entry {
     group: Rc<RefCell<Group>>,
     /// Re-arms the group's timer when its deadlines move earlier.
@@ -371,8 +374,10 @@ pub fn deletion_records(group: &Group) -> Vec<(Bytes, Option<Bytes>)> {
     out
 }
 
-/// Drives one group's deadlines: session expiry, rebalance timeout, offset retention. It
-/// sleeps until the next deadline or until the group re-arms it, and ends with the group.
+/// Drives one group's deadlines: session expiry, rebalance and sync timeouts, offset
+/// retention. It sleeps until the next deadline or until the group re-arms it, and ends with
+/// the group. [`Group::tick`] leaves no deadline due, so the sleep is never zero: a timer
+/// that is already due completes without yielding, and a loop on it would stall the shard.
 async fn run_timer(shard: Rc<Shard>, id: String, group: Rc<RefCell<Group>>, timer: Rc<Signal>) {
     loop {
         if group.borrow().state == GroupState::Dead {
@@ -415,9 +420,18 @@ async fn run_timer(shard: Rc<Shard>, id: String, group: Rc<RefCell<Group>>, time
                 "group {}: empty past offsets.retention.minutes, expiring its offsets",
                 crate::net::error_log::escape(&id)
             );
-            if persist(&shard, &id, tombstones).await.is_ok() {
-                coordinator.remove(&id);
-                return;
+            match persist(&shard, &id, tombstones).await {
+                Ok(()) => {
+                    coordinator.remove(&id);
+                    return;
+                }
+                Err(code) => {
+                    tracing::warn!(
+                        "group {}: writing the tombstones of its expired offsets: {code:?}; retrying",
+                        crate::net::error_log::escape(&id)
+                    );
+                    glommio::timer::sleep(RETENTION_RETRY_DELAY).await;
+                }
             }
         }
     }

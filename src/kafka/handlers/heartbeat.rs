@@ -1,4 +1,5 @@
-//! Heartbeat: keeps a member's session alive and tells it when to rejoin.
+//! Heartbeat: keeps a member's session alive and tells it when to rejoin. Answered at once,
+//! in every group state: nothing here waits on the rebalance.
 
 use std::rc::Rc;
 use std::time::Instant;

@@ -1,4 +1,5 @@
-//! JoinGroup: a member (re)joins a classic group; answered when the rebalance completes.
+//! JoinGroup: a member (re)joins a classic group; answered when the rebalance completes, or at
+//! once when the member keeps its place in the current generation.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub async fn handle(
                 .map(|p| (p.name.to_string(), p.metadata))
                 .collect(),
             require_known_member_id: version >= 4,
+            supports_skip_assignment: version >= 9,
         };
         let group = shard.groups.get_or_create(&shard, &group_id);
         let full = join.member_id.is_empty() && group.borrow().members.len() >= GROUP_MEMBERS_MAX;
@@ -80,5 +82,6 @@ pub async fn handle(
         .with_protocol_name(outcome.protocol.map(str_bytes))
         .with_leader(str_bytes(outcome.leader))
         .with_member_id(str_bytes(outcome.member_id))
+        .with_skip_assignment(outcome.skip_assignment)
         .with_members(members)
 }

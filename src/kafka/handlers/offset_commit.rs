@@ -10,7 +10,6 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 
 use crate::error::KafkaCode;
-use crate::group::classic::GroupState;
 use crate::group::records::OffsetValue;
 use crate::group::{coordinator, on_coordinator};
 use crate::ids::PartitionId;
@@ -67,7 +66,8 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
     };
     let generation = request.generation_id_or_member_epoch;
     let member = request.member_id.to_string();
-    if let Some(code) = membership_error(shard, group_id, &member, generation) {
+    let instance = request.group_instance_id.as_ref().map(|s| s.to_string());
+    if let Some(code) = membership_error(shard, group_id, &member, instance.as_deref(), generation) {
         return every(code);
     }
     let snapshot = shard.metadata();
@@ -120,7 +120,13 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
 }
 
 /// Why a commit from `member` at `generation` is refused, if it is.
-fn membership_error(shard: &Rc<Shard>, group_id: &str, member: &str, generation: i32) -> Option<KafkaCode> {
+fn membership_error(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    member: &str,
+    instance: Option<&str>,
+    generation: i32,
+) -> Option<KafkaCode> {
     if let Some(group) = shard.groups.consumer_group(group_id) {
         // Consumer-protocol members commit with their member epoch.
         if generation >= 0 || !member.is_empty() {
@@ -128,20 +134,9 @@ fn membership_error(shard: &Rc<Shard>, group_id: &str, member: &str, generation:
         }
         return (!group.borrow().members.is_empty()).then_some(KafkaCode::UnknownMemberId);
     }
-    let group = shard.groups.get(group_id);
-    let Some(group) = group else {
+    match shard.groups.get(group_id) {
+        Some(group) => group.borrow().commit_error(member, instance, generation),
         // No such group: only a simple (generation -1) commit creates one.
-        return (generation >= 0).then_some(KafkaCode::IllegalGeneration);
-    };
-    let group = group.borrow();
-    if generation < 0 && member.is_empty() {
-        return (!group.is_empty()).then_some(KafkaCode::UnknownMemberId);
+        None => (generation >= 0).then_some(KafkaCode::IllegalGeneration),
     }
-    if !group.members.contains_key(member) {
-        return Some(KafkaCode::UnknownMemberId);
-    }
-    if generation != group.generation {
-        return Some(KafkaCode::IllegalGeneration);
-    }
-    (group.state == GroupState::CompletingRebalance).then_some(KafkaCode::RebalanceInProgress)
 }

@@ -1,6 +1,8 @@
-//! SyncGroup: the leader hands in the assignment; every member gets its share.
+//! SyncGroup: the leader hands in the assignment; every member gets its share once the
+//! generation is durable.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
@@ -10,6 +12,7 @@ use crate::group::classic::{Reply, SyncOutcome};
 use crate::group::{coordinator, on_coordinator};
 use crate::kafka::handlers::{error_code, str_bytes};
 use crate::shard::Shard;
+use crate::storage::segment::now_ms;
 
 pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupResponse {
     let group_id = request.group_id.0.to_string();
@@ -23,23 +26,32 @@ pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupRe
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect();
         let instance = request.group_instance_id.map(|s| s.to_string());
-        let (reply, effects) = group.borrow_mut().sync(
+        let (reply, assignment) = group.borrow_mut().sync(
             &request.member_id,
             instance.as_deref(),
             request.generation_id,
             assignments,
         );
-        if effects.persist_group {
-            // The generation is durable before its leader hears that it is complete.
+        if let Some(assignment) = assignment {
+            // The generation is durable before any member hears its assignment.
             let record = coordinator::group_record(&group.borrow());
-            let (generation, members) = (group.borrow().generation, group.borrow().members.len());
-            tracing::info!(
-                target: "sluice::group",
-                "group {}: generation {generation} assigned to {members} members",
-                crate::net::error_log::escape(&group_id)
+            let persisted = coordinator::persist(&shard, &group_id, vec![record]).await;
+            let generation = assignment.generation;
+            let took_effect = group.borrow_mut().assignment_persisted(
+                assignment,
+                persisted,
+                Instant::now(),
+                now_ms(),
+                &shard.groups.limits,
             );
-            if let Err(code) = coordinator::persist(&shard, &group_id, vec![record]).await {
-                return SyncOutcome::failed(code);
+            shard.groups.rearm(&group_id);
+            if took_effect {
+                let members = group.borrow().members.len();
+                tracing::info!(
+                    target: "sluice::group",
+                    "group {}: generation {generation} assigned to {members} members",
+                    crate::net::error_log::escape(&group_id)
+                );
             }
         }
         match reply {
