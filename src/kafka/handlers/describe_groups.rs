@@ -11,6 +11,7 @@ use kafka_protocol::messages::GroupId;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::error::KafkaCode;
 use crate::group::assignor::Assignment;
 use crate::group::classic::GroupState;
 use crate::group::consumer::ConsumerGroup;
@@ -20,7 +21,7 @@ use crate::kafka::handlers::{error_code, str_bytes};
 use crate::metadata::MetadataSnapshot;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let operations = authorized::when_asked(request.include_authorized_operations, authorized::GROUP_ALL);
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in request.groups {
@@ -30,7 +31,13 @@ pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> Descri
         })
         .await
         .unwrap_or_else(|code| DescribedGroup::default().with_error_code(error_code(Some(code))));
-        let described = if described.error_code == 0 {
+        let unknown = described.error_code == 0 && described.group_state.as_str() == GroupState::Dead.name();
+        let described = if version >= 6 && unknown {
+            // From v6 (KIP-1043) a group nobody knows is an error, not a Dead group.
+            DescribedGroup::default()
+                .with_error_code(KafkaCode::GroupIdNotFound.code())
+                .with_error_message(Some(str_bytes(format!("Group {} not found.", id.0))))
+        } else if described.error_code == 0 {
             described.with_authorized_operations(operations)
         } else {
             described

@@ -18,6 +18,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+/// The newest offset in tiered storage (v9+, KIP-1005); Sluice has none.
+const LATEST_TIERED: i64 = -5;
 
 /// (error, timestamp, offset) for one partition.
 type Answer = (Option<KafkaCode>, i64, i64);
@@ -85,6 +87,8 @@ async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp): (String, Partit
     match timestamp {
         LATEST => (OK, -1, log.high_watermark().0),
         EARLIEST | EARLIEST_LOCAL => (OK, -1, log.log_start_offset().0),
+        // Kafka's answer when nothing is tiered: no offset.
+        LATEST_TIERED => (OK, -1, -1),
         MAX_TIMESTAMP => match log.max_timestamp() {
             Some((timestamp, offset)) => (OK, timestamp, offset.0),
             None => (OK, -1, -1),

@@ -101,16 +101,27 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
     // Per partition in request order: an early answer, or None to take the next append result.
     let mut early: Vec<Vec<Option<Appended>>> = Vec::with_capacity(request.topic_data.len());
     for topic in &request.topic_data {
-        let name = topic.name.0.to_string();
+        // From v13 topics are named by id (KIP-516).
+        let by_id = version >= 13;
+        let known = if by_id {
+            snapshot.topic_by_id(topic.topic_id)
+        } else {
+            snapshot.topic(&topic.name.0)
+        };
+        let name = known.map_or_else(|| topic.name.0.to_string(), |t| t.meta.name.clone());
+        let unknown = if by_id {
+            KafkaCode::UnknownTopicId
+        } else {
+            KafkaCode::UnknownTopicOrPartition
+        };
         let mut row = Vec::with_capacity(topic.partition_data.len());
         for data in &topic.partition_data {
             let partition = PartitionId(data.index);
-            let found = snapshot
-                .topic(&name)
-                .and_then(|t| t.owner(partition).map(|owner| (t, owner)));
+            let found = known.and_then(|t| t.owner(partition).map(|owner| (t, owner)));
             let answer = match found {
                 _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
                 _ if request.transactional_id.is_some() => Err(transactions_refused()),
+                None if known.is_none() => Err(Appended::failed(unknown, None)),
                 None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
                 Some((topic, _)) if topic.meta.internal => Err(Appended::failed(
                     KafkaCode::InvalidTopicException,
@@ -197,6 +208,7 @@ fn respond(
                 .collect();
             TopicProduceResponse::default()
                 .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
                 .with_partition_responses(partitions)
         })
         .collect();

@@ -1,0 +1,125 @@
+//! The versions Kafka 4.2 serves, where the codec has them: Produce 13 (topics by id), Fetch
+//! 18, ListOffsets 10 (and the tiered-storage timestamp), Metadata 13 and DescribeGroups 6
+//! (an unknown group is an error), each served in full.
+
+mod common;
+
+use common::raw::call;
+use common::Broker;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeGroupsRequest, DescribeGroupsResponse,
+    FetchRequest, FetchResponse, GroupId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+const UNKNOWN_TOPIC_ID: i16 = 100;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+fn produce_by_id(broker: &Broker, id: uuid::Uuid) -> ProduceResponse {
+    let batch = sluice::kafka::record_batch::encode_batch(
+        [(None, Some(bytes::Bytes::from_static(b"by-id")), 1_700_000_000_000)],
+        Compression::None,
+    )
+    .unwrap();
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default().with_topic_id(id).with_partition_data(
+            vec![PartitionProduceData::default().with_index(0).with_records(Some(batch))],
+        )]);
+    call(broker, ApiKey::Produce, 13, &request)
+}
+
+#[test]
+fn kafka_4_2_versions_are_advertised_and_served() {
+    let broker = Broker::start();
+    let versions: ApiVersionsResponse = call(&broker, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let max = |key: ApiKey| {
+        versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map(|k| k.max_version)
+    };
+    assert_eq!(max(ApiKey::Produce), Some(13));
+    assert_eq!(max(ApiKey::Fetch), Some(18));
+    assert_eq!(max(ApiKey::ListOffsets), Some(10));
+    assert_eq!(max(ApiKey::Metadata), Some(13));
+    assert_eq!(max(ApiKey::DescribeGroups), Some(6));
+
+    broker.create_topic("modern", 1);
+    let metadata: MetadataResponse = call(
+        &broker,
+        ApiKey::Metadata,
+        13,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert_eq!(metadata.error_code, 0);
+    let topic = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "modern"))
+        .expect("the topic is listed");
+    let id = topic.topic_id;
+
+    // Produce v13 names the topic by id and answers with it.
+    let produced = produce_by_id(&broker, id);
+    let answer = &produced.responses[0];
+    assert_eq!(answer.topic_id, id);
+    assert_eq!(answer.partition_responses[0].error_code, 0);
+    assert_eq!(answer.partition_responses[0].base_offset, 0);
+    let unknown = produce_by_id(&broker, uuid::Uuid::new_v4());
+    assert_eq!(unknown.responses[0].partition_responses[0].error_code, UNKNOWN_TOPIC_ID);
+
+    // Fetch v18 by id returns it.
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default().with_topic_id(id).with_partitions(vec![
+            FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20),
+        ])]);
+    let fetched: FetchResponse = call(&broker, ApiKey::Fetch, 18, &fetch);
+    let partition = &fetched.responses[0].partitions[0];
+    assert_eq!((partition.error_code, partition.high_watermark), (0, 1));
+    assert!(partition.records.as_ref().is_some_and(|r| !r.is_empty()));
+
+    // ListOffsets v10: latest, and the tiered-storage timestamp (nothing is tiered: -1).
+    let list = |timestamp: i64| {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_timeout_ms(5000)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("modern")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)])]);
+        let answer: ListOffsetsResponse = call(&broker, ApiKey::ListOffsets, 10, &request);
+        let p = &answer.topics[0].partitions[0];
+        (p.error_code, p.offset)
+    };
+    assert_eq!(list(-1), (0, 1));
+    assert_eq!(list(-5), (0, -1));
+
+    // DescribeGroups v6: an unknown group is GROUP_ID_NOT_FOUND; v5 still says Dead.
+    let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("nobody"))]);
+    let v6: DescribeGroupsResponse = call(&broker, ApiKey::DescribeGroups, 6, &describe);
+    assert_eq!(v6.groups[0].error_code, GROUP_ID_NOT_FOUND);
+    assert!(v6.groups[0]
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("nobody")));
+    let v5: DescribeGroupsResponse = call(&broker, ApiKey::DescribeGroups, 5, &describe);
+    assert_eq!(
+        (v5.groups[0].error_code, v5.groups[0].group_state.as_str()),
+        (0, "Dead")
+    );
+}
