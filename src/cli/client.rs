@@ -184,13 +184,20 @@ impl TopicInfo {
         self.partitions.iter().map(|p| p.index).collect()
     }
 
+    /// The topic's `partition`, or an error saying how many it has.
+    pub fn partition(&self, partition: i32) -> anyhow::Result<&PartitionInfo> {
+        self.partitions.iter().find(|p| p.index == partition).with_context(|| {
+            format!(
+                "topic {} has no partition {partition} (it has {})",
+                self.name,
+                self.partitions.len()
+            )
+        })
+    }
+
     /// The advertised address of `partition`'s leader.
     pub fn leader_address(&self, partition: i32) -> anyhow::Result<&str> {
-        let info = self
-            .partitions
-            .iter()
-            .find(|p| p.index == partition)
-            .with_context(|| format!("topic {} has no partition {partition}", self.name))?;
+        let info = self.partition(partition)?;
         self.brokers
             .get(&info.leader)
             .map(String::as_str)

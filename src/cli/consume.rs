@@ -126,12 +126,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.bootstrap)?;
     let topic = topic_with_leaders(&mut client, &args.topic, false)?;
     if let Some(p) = args.partition {
-        anyhow::ensure!(
-            topic.partitions.iter().any(|info| info.index == p),
-            "topic {} has no partition {p} (it has {})",
-            topic.name,
-            topic.partitions.len()
-        );
+        topic.partition(p)?;
     }
     let mut consumer = Consumer {
         bootstrap: args.bootstrap.clone(),
