@@ -15,7 +15,8 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::authorized;
-use crate::kafka::handlers::str_bytes;
+use crate::kafka::handlers::metadata::leadership;
+use crate::kafka::handlers::{error_code, str_bytes};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
@@ -63,20 +64,17 @@ pub fn handle(shard: &Rc<Shard>, request: DescribeTopicPartitionsRequest) -> Des
         let end = count.min(start_partition + left);
         let partitions = (start_partition..end)
             .map(|p| {
-                let entry = DescribeTopicPartitionsResponsePartition::default()
+                let led = leadership(shard, &name, PartitionId(p), node);
+                DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
+                    .with_error_code(error_code(led.error))
+                    .with_leader_id(led.leader)
                     .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![node])
+                    .with_replica_nodes(led.replicas)
+                    .with_isr_nodes(led.isr)
+                    .with_offline_replicas(led.offline)
                     .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new()));
-                if shard.is_offline_anywhere(&name, PartitionId(p)) {
-                    entry
-                        .with_error_code(KafkaCode::LeaderNotAvailable.code())
-                        .with_leader_id(BrokerId(-1))
-                        .with_offline_replicas(vec![node])
-                } else {
-                    entry.with_leader_id(node).with_isr_nodes(vec![node])
-                }
+                    .with_last_known_elr(Some(Vec::new()))
             })
             .collect();
         left -= end - start_partition;

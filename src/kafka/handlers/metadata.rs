@@ -14,7 +14,7 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::authorized;
-use crate::kafka::handlers::str_bytes;
+use crate::kafka::handlers::{error_code, str_bytes};
 use crate::metadata::{authority, topic_name, Topic};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
@@ -108,23 +108,50 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -
         .with_topics(topics)
 }
 
-/// A partition whose log is offline (refused as corrupt) has no leader: LEADER_NOT_AVAILABLE
-/// and this broker among its offline replicas, as Kafka reports a failed log directory.
+/// Who leads a partition, as Metadata and DescribeTopicPartitions report it.
+pub struct Leadership {
+    pub error: Option<KafkaCode>,
+    pub leader: BrokerId,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub offline: Vec<BrokerId>,
+}
+
+/// This broker leads every partition, except that one whose log is offline (refused as
+/// corrupt) has no leader: LEADER_NOT_AVAILABLE and this broker among its offline replicas,
+/// as Kafka reports a failed log directory.
+pub fn leadership(shard: &Shard, topic: &str, partition: PartitionId, node: BrokerId) -> Leadership {
+    if shard.is_offline_anywhere(topic, partition) {
+        Leadership {
+            error: Some(KafkaCode::LeaderNotAvailable),
+            leader: BrokerId(-1),
+            replicas: vec![node],
+            isr: Vec::new(),
+            offline: vec![node],
+        }
+    } else {
+        Leadership {
+            error: None,
+            leader: node,
+            replicas: vec![node],
+            isr: vec![node],
+            offline: Vec::new(),
+        }
+    }
+}
+
 fn topic_entry(shard: &Shard, topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count())
         .map(|p| {
-            let entry = MetadataResponsePartition::default()
+            let led = leadership(shard, &topic.meta.name, PartitionId(p), node);
+            MetadataResponsePartition::default()
                 .with_partition_index(p)
+                .with_error_code(error_code(led.error))
+                .with_leader_id(led.leader)
                 .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node]);
-            if shard.is_offline_anywhere(&topic.meta.name, PartitionId(p)) {
-                entry
-                    .with_error_code(KafkaCode::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_offline_replicas(vec![node])
-            } else {
-                entry.with_leader_id(node).with_isr_nodes(vec![node])
-            }
+                .with_replica_nodes(led.replicas)
+                .with_isr_nodes(led.isr)
+                .with_offline_replicas(led.offline)
         })
         .collect();
     MetadataResponseTopic::default()
