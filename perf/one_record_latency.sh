@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Produce-to-ack latency with one 100-byte record per request (librdkafka via
+# perf/one-record-latency: linger.ms=0, one request in flight, each delivery awaited), for
+# acks=1 and acks=all, against one broker binary: the broker as one shard on CPU 0, the client
+# on CPU 1.
+#   perf/one_record_latency.sh [SLUICE_BINARY] [RECORDS]   (default target/release/sluice, 5000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-target/release/sluice}"
+records="${2:-5000}"
+client_dir=perf/one-record-latency
+(cd "$client_dir" && cargo build --release --quiet)
+client="${CARGO_TARGET_DIR:-$client_dir/target}/release/one-record-latency"
+port=29292
+for acks in 1 all; do
+    data="$(mktemp -d /var/tmp/sluice-latency.XXXXXX)"
+    log="$(mktemp)"
+    "$bin" serve --cores 0 --listen "127.0.0.1:$port" --metrics-listen "" --data-dir "$data" >"$log" 2>&1 &
+    broker=$!
+    for _ in $(seq 1 600); do
+        grep -q "sluice listening on" "$log" && break
+        sleep 0.1
+    done
+    taskset -c 1 "$client" "127.0.0.1:$port" "$acks" "$records"
+    kill -TERM "$broker"
+    wait "$broker" || true
+    rm -rf "$data" "$log"
+done
