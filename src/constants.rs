@@ -26,6 +26,11 @@ pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
 /// Partitions the internal offsets topic may have (`offsets.topic.num.partitions`).
 pub const OFFSETS_TOPIC_PARTITIONS_MAX: i32 = 1000;
 
+/// Groups that may have configs of their own (IncrementalAlterConfigs on GROUP resources);
+/// more are refused with POLICY_VIOLATION. Group ids are bounded by the protocol's string
+/// length, so this bounds what the metadata file holds for them.
+pub const GROUP_CONFIGS_MAX: usize = 1000;
+
 /// Members one classic group may have; a join past it gets GROUP_MAX_SIZE_REACHED.
 pub const GROUP_MEMBERS_MAX: usize = 10_000;
 

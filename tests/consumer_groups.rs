@@ -404,7 +404,8 @@ fn a_static_member_rejoins_without_a_rebalance() {
 #[test]
 fn consumer_protocol_members_split_and_fail_over() {
     let broker = Broker::start_with_config(
-        "\"group.consumer.session.timeout.ms\" = 6000\n\"group.consumer.heartbeat.interval.ms\" = 300\n",
+        "\"group.consumer.session.timeout.ms\" = 6000\n\"group.consumer.heartbeat.interval.ms\" = 300\n\
+         \"group.consumer.min.session.timeout.ms\" = 1000\n\"group.consumer.min.heartbeat.interval.ms\" = 100\n",
     );
     broker.create_topic(TOPIC, PARTITIONS);
     let consumer_member = |broker: &Broker| {

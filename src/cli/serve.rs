@@ -39,18 +39,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => ServerConfig::default(),
     };
     if let Some(listen) = args.listen {
+        config.set_by_flag("listen");
         config.listen = listen;
     }
     if let Some(advertise) = args.advertise {
+        config.set_by_flag("advertise");
         config.advertise = Some(advertise);
     }
     if let Some(metrics_listen) = args.metrics_listen {
+        config.set_by_flag("metrics.listen");
         config.metrics_listen = metrics_listen;
     }
     if let Some(data_dir) = args.data_dir {
+        config.set_by_flag("data-dir");
         config.data_dir = data_dir;
     }
     if let Some(cores) = args.cores {
+        config.set_by_flag("cores");
         config.cores = Some(cores);
     }
     crate::shard::runtime::serve(config)

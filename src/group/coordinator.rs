@@ -46,8 +46,6 @@ pub struct GroupCoordinator {
     consumer_groups: RefCell<HashMap<String, ConsumerEntry>>,
     pub limits: GroupLimits,
     offsets_retention: Duration,
-    pub consumer_session_timeout: Duration,
-    pub consumer_heartbeat_interval: Duration,
 }
 
 struct ConsumerEntry {
@@ -56,19 +54,12 @@ struct ConsumerEntry {
 }
 
 impl GroupCoordinator {
-    pub fn new(
-        limits: GroupLimits,
-        offsets_retention: Duration,
-        consumer_session_timeout: Duration,
-        consumer_heartbeat_interval: Duration,
-    ) -> GroupCoordinator {
+    pub fn new(limits: GroupLimits, offsets_retention: Duration) -> GroupCoordinator {
         GroupCoordinator {
             groups: RefCell::new(HashMap::new()),
             consumer_groups: RefCell::new(HashMap::new()),
             limits,
             offsets_retention,
-            consumer_session_timeout,
-            consumer_heartbeat_interval,
         }
     }
 

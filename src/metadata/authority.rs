@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::error::KafkaCode;
 use crate::ids::ShardId;
+use crate::metadata::configs::{self, ConfigTarget, Overrides};
 use crate::metadata::{MetadataStore, Refusal, TopicMeta};
 use crate::shard::{Authority, Shard};
 
@@ -14,7 +15,6 @@ const AUTHORITY: ShardId = ShardId(0);
 
 /// Restores the store after a change that could not be persisted.
 type Undo = Box<dyn FnOnce(&mut MetadataStore)>;
-type Overrides = BTreeMap<String, String>;
 
 fn authority(shard: &Shard) -> &Authority {
     shard
@@ -175,42 +175,58 @@ pub async fn create_partitions(
     .await
 }
 
-/// A topic's overrides before and after `edit`, checked against the defaults.
-fn plan_overrides<E>(store: &MetadataStore, name: &str, edit: E) -> Result<(Overrides, Overrides), Refusal>
+/// What an edit of a resource's overrides may read: the value a key has when the resource
+/// does not override it, and whether the key holds a list.
+pub struct Inherited<'a> {
+    store: &'a MetadataStore,
+    target: &'a ConfigTarget,
+}
+
+impl Inherited<'_> {
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.store.inherited(self.target, key)
+    }
+
+    pub fn is_list(&self, key: &str) -> bool {
+        configs::is_list(self.target, key)
+    }
+}
+
+/// A resource's overrides before and after `edit`, checked.
+fn plan_overrides<E>(store: &MetadataStore, target: &ConfigTarget, edit: E) -> Result<(Overrides, Overrides), Refusal>
 where
-    E: FnOnce(&mut Overrides) -> Result<(), Refusal>,
+    E: FnOnce(&mut Overrides, &Inherited) -> Result<(), Refusal>,
 {
-    let topic = store.get(name).ok_or_else(|| {
-        Refusal::new(
-            KafkaCode::UnknownTopicOrPartition,
-            format!("Topic '{name}' does not exist."),
-        )
-    })?;
-    let before = topic.overrides.clone();
+    let before = store.overrides(target)?;
     let mut after = before.clone();
-    edit(&mut after)?;
-    store.check_overrides(&after)?;
+    edit(&mut after, &Inherited { store, target })?;
+    store.check_overrides(target, &after)?;
     Ok((before, after))
 }
 
-/// Replaces a topic's overrides with what `edit` makes of them; with `validate_only`, only
-/// checks the result.
-pub async fn alter_overrides<E>(shard: &Rc<Shard>, name: String, edit: E, validate_only: bool) -> Result<(), Refusal>
+/// Replaces the overrides of `target` (a topic, the brokers, one broker or a group) with
+/// what `edit` makes of them; with `validate_only`, only checks the result.
+pub async fn alter_overrides<E>(
+    shard: &Rc<Shard>,
+    target: ConfigTarget,
+    edit: E,
+    validate_only: bool,
+) -> Result<(), Refusal>
 where
-    E: FnOnce(&mut Overrides) -> Result<(), Refusal> + Send + 'static,
+    E: FnOnce(&mut Overrides, &Inherited) -> Result<(), Refusal> + Send + 'static,
 {
     if validate_only {
         return shard
             .invoke_on(AUTHORITY, move |shard| async move {
-                plan_overrides(&authority(&shard).store.borrow(), &name, edit).map(|_| ())
+                plan_overrides(&authority(&shard).store.borrow(), &target, edit).map(|_| ())
             })
             .await
             .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?;
     }
     change(shard, move |store| {
-        let (before, after) = plan_overrides(store, &name, edit)?;
-        store.set_overrides(&name, after);
-        let undo = Box::new(move |store: &mut MetadataStore| store.set_overrides(&name, before));
+        let (before, after) = plan_overrides(store, &target, edit)?;
+        store.set_overrides(&target, after);
+        let undo = Box::new(move |store: &mut MetadataStore| store.set_overrides(&target, before));
         Ok(Some(((), undo as Undo)))
     })
     .await

@@ -5,6 +5,7 @@
 //! path are shard-local reads. Topic names are validated here as Kafka validates them.
 
 pub mod authority;
+pub mod configs;
 pub mod topic_name;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,9 +14,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::TopicConfig;
+use crate::config::{GroupDefaults, ServerConfig, TopicConfig};
 use crate::error::{KafkaCode, StorageError};
 use crate::ids::{PartitionId, ShardId};
+use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides};
 use crate::shard::placement;
 
 /// A topic as persisted.
@@ -57,6 +59,9 @@ pub struct MetadataSnapshot {
     pub cluster_id: String,
     pub topics: BTreeMap<String, Arc<Topic>>,
     ids: HashMap<uuid::Uuid, String>,
+    /// What a topic's config is before its own overrides: static, then dynamic broker configs.
+    pub topic_defaults: TopicConfig,
+    pub dynamic: DynamicConfigs,
 }
 
 impl MetadataSnapshot {
@@ -79,6 +84,9 @@ struct PersistedMetadata {
     /// idempotent producers were served).
     #[serde(default)]
     producer_ids_allocated: i64,
+    /// Broker and group configs changed while a broker ran.
+    #[serde(default)]
+    configs: DynamicConfigs,
 }
 
 /// A change refused, with the Kafka code and a message for the client.
@@ -100,7 +108,13 @@ impl Refusal {
 /// The one writer of topic metadata. Lives on shard 0.
 pub struct MetadataStore {
     path: PathBuf,
+    /// The topic defaults of the config file.
+    statics: TopicConfig,
+    /// `statics` with the dynamic broker configs applied: what every topic starts from.
     defaults: TopicConfig,
+    node_id: i32,
+    dynamic: DynamicConfigs,
+    group_defaults: GroupDefaults,
     shard_count: usize,
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
@@ -113,7 +127,8 @@ impl MetadataStore {
     /// Loads the metadata under `data_dir`, or starts empty with a new cluster id. When the
     /// shard count changed since the last run, every partition is re-placed and the result
     /// persisted before any shard starts.
-    pub fn load(data_dir: &Path, defaults: TopicConfig, shard_count: usize) -> Result<MetadataStore, StorageError> {
+    pub fn load(data_dir: &Path, config: &ServerConfig, shard_count: usize) -> Result<MetadataStore, StorageError> {
+        let statics = config.topic_defaults.clone();
         let dir = data_dir.join("meta");
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io("create metadata directory", &dir, e))?;
         let path = dir.join("cluster.json");
@@ -126,7 +141,11 @@ impl MetadataStore {
                     })?;
                 let mut store = MetadataStore {
                     path,
-                    defaults,
+                    defaults: statics.clone(),
+                    statics,
+                    node_id: config.node_id,
+                    dynamic: persisted.configs,
+                    group_defaults: config.group_defaults(),
                     shard_count: persisted.shard_count,
                     cluster_id: persisted.cluster_id,
                     topics: persisted.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
@@ -149,7 +168,11 @@ impl MetadataStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let store = MetadataStore {
                     path,
-                    defaults,
+                    defaults: statics.clone(),
+                    statics,
+                    node_id: config.node_id,
+                    dynamic: DynamicConfigs::default(),
+                    group_defaults: config.group_defaults(),
                     shard_count,
                     cluster_id: new_cluster_id(),
                     topics: BTreeMap::new(),
@@ -161,7 +184,21 @@ impl MetadataStore {
             }
             Err(e) => return Err(StorageError::io("read metadata", &path, e)),
         };
-        // Overrides are validated again in case the server defaults changed meanwhile.
+        // Dynamic configs and overrides are validated again in case the server defaults or
+        // bounds changed meanwhile.
+        store.defaults = store
+            .dynamic
+            .topic_defaults(&store.statics, store.node_id)
+            .map_err(|e| StorageError::Metadata {
+                path: store.path.clone(),
+                reason: format!("dynamic broker config: {e}"),
+            })?;
+        for (group, overrides) in &store.dynamic.groups {
+            configs::check_group(&store.group_defaults, overrides).map_err(|refusal| StorageError::Metadata {
+                path: store.path.clone(),
+                reason: format!("group {group}: {}", refusal.message),
+            })?;
+        }
         for topic in store.topics.values_mut() {
             if let Err(e) = store.defaults.with_overrides(&topic.overrides) {
                 return Err(StorageError::Metadata {
@@ -219,6 +256,8 @@ impl MetadataStore {
             cluster_id: self.cluster_id.clone(),
             topics,
             ids,
+            topic_defaults: self.defaults.clone(),
+            dynamic: self.dynamic.clone(),
         })
     }
 
@@ -335,16 +374,94 @@ impl MetadataStore {
         }
     }
 
-    /// Checks a topic's new override set; the error names the bad key.
-    pub fn check_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, Refusal> {
-        self.defaults
-            .with_overrides(overrides)
-            .map_err(|e| Refusal::new(KafkaCode::InvalidConfig, e.to_string()))
+    /// The overrides `target` has now.
+    pub fn overrides(&self, target: &ConfigTarget) -> Result<Overrides, Refusal> {
+        Ok(match target {
+            ConfigTarget::Topic(name) => self
+                .topics
+                .get(name)
+                .ok_or_else(|| {
+                    Refusal::new(
+                        KafkaCode::UnknownTopicOrPartition,
+                        format!("Topic '{name}' does not exist."),
+                    )
+                })?
+                .overrides
+                .clone(),
+            ConfigTarget::Cluster => self.dynamic.cluster.clone(),
+            ConfigTarget::Broker(node) => self.dynamic.broker(*node).cloned().unwrap_or_default(),
+            ConfigTarget::Group(group) => self.dynamic.group(group).cloned().unwrap_or_default(),
+        })
     }
 
-    pub fn set_overrides(&mut self, name: &str, overrides: BTreeMap<String, String>) {
-        if let Some(topic) = self.topics.get_mut(name) {
-            topic.overrides = overrides;
+    /// The value `key` of `target` has when `target` does not override it.
+    pub fn inherited(&self, target: &ConfigTarget, key: &str) -> Option<String> {
+        match target {
+            ConfigTarget::Topic(_) => self.defaults.get(key),
+            ConfigTarget::Cluster => self.statics.get(crate::config::topic_key_of_broker(key)?.name),
+            ConfigTarget::Broker(_) => {
+                let mut cluster = self.statics.clone();
+                configs::apply_broker_overrides(&mut cluster, &self.dynamic.cluster).ok()?;
+                cluster.get(crate::config::topic_key_of_broker(key)?.name)
+            }
+            ConfigTarget::Group(_) => self.group_defaults.config.get(key),
+        }
+    }
+
+    /// Checks `target`'s new override set; the error names the bad key.
+    pub fn check_overrides(&self, target: &ConfigTarget, overrides: &Overrides) -> Result<(), Refusal> {
+        let invalid = |e: crate::error::ConfigError| Refusal::new(KafkaCode::InvalidConfig, e.to_string());
+        match target {
+            ConfigTarget::Topic(_) => {
+                configs::check_topic_keys(overrides)?;
+                self.defaults.with_overrides(overrides).map_err(invalid)?;
+            }
+            ConfigTarget::Cluster | ConfigTarget::Broker(_) => {
+                configs::check_broker_keys(overrides)?;
+                let mut dynamic = self.dynamic.clone();
+                set_dynamic(&mut dynamic, target, overrides.clone());
+                let defaults = dynamic.topic_defaults(&self.statics, self.node_id).map_err(invalid)?;
+                for topic in self.topics.values() {
+                    defaults.with_overrides(&topic.overrides).map_err(|e| {
+                        Refusal::new(
+                            KafkaCode::InvalidConfig,
+                            format!("topic {} would be invalid: {e}", topic.name),
+                        )
+                    })?;
+                }
+            }
+            ConfigTarget::Group(group) => {
+                configs::check_group(&self.group_defaults, overrides)?;
+                let groups = self.dynamic.groups.len() + usize::from(!self.dynamic.groups.contains_key(group));
+                if !overrides.is_empty() && groups > crate::constants::GROUP_CONFIGS_MAX {
+                    return Err(Refusal::new(
+                        KafkaCode::PolicyViolation,
+                        format!(
+                            "{} groups have configs already, the most this broker keeps.",
+                            crate::constants::GROUP_CONFIGS_MAX
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `target`'s overrides, checked by [`MetadataStore::check_overrides`].
+    pub fn set_overrides(&mut self, target: &ConfigTarget, overrides: Overrides) {
+        match target {
+            ConfigTarget::Topic(name) => {
+                if let Some(topic) = self.topics.get_mut(name) {
+                    topic.overrides = overrides;
+                }
+            }
+            _ => {
+                set_dynamic(&mut self.dynamic, target, overrides);
+                self.defaults = self
+                    .dynamic
+                    .topic_defaults(&self.statics, self.node_id)
+                    .expect("dynamic configs are checked before they are stored");
+            }
         }
     }
 
@@ -371,6 +488,7 @@ impl MetadataStore {
             shard_count: self.shard_count,
             topics: self.topics.values().cloned().collect(),
             producer_ids_allocated: self.producer_ids_allocated,
+            configs: self.dynamic.clone(),
         };
         serde_json::to_vec_pretty(&persisted).expect("metadata serializes")
     }
@@ -399,6 +517,26 @@ impl PersistJob {
         glommio::executor()
             .spawn_blocking(move || write_atomically(&self.path, &self.bytes))
             .await
+    }
+}
+
+/// Replaces the dynamic overrides of a broker or group target; an empty set is dropped.
+fn set_dynamic(dynamic: &mut DynamicConfigs, target: &ConfigTarget, overrides: Overrides) {
+    match target {
+        ConfigTarget::Topic(_) => unreachable!("topic overrides live on the topic"),
+        ConfigTarget::Cluster => dynamic.cluster = overrides,
+        ConfigTarget::Broker(node) if overrides.is_empty() => {
+            dynamic.brokers.remove(node);
+        }
+        ConfigTarget::Broker(node) => {
+            dynamic.brokers.insert(*node, overrides);
+        }
+        ConfigTarget::Group(group) if overrides.is_empty() => {
+            dynamic.groups.remove(group);
+        }
+        ConfigTarget::Group(group) => {
+            dynamic.groups.insert(group.clone(), overrides);
+        }
     }
 }
 
@@ -447,7 +585,7 @@ mod tests {
     #[test]
     fn create_validates_and_places() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
+        let store = MetadataStore::load(dir.path(), &ServerConfig::default(), 2).unwrap();
         let meta = store.plan_create("orders", 4, BTreeMap::new()).unwrap();
         assert_eq!(meta.placement.len(), 4);
         assert_eq!(
@@ -469,7 +607,7 @@ mod tests {
     #[test]
     fn topics_and_partitions_past_max_partitions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
+        let mut store = MetadataStore::load(dir.path(), &ServerConfig::default(), 2).unwrap();
         store.set_partitions_max(10);
         let meta = store.plan_create("a", 8, BTreeMap::new()).unwrap();
         store.insert(meta);
@@ -487,12 +625,12 @@ mod tests {
     #[test]
     fn shard_count_change_re_places_on_load() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = MetadataStore::load(dir.path(), TopicConfig::default(), 1).unwrap();
+        let mut store = MetadataStore::load(dir.path(), &ServerConfig::default(), 1).unwrap();
         let meta = store.plan_create("t", 4, BTreeMap::new()).unwrap();
         store.topics.insert(meta.name.clone(), meta);
         store.persist_blocking().unwrap();
         let cluster_id = store.cluster_id.clone();
-        let reloaded = MetadataStore::load(dir.path(), TopicConfig::default(), 2).unwrap();
+        let reloaded = MetadataStore::load(dir.path(), &ServerConfig::default(), 2).unwrap();
         assert_eq!(reloaded.cluster_id, cluster_id);
         let shards: Vec<usize> = reloaded.get("t").unwrap().placement.iter().map(|s| s.0).collect();
         assert!(shards.contains(&0) && shards.contains(&1), "{shards:?}");

@@ -48,8 +48,11 @@ pub struct ShardUnavailable(pub ShardId);
 #[derive(Debug, Clone)]
 pub struct BrokerIdentity {
     pub node_id: NodeId,
+    /// The address clients are told to connect to.
     pub host: String,
     pub port: u16,
+    /// The address the Kafka listener is bound to.
+    pub listen: std::net::SocketAddr,
 }
 
 /// Shard 0's metadata writer and the lock that serialises changes.
@@ -108,12 +111,7 @@ impl Shard {
         };
         let offsets_retention = std::time::Duration::from_secs(config.offsets_retention_minutes as u64 * 60);
         Shard {
-            groups: GroupCoordinator::new(
-                limits,
-                offsets_retention,
-                std::time::Duration::from_millis(config.group_consumer_session_timeout_ms),
-                std::time::Duration::from_millis(config.group_consumer_heartbeat_interval_ms),
-            ),
+            groups: GroupCoordinator::new(limits, offsets_retention),
             id: ShardId(senders.peer_id()),
             count: senders.nr_consumers(),
             config,
@@ -303,6 +301,17 @@ impl Shard {
     }
 
     /// Hands a new snapshot to every shard and waits until all have applied it.
+    /// A consumer-protocol group's timing: its own group configs over the broker's defaults.
+    pub fn group_config(&self, group: &str) -> crate::config::GroupConfig {
+        let defaults = self.config.group_defaults();
+        let snapshot = self.metadata();
+        // Stored group configs are checked when set and again at start-up.
+        crate::config::GroupConfig::resolve(&defaults, snapshot.dynamic.group(group)).unwrap_or_else(|reason| {
+            debug_assert!(false, "group {group}: stored configs fail their check: {reason}");
+            defaults.config
+        })
+    }
+
     pub async fn publish(self: &Rc<Self>, snapshot: Arc<MetadataSnapshot>) -> Result<(), String> {
         let results = self
             .invoke_on_all(move |shard| {

@@ -36,7 +36,7 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     // the same offsets into the same files.
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     remove_deleted_leftovers(&config.data_dir);
-    let mut store = MetadataStore::load(&config.data_dir, config.topic_defaults.clone(), cpus.len())?;
+    let mut store = MetadataStore::load(&config.data_dir, &config, cpus.len())?;
     store.set_partitions_max(config.max_partitions);
     let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
     store.ensure_internal_topic(
@@ -66,12 +66,14 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
                 node_id: NodeId(config.node_id),
                 host,
                 port,
+                listen: bound,
             }
         }
         None => BrokerIdentity {
             node_id: NodeId(config.node_id),
             host: bound.ip().to_string(),
             port: bound.port(),
+            listen: bound,
         },
     });
 

@@ -1,29 +1,35 @@
 //! AlterConfigs (the pre-incremental API, still what librdkafka's `AlterConfigs` sends): the
-//! given configs replace the topic's whole override set.
+//! given configs replace the resource's whole override set (a topic's, the brokers', this
+//! broker's or a group's).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsRequest, AlterableConfig};
 use kafka_protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
 
-use crate::config::TOPIC_CONFIG_KEYS;
 use crate::error::KafkaCode;
 use crate::kafka::handlers::config_resource;
 use crate::kafka::handlers::str_bytes;
-use crate::metadata::Refusal;
+use crate::metadata::{authority, Refusal};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let name = resource.resource_name.to_string();
-        let configs = resource.configs;
-        let edit = move |overrides: &mut BTreeMap<String, String>| {
-            *overrides = replacement(configs)?;
-            Ok(())
+        let outcome = match (
+            config_resource::target(shard, resource.resource_type, &resource.resource_name),
+            replacement(resource.configs),
+        ) {
+            (Ok(target), Ok(configs)) => {
+                let edit = move |overrides: &mut BTreeMap<String, String>, _: &authority::Inherited| {
+                    *overrides = configs;
+                    Ok(())
+                };
+                authority::alter_overrides(shard, target, edit, request.validate_only).await
+            }
+            (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
         };
-        let outcome = config_resource::alter(shard, resource.resource_type, name, edit, request.validate_only).await;
         // The codec's default message is ""; Kafka answers success with a null one.
         let response = AlterConfigsResourceResponse::default()
             .with_error_message(None)
@@ -39,23 +45,22 @@ pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterCon
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-fn replacement(
-    configs: Vec<kafka_protocol::messages::alter_configs_request::AlterableConfig>,
-) -> Result<BTreeMap<String, String>, Refusal> {
+/// The new override set; which keys the resource takes is checked on the metadata authority.
+fn replacement(configs: Vec<AlterableConfig>) -> Result<BTreeMap<String, String>, Refusal> {
     let mut overrides = BTreeMap::new();
     for config in configs {
         let key = config.name.to_string();
-        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+        let Some(value) = config.value else {
             return Err(Refusal::new(
-                KafkaCode::InvalidConfig,
-                format!("Unknown topic config name: {key}"),
+                KafkaCode::InvalidRequest,
+                format!("Null value not supported for : {key}"),
             ));
-        }
-        match config.value {
-            Some(value) => {
-                overrides.insert(key, value.to_string());
-            }
-            None => return Err(Refusal::new(KafkaCode::InvalidConfig, format!("Null value for {key}"))),
+        };
+        if overrides.insert(key, value.to_string()).is_some() {
+            return Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                "Error due to duplicate config keys",
+            ));
         }
     }
     Ok(overrides)

@@ -1,36 +1,59 @@
-//! What the config APIs share: resource types, and where an alteration of one resource goes.
+//! What the config APIs share: resource types, and which kept overrides a resource names.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::error::KafkaCode;
-use crate::metadata::{authority, Refusal};
+use crate::metadata::configs::ConfigTarget;
+use crate::metadata::Refusal;
 use crate::shard::Shard;
 
+/// Kafka's ConfigResource types.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
+pub const RESOURCE_GROUP: i8 = 32;
 
-/// Alters one config resource: a topic's overrides change on the metadata authority through
-/// `edit`; broker configs are static (the config file) and any other type has no configs.
-pub async fn alter<E>(
-    shard: &Rc<Shard>,
-    resource_type: i8,
-    name: String,
-    edit: E,
-    validate_only: bool,
-) -> Result<(), Refusal>
-where
-    E: FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal> + Send + 'static,
-{
+/// The overrides a config resource names, refused as Kafka refuses them: a broker must be
+/// this one (or "", every broker) and a group must be named.
+pub fn target(shard: &Rc<Shard>, resource_type: i8, name: &str) -> Result<ConfigTarget, Refusal> {
     match resource_type {
-        RESOURCE_TOPIC => authority::alter_overrides(shard, name, edit, validate_only).await,
-        RESOURCE_BROKER => Err(Refusal::new(
+        RESOURCE_TOPIC => Ok(ConfigTarget::Topic(name.to_string())),
+        RESOURCE_BROKER if name.is_empty() => Ok(ConfigTarget::Cluster),
+        RESOURCE_BROKER => Ok(ConfigTarget::Broker(this_broker(shard, name)?)),
+        RESOURCE_GROUP if name.is_empty() => {
+            Err(Refusal::new(KafkaCode::InvalidRequest, "Group name must not be empty"))
+        }
+        RESOURCE_GROUP => Ok(ConfigTarget::Group(name.to_string())),
+        RESOURCE_BROKER_LOGGER => Err(Refusal::new(
             KafkaCode::InvalidRequest,
-            "Broker configs are static in Sluice: set them in the config file.",
+            "Sluice has no broker loggers to configure: its log filter is SLUICE_LOG",
+        )),
+        RESOURCE_CLIENT_METRICS => Err(Refusal::new(
+            KafkaCode::InvalidRequest,
+            "Sluice keeps no client metrics subscriptions",
         )),
         other => Err(Refusal::new(
             KafkaCode::InvalidRequest,
-            format!("Resource type {other} has no configs here"),
+            format!("Unsupported resource type: {other}"),
         )),
     }
+}
+
+/// The node id a BROKER resource names, when it is this broker.
+fn this_broker(shard: &Rc<Shard>, name: &str) -> Result<i32, Refusal> {
+    let node = name.parse::<i32>().map_err(|_| {
+        Refusal::new(
+            KafkaCode::InvalidRequest,
+            format!("Broker id must be an integer, but it is: {name}"),
+        )
+    })?;
+    let own = shard.identity.node_id.0;
+    if node != own {
+        return Err(Refusal::new(
+            KafkaCode::InvalidRequest,
+            format!("Unexpected broker id, expected {own} or empty string, but received {name}"),
+        ));
+    }
+    Ok(node)
 }

@@ -24,7 +24,8 @@ pub async fn handle(
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
-    let interval = shard.config.group_consumer_heartbeat_interval_ms as i32;
+    // The group's own configs (IncrementalAlterConfigs on the GROUP resource) or the broker's.
+    let interval = shard.group_config(&group_id).heartbeat_interval_ms as i32;
     // Clients send an empty regex to mean "none".
     if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
         return failed(
@@ -78,7 +79,7 @@ pub async fn handle(
         );
         let answer = group.borrow_mut().heartbeat(
             heartbeat,
-            shard.groups.consumer_session_timeout,
+            Duration::from_millis(shard.group_config(&group_id).session_timeout_ms),
             Instant::now(),
             &topics,
         );

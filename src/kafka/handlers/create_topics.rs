@@ -9,15 +9,10 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 
-use crate::config::TOPIC_CONFIG_KEYS;
 use crate::error::KafkaCode;
-use crate::kafka::handlers::str_bytes;
+use crate::kafka::handlers::{describe_configs, str_bytes};
 use crate::metadata::{authority, Refusal, TopicMeta};
 use crate::shard::Shard;
-
-/// Config source codes (DescribeConfigs' ConfigSource).
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -103,23 +98,18 @@ async fn create_one(shard: &Rc<Shard>, topic: CreatableTopic, validate_only: boo
 }
 
 fn success(shard: &Rc<Shard>, version: i16, meta: TopicMeta) -> CreatableTopicResult {
-    let config = shard
-        .config
-        .topic_defaults
-        .with_overrides(&meta.overrides)
-        .expect("overrides were validated");
     let configs = (version >= 5).then(|| {
-        TOPIC_CONFIG_KEYS
-            .iter()
-            .map(|key| {
-                let source = if meta.overrides.contains_key(*key) {
-                    SOURCE_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                };
+        let config = shard
+            .metadata()
+            .topic_defaults
+            .with_overrides(&meta.overrides)
+            .expect("overrides were validated");
+        describe_configs::topic_sources(shard, &config, &meta.overrides)
+            .into_iter()
+            .map(|(name, value, source)| {
                 CreatableTopicConfigs::default()
-                    .with_name(str_bytes(*key))
-                    .with_value(config.get(key).map(str_bytes))
+                    .with_name(str_bytes(name))
+                    .with_value(value.map(str_bytes))
                     .with_config_source(source)
             })
             .collect()

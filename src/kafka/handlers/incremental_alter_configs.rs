@@ -1,7 +1,8 @@
-//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a topic's overrides.
-//! Broker configs are static (set in the config file) and refused.
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a resource's overrides (a
+//! topic's, the brokers', this broker's or a group's). Which keys each resource takes, and
+//! their values, are checked on the metadata authority.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterableConfig, IncrementalAlterConfigsRequest};
@@ -9,10 +10,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::{
     AlterConfigsResourceResponse, IncrementalAlterConfigsResponse,
 };
 
-use crate::config::TOPIC_CONFIG_KEYS;
 use crate::error::KafkaCode;
 use crate::kafka::handlers::config_resource;
 use crate::kafka::handlers::str_bytes;
+use crate::metadata::authority::{self, Inherited};
 use crate::metadata::Refusal;
 use crate::shard::Shard;
 
@@ -24,11 +25,18 @@ const SUBTRACT: i8 = 3;
 pub async fn handle(shard: &Rc<Shard>, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let name = resource.resource_name.to_string();
-        let defaults = shard.config.topic_defaults.clone();
-        let operations = resource.configs;
-        let edit = move |overrides: &mut BTreeMap<String, String>| apply(overrides, &defaults, operations);
-        let outcome = config_resource::alter(shard, resource.resource_type, name, edit, request.validate_only).await;
+        let outcome = match config_resource::target(shard, resource.resource_type, &resource.resource_name)
+            .and_then(|target| distinct(&resource.configs).map(|()| target))
+        {
+            Ok(target) => {
+                let operations = resource.configs;
+                let edit = move |overrides: &mut BTreeMap<String, String>, inherited: &Inherited| {
+                    apply(overrides, inherited, operations)
+                };
+                authority::alter_overrides(shard, target, edit, request.validate_only).await
+            }
+            Err(refusal) => Err(refusal),
+        };
         // The codec's default message is ""; Kafka answers success with a null one.
         let response = AlterConfigsResourceResponse::default()
             .with_error_message(None)
@@ -44,38 +52,49 @@ pub async fn handle(shard: &Rc<Shard>, request: IncrementalAlterConfigsRequest) 
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Applies the operations to a copy of the overrides; validation of the result happens on
-/// the authority.
+/// Kafka refuses a resource that names one key twice.
+fn distinct(operations: &[AlterableConfig]) -> Result<(), Refusal> {
+    let mut seen = BTreeSet::new();
+    if operations.iter().all(|op| seen.insert(op.name.as_str())) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            KafkaCode::InvalidRequest,
+            "Error due to duplicate config keys",
+        ))
+    }
+}
+
+/// Applies the operations to a copy of the overrides; the result is checked afterwards.
 fn apply(
     overrides: &mut BTreeMap<String, String>,
-    defaults: &crate::config::TopicConfig,
+    inherited: &Inherited,
     operations: Vec<AlterableConfig>,
 ) -> Result<(), Refusal> {
     for op in operations {
         let key = op.name.to_string();
-        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-            return Err(Refusal::new(
-                KafkaCode::InvalidConfig,
-                format!("Unknown topic config name: {key}"),
-            ));
-        }
         let value = op.value.map(|v| v.to_string());
         match op.config_operation {
             SET => {
-                let value = value
-                    .ok_or_else(|| Refusal::new(KafkaCode::InvalidConfig, format!("SET of {key} needs a value")))?;
+                let value = value.ok_or_else(|| {
+                    Refusal::new(
+                        KafkaCode::InvalidRequest,
+                        format!("Null value not supported for : {key}"),
+                    )
+                })?;
                 overrides.insert(key, value);
             }
             DELETE => {
                 overrides.remove(&key);
             }
-            APPEND | SUBTRACT if key == "cleanup.policy" => {
+            APPEND | SUBTRACT if inherited.is_list(&key) => {
                 let value =
-                    value.ok_or_else(|| Refusal::new(KafkaCode::InvalidConfig, format!("{key} needs a value")))?;
+                    value.ok_or_else(|| Refusal::new(KafkaCode::InvalidRequest, format!("{key} needs a value")))?;
                 let current = overrides
                     .get(&key)
                     .cloned()
-                    .unwrap_or_else(|| defaults.cleanup_policy.clone());
+                    .or_else(|| inherited.value(&key))
+                    .unwrap_or_default();
                 let mut items: Vec<String> = current
                     .split(',')
                     .map(|s| s.trim().to_string())
@@ -92,16 +111,22 @@ fn apply(
                 }
                 overrides.insert(key, items.join(","));
             }
-            APPEND | SUBTRACT => {
+            APPEND => {
                 return Err(Refusal::new(
                     KafkaCode::InvalidConfig,
-                    format!("{key} is not a list config"),
+                    format!("Config value append is not allowed for config key: {key}"),
+                ));
+            }
+            SUBTRACT => {
+                return Err(Refusal::new(
+                    KafkaCode::InvalidConfig,
+                    format!("Config value subtract is not allowed for config key: {key}"),
                 ));
             }
             other => {
                 return Err(Refusal::new(
                     KafkaCode::InvalidRequest,
-                    format!("Unknown config operation {other}"),
+                    format!("Unknown operations type {other}"),
                 ))
             }
         }

@@ -1,6 +1,7 @@
 //! ListConfigResources (KIP-1142; v0 was ListClientMetricsResources): the resources that
-//! have configs, of the types asked for (all when none are named): every topic, and this
-//! broker. Sluice keeps no client-metrics resources, so v0 answers an empty list.
+//! have configs, of the types asked for (all when none are named): every topic, this
+//! broker, and the groups given configs of their own. Sluice keeps no client-metrics
+//! resources, so v0 answers an empty list.
 
 use std::rc::Rc;
 
@@ -11,12 +12,10 @@ use crate::error::KafkaCode;
 use crate::kafka::handlers::str_bytes;
 use crate::shard::Shard;
 
-/// Kafka's ConfigResource types.
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
-const BROKER_LOGGER: i8 = 8;
-const CLIENT_METRICS: i8 = 16;
-const GROUP: i8 = 32;
+use crate::kafka::handlers::config_resource::{
+    RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER, RESOURCE_CLIENT_METRICS as CLIENT_METRICS,
+    RESOURCE_GROUP as GROUP, RESOURCE_TOPIC as TOPIC,
+};
 
 pub fn handle(shard: &Rc<Shard>, version: i16, request: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
     if version == 0 {
@@ -29,8 +28,9 @@ pub fn handle(shard: &Rc<Shard>, version: i16, request: ListConfigResourcesReque
     }
     let wants = |kind: i8| request.resource_types.is_empty() || request.resource_types.contains(&kind);
     let mut resources = Vec::new();
+    let snapshot = shard.metadata();
     if wants(TOPIC) {
-        resources.extend(shard.metadata().topics.values().map(|topic| {
+        resources.extend(snapshot.topics.values().map(|topic| {
             ConfigResource::default()
                 .with_resource_name(str_bytes(topic.meta.name.clone()))
                 .with_resource_type(TOPIC)
@@ -42,6 +42,13 @@ pub fn handle(shard: &Rc<Shard>, version: i16, request: ListConfigResourcesReque
                 .with_resource_name(str_bytes(shard.identity.node_id.0.to_string()))
                 .with_resource_type(BROKER),
         );
+    }
+    if wants(GROUP) {
+        resources.extend(snapshot.dynamic.groups.keys().map(|group| {
+            ConfigResource::default()
+                .with_resource_name(str_bytes(group.clone()))
+                .with_resource_type(GROUP)
+        }));
     }
     ListConfigResourcesResponse::default().with_config_resources(resources)
 }

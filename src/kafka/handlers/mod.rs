@@ -166,7 +166,7 @@ async fn dispatch_now(
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(shard, version, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(shard, version, r).await),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(shard, r).await),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(shard, version, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(shard, r)),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(shard, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)

@@ -127,6 +127,15 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                     KafkaCode::InvalidTopicException,
                     Some(format!("Producing to internal topic {name} is not allowed")),
                 )),
+                // A single node's in-sync replica set is itself.
+                Some((topic, _)) if acks == -1 && topic.config.min_insync_replicas > 1 => Err(Appended::failed(
+                    KafkaCode::NotEnoughReplicas,
+                    Some(format!(
+                        "The size of the current ISR (1) is insufficient to satisfy the min.isr requirement of {} \
+                         for partition {name}-{}",
+                        topic.config.min_insync_replicas, partition.0
+                    )),
+                )),
                 Some((topic, owner)) => {
                     check_batches(data.records.as_ref(), &topic.config, now_ms).map(|batches| (owner, batches))
                 }

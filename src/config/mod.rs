@@ -5,13 +5,22 @@
 //! Topic-level defaults live in [`TopicConfig`]; a topic's own overrides are applied on top
 //! of them with [`TopicConfig::set`], the one place a topic config value is parsed.
 
-use std::collections::BTreeMap;
+mod broker;
+mod group;
+mod topic;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::constants::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SHARDS_MAX};
+pub use crate::config::broker::{broker_key, BrokerKey, BrokerSetting, BROKER_KEYS};
+pub use crate::config::group::{GroupConfig, GroupDefaults, GROUP_KEYS};
+pub use crate::config::topic::{
+    topic_key, topic_key_of_broker, ConfigType, Effect, TimestampType, TopicConfig, TopicKey, TOPIC_KEYS,
+};
+use crate::constants::SHARDS_MAX;
 use crate::error::ConfigError;
 
 /// Everything `sluice serve` runs with.
@@ -61,6 +70,28 @@ pub struct ServerConfig {
         rename = "group.consumer.heartbeat.interval.ms"
     )]
     pub group_consumer_heartbeat_interval_ms: u64,
+    /// Bounds of a consumer-protocol group's `consumer.session.timeout.ms` (and the broker's).
+    #[serde(
+        default = "default_consumer_min_session_timeout_ms",
+        rename = "group.consumer.min.session.timeout.ms"
+    )]
+    pub group_consumer_min_session_timeout_ms: u64,
+    #[serde(
+        default = "default_consumer_max_session_timeout_ms",
+        rename = "group.consumer.max.session.timeout.ms"
+    )]
+    pub group_consumer_max_session_timeout_ms: u64,
+    /// Bounds of a consumer-protocol group's `consumer.heartbeat.interval.ms` (and the broker's).
+    #[serde(
+        default = "default_consumer_min_heartbeat_interval_ms",
+        rename = "group.consumer.min.heartbeat.interval.ms"
+    )]
+    pub group_consumer_min_heartbeat_interval_ms: u64,
+    #[serde(
+        default = "default_consumer_max_heartbeat_interval_ms",
+        rename = "group.consumer.max.heartbeat.interval.ms"
+    )]
+    pub group_consumer_max_heartbeat_interval_ms: u64,
     #[serde(default = "default_min_session_timeout_ms", rename = "group.min.session.timeout.ms")]
     pub group_min_session_timeout_ms: u64,
     #[serde(default = "default_max_session_timeout_ms", rename = "group.max.session.timeout.ms")]
@@ -131,10 +162,15 @@ pub struct ServerConfig {
     pub fetch_read_memory_bytes: u64,
     #[serde(flatten)]
     pub topic_defaults: TopicConfig,
-    /// Keys nothing above took; any here is an error (serde cannot deny unknown fields
-    /// through `flatten`, so they are caught and refused in [`ServerConfig::from_toml`]).
+    /// Keys nothing above took: topic configs Sluice stores without applying are taken from
+    /// here in [`ServerConfig::from_toml`]; any other is an error (serde cannot deny unknown
+    /// fields through `flatten`).
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
+    /// The broker configs (by Kafka's broker names) the config file or a flag set, so
+    /// DescribeConfigs can tell them from defaults.
+    #[serde(skip)]
+    pub explicit: BTreeSet<String>,
 }
 
 fn default_listen() -> String {
@@ -188,6 +224,18 @@ fn default_consumer_session_timeout_ms() -> u64 {
 fn default_consumer_heartbeat_interval_ms() -> u64 {
     5_000
 }
+fn default_consumer_min_session_timeout_ms() -> u64 {
+    45_000
+}
+fn default_consumer_max_session_timeout_ms() -> u64 {
+    60_000
+}
+fn default_consumer_min_heartbeat_interval_ms() -> u64 {
+    5_000
+}
+fn default_consumer_max_heartbeat_interval_ms() -> u64 {
+    15_000
+}
 fn default_min_session_timeout_ms() -> u64 {
     6000
 }
@@ -230,11 +278,30 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     pub fn from_toml(text: &str) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
-        if let Some(key) = config.unknown.keys().next() {
-            return Err(ConfigError::new(key.clone(), "unknown config key"));
+        let mut config: ServerConfig =
+            toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
+        for (key, value) in std::mem::take(&mut config.unknown) {
+            let topic_key = topic_key(&key)
+                .or_else(|| topic_key_of_broker(&key))
+                .filter(|k| !k.enforced())
+                .ok_or_else(|| ConfigError::new(key.clone(), "unknown config key"))?;
+            let text = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            config
+                .topic_defaults
+                .set(topic_key.name, &text)
+                .map_err(|reason| ConfigError::new(key.clone(), reason))?;
         }
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
+        config.explicit = table.keys().map(|key| broker_name_of_file_key(key)).collect();
         Ok(config)
+    }
+
+    /// Records that a flag set the config file's `key`.
+    pub fn set_by_flag(&mut self, key: &str) {
+        self.explicit.insert(broker_name_of_file_key(key));
     }
 
     /// Checks relations no single field can check; called once before the shards start.
@@ -309,14 +376,7 @@ impl ServerConfig {
         if self.offsets_retention_minutes < 1 {
             return Err(ConfigError::new("offsets.retention.minutes", "must be at least 1"));
         }
-        if self.group_consumer_heartbeat_interval_ms == 0
-            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
-        {
-            return Err(ConfigError::new(
-                "group.consumer.heartbeat.interval.ms",
-                "must be above 0 and below group.consumer.session.timeout.ms",
-            ));
-        }
+        self.group_consumer_limits()?;
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err(ConfigError::new(
                 "group.min.session.timeout.ms",
@@ -450,257 +510,18 @@ pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// How the broker stamps record timestamps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TimestampType {
-    CreateTime,
-    LogAppendTime,
-}
-
-/// A topic's effective configuration: server defaults with the topic's overrides applied.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TopicConfig {
-    #[serde(default = "d_segment_bytes", rename = "segment.bytes", alias = "log.segment.bytes")]
-    pub segment_bytes: u64,
-    #[serde(default = "d_week_ms", rename = "segment.ms", alias = "log.roll.ms")]
-    pub segment_ms: i64,
-    #[serde(default = "d_week_ms", rename = "retention.ms", alias = "log.retention.ms")]
-    pub retention_ms: i64,
-    #[serde(default = "d_minus_one", rename = "retention.bytes", alias = "log.retention.bytes")]
-    pub retention_bytes: i64,
-    #[serde(
-        default = "d_max_message_bytes",
-        rename = "max.message.bytes",
-        alias = "message.max.bytes"
-    )]
-    pub max_message_bytes: u64,
-    #[serde(
-        default = "d_cleanup_policy",
-        rename = "cleanup.policy",
-        alias = "log.cleanup.policy"
-    )]
-    pub cleanup_policy: String,
-    #[serde(default = "d_day_ms", rename = "delete.retention.ms")]
-    pub delete_retention_ms: i64,
-    #[serde(
-        default = "d_i64_max",
-        rename = "flush.messages",
-        alias = "log.flush.interval.messages"
-    )]
-    pub flush_messages: i64,
-    /// How long appended records may wait before the flusher runs: 0 (the default) flushes at
-    /// once, so the high watermark trails the log end by one fdatasync.
-    #[serde(default = "d_zero", rename = "flush.ms", alias = "log.flush.interval.ms")]
-    pub flush_ms: i64,
-    #[serde(
-        default = "d_timestamp_type",
-        rename = "message.timestamp.type",
-        alias = "log.message.timestamp.type"
-    )]
-    pub message_timestamp_type: TimestampType,
-    /// How far before the broker's clock a CreateTime record timestamp may lie; produce
-    /// refuses older records with INVALID_TIMESTAMP. Kafka's default sets no limit.
-    #[serde(
-        default = "d_i64_max",
-        rename = "message.timestamp.before.max.ms",
-        alias = "log.message.timestamp.before.max.ms"
-    )]
-    pub message_timestamp_before_max_ms: i64,
-    /// How far after the broker's clock a CreateTime record timestamp may lie; produce
-    /// refuses records further in the future with INVALID_TIMESTAMP (Kafka 4's default: an
-    /// hour, so a producer's clock error cannot stall time-based retention for years).
-    #[serde(
-        default = "d_hour_ms",
-        rename = "message.timestamp.after.max.ms",
-        alias = "log.message.timestamp.after.max.ms"
-    )]
-    pub message_timestamp_after_max_ms: i64,
-    #[serde(default = "d_one", rename = "min.insync.replicas")]
-    pub min_insync_replicas: i32,
-    #[serde(default = "d_compression_type", rename = "compression.type")]
-    pub compression_type: String,
-}
-
-fn d_segment_bytes() -> u64 {
-    1024 * 1024 * 1024
-}
-fn d_week_ms() -> i64 {
-    7 * 24 * 60 * 60 * 1000
-}
-fn d_day_ms() -> i64 {
-    24 * 60 * 60 * 1000
-}
-fn d_hour_ms() -> i64 {
-    60 * 60 * 1000
-}
-fn d_minus_one() -> i64 {
-    -1
-}
-fn d_max_message_bytes() -> u64 {
-    1_048_588
-}
-fn d_cleanup_policy() -> String {
-    "delete".to_string()
-}
-fn d_zero() -> i64 {
-    0
-}
-fn d_i64_max() -> i64 {
-    i64::MAX
-}
-fn d_timestamp_type() -> TimestampType {
-    TimestampType::CreateTime
-}
-fn d_one() -> i32 {
-    1
-}
-fn d_compression_type() -> String {
-    "producer".to_string()
-}
-
-impl Default for TopicConfig {
-    fn default() -> Self {
-        toml::from_str("").expect("the empty topic config is valid")
+/// The Kafka broker name of a config file key: a topic key's broker config, `listen` as
+/// `listeners`, `advertise` as `advertised.listeners`, `data-dir` as `log.dirs`.
+fn broker_name_of_file_key(key: &str) -> String {
+    match key {
+        "listen" => "listeners".into(),
+        "advertise" => "advertised.listeners".into(),
+        "data-dir" | "data_dir" => "log.dirs".into(),
+        _ => match topic_key(key) {
+            Some(topic_key) => topic_key.broker.unwrap_or(topic_key.name).to_string(),
+            None => key.to_string(),
+        },
     }
-}
-
-/// Every topic config key Sluice knows, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "flush.messages",
-    "flush.ms",
-    "max.message.bytes",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-];
-
-impl TopicConfig {
-    /// The defaults with `overrides` applied; the first bad override is the error.
-    pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
-        let mut config = self.clone();
-        for (key, value) in overrides {
-            config.set(key, value).map_err(|reason| ConfigError::new(key, reason))?;
-        }
-        Ok(config)
-    }
-
-    /// The value of `key` as Kafka prints it, or None for a key Sluice does not know.
-    pub fn get(&self, key: &str) -> Option<String> {
-        Some(match key {
-            "cleanup.policy" => self.cleanup_policy.clone(),
-            "compression.type" => self.compression_type.clone(),
-            "delete.retention.ms" => self.delete_retention_ms.to_string(),
-            "flush.messages" => self.flush_messages.to_string(),
-            "flush.ms" => self.flush_ms.to_string(),
-            "max.message.bytes" => self.max_message_bytes.to_string(),
-            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
-            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
-            "message.timestamp.type" => format!("{:?}", self.message_timestamp_type),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
-            "retention.bytes" => self.retention_bytes.to_string(),
-            "retention.ms" => self.retention_ms.to_string(),
-            "segment.bytes" => self.segment_bytes.to_string(),
-            "segment.ms" => self.segment_ms.to_string(),
-            _ => return None,
-        })
-    }
-
-    /// Parses and validates `value` for `key`; on error the config is unchanged.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let mut next = self.clone();
-        match key {
-            "cleanup.policy" => next.cleanup_policy = value.to_string(),
-            "compression.type" => next.compression_type = value.to_string(),
-            "delete.retention.ms" => next.delete_retention_ms = parse_num(value)?,
-            "flush.messages" => next.flush_messages = parse_num(value)?,
-            "flush.ms" => next.flush_ms = parse_num(value)?,
-            "max.message.bytes" => next.max_message_bytes = parse_num(value)?,
-            "message.timestamp.after.max.ms" => next.message_timestamp_after_max_ms = parse_num(value)?,
-            "message.timestamp.before.max.ms" => next.message_timestamp_before_max_ms = parse_num(value)?,
-            "message.timestamp.type" => {
-                next.message_timestamp_type = match value {
-                    "CreateTime" => TimestampType::CreateTime,
-                    "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => return Err(format!("{value:?} is not CreateTime or LogAppendTime")),
-                }
-            }
-            "min.insync.replicas" => next.min_insync_replicas = parse_num(value)?,
-            "retention.bytes" => next.retention_bytes = parse_num(value)?,
-            "retention.ms" => next.retention_ms = parse_num(value)?,
-            "segment.bytes" => next.segment_bytes = parse_num(value)?,
-            "segment.ms" => next.segment_ms = parse_num(value)?,
-            _ => return Err(format!("unknown topic config {key:?}")),
-        }
-        next.validate().map_err(|(_, reason)| reason)?;
-        *self = next;
-        Ok(())
-    }
-
-    /// Checks every field's range; the error names the key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let policies: Vec<&str> = self.cleanup_policy.split(',').map(str::trim).collect();
-        if policies.is_empty() || policies.iter().any(|p| *p != "delete" && *p != "compact") {
-            return Err((
-                "cleanup.policy",
-                format!("{:?} is not delete, compact or both", self.cleanup_policy),
-            ));
-        }
-        const COMPRESSION: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
-        if !COMPRESSION.contains(&self.compression_type.as_str()) {
-            return Err((
-                "compression.type",
-                format!("{:?} is not one of {COMPRESSION:?}", self.compression_type),
-            ));
-        }
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
-            return Err((
-                "segment.bytes",
-                format!("must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}"),
-            ));
-        }
-        let at_least = |key: &'static str, value: i64, min: i64| {
-            if value < min {
-                Err((key, format!("{value} is below the minimum {min}")))
-            } else {
-                Ok(())
-            }
-        };
-        at_least("segment.ms", self.segment_ms, 1)?;
-        at_least("retention.ms", self.retention_ms, -1)?;
-        at_least("retention.bytes", self.retention_bytes, -1)?;
-        at_least("delete.retention.ms", self.delete_retention_ms, 0)?;
-        at_least("flush.messages", self.flush_messages, 1)?;
-        at_least("flush.ms", self.flush_ms, 0)?;
-        at_least("min.insync.replicas", i64::from(self.min_insync_replicas), 1)?;
-        at_least(
-            "message.timestamp.before.max.ms",
-            self.message_timestamp_before_max_ms,
-            0,
-        )?;
-        at_least("message.timestamp.after.max.ms", self.message_timestamp_after_max_ms, 0)?;
-        if self.max_message_bytes == 0 || self.max_message_bytes > crate::constants::BATCH_BYTES_MAX as u64 {
-            return Err((
-                "max.message.bytes",
-                format!("must be between 1 and {}", crate::constants::BATCH_BYTES_MAX),
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("{value:?} is not a valid number"))
 }
 
 #[cfg(test)]
@@ -717,17 +538,6 @@ mod tests {
     }
 
     #[test]
-    fn every_topic_key_round_trips_through_get_and_set() {
-        let defaults = TopicConfig::default();
-        for key in TOPIC_CONFIG_KEYS {
-            let value = defaults.get(key).unwrap_or_else(|| panic!("{key} has no getter"));
-            let mut config = defaults.clone();
-            config.set(key, &value).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
-            assert_eq!(config, defaults, "{key}");
-        }
-    }
-
-    #[test]
     fn server_config_reads_kafka_names_and_rejects_unknown_keys() {
         let config = ServerConfig::from_toml(
             "listen = \"127.0.0.1:0\"\n\"num.partitions\" = 3\n\"segment.bytes\" = 65536\n\"message.max.bytes\" = 2000\n",
@@ -741,26 +551,30 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_bounds_default_as_kafka_4_and_take_broker_names() {
-        let defaults = TopicConfig::default();
-        assert_eq!(defaults.message_timestamp_before_max_ms, i64::MAX);
-        assert_eq!(defaults.message_timestamp_after_max_ms, 3_600_000);
+    fn topic_defaults_take_broker_names_and_stored_keys() {
         let config = ServerConfig::from_toml(
-            "\"log.message.timestamp.before.max.ms\" = 1000\n\"message.timestamp.after.max.ms\" = 0\n",
+            "\"log.message.timestamp.before.max.ms\" = 1000\n\"message.timestamp.after.max.ms\" = 0\n\
+             \"log.cleaner.delete.retention.ms\" = 5\n\"log.preallocate\" = true\n\"compression.type\" = \"zstd\"\n",
         )
         .unwrap();
         assert_eq!(config.topic_defaults.message_timestamp_before_max_ms, 1000);
         assert_eq!(config.topic_defaults.message_timestamp_after_max_ms, 0);
-        let mut topic = TopicConfig::default();
-        assert!(topic.set("message.timestamp.after.max.ms", "-1").is_err());
-        assert_eq!(topic, defaults, "a refused value changes nothing");
+        assert_eq!(config.topic_defaults.delete_retention_ms, 5);
+        assert_eq!(config.topic_defaults.get("preallocate").as_deref(), Some("true"));
+        assert_eq!(config.topic_defaults.get("compression.type").as_deref(), Some("zstd"));
+        assert!(ServerConfig::from_toml("\"compression.type\" = \"brotli\"").is_err());
     }
 
     #[test]
-    fn bad_override_is_rejected_with_its_key() {
-        let mut overrides = BTreeMap::new();
-        overrides.insert("segment.bytes".to_string(), "12".to_string());
-        let err = TopicConfig::default().with_overrides(&overrides).unwrap_err();
-        assert_eq!(err.key, "segment.bytes");
+    fn explicit_keys_are_recorded_under_broker_names() {
+        let mut config =
+            ServerConfig::from_toml("listen = \"127.0.0.1:0\"\n\"retention.ms\" = 5\n\"num.partitions\" = 2\n")
+                .unwrap();
+        config.set_by_flag("data-dir");
+        let explicit: Vec<&str> = config.explicit.iter().map(String::as_str).collect();
+        assert_eq!(
+            explicit,
+            ["listeners", "log.dirs", "log.retention.ms", "num.partitions"]
+        );
     }
 }
