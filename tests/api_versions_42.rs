@@ -1,10 +1,11 @@
 //! The versions Kafka 4.2 serves, where the codec has them: Produce 13 (topics by id), Fetch
-//! 18, ListOffsets 10 (and the tiered-storage timestamp), Metadata 13 and DescribeGroups 6
+//! 18, ListOffsets 11 (the codec's v10 wire form, with the tiered-storage timestamps), Metadata
+//! 13 and DescribeGroups 6
 //! (an unknown group is an error), each served in full.
 
 mod common;
 
-use common::raw::call;
+use common::raw::{call, call_as};
 use common::Broker;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -19,6 +20,7 @@ use kafka_protocol::records::Compression;
 
 const UNKNOWN_TOPIC_ID: i16 = 100;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const UNSUPPORTED_VERSION: i16 = 35;
 
 fn produce_by_id(broker: &Broker, id: uuid::Uuid) -> ProduceResponse {
     let batch = sluice::kafka::record_batch::encode_batch(
@@ -48,7 +50,7 @@ fn kafka_4_2_versions_are_advertised_and_served() {
     };
     assert_eq!(max(ApiKey::Produce), Some(13));
     assert_eq!(max(ApiKey::Fetch), Some(18));
-    assert_eq!(max(ApiKey::ListOffsets), Some(10));
+    assert_eq!(max(ApiKey::ListOffsets), Some(11));
     assert_eq!(max(ApiKey::Metadata), Some(13));
     assert_eq!(max(ApiKey::DescribeGroups), Some(6));
 
@@ -92,22 +94,29 @@ fn kafka_4_2_versions_are_advertised_and_served() {
     assert_eq!((partition.error_code, partition.high_watermark), (0, 1));
     assert!(partition.records.as_ref().is_some_and(|r| !r.is_empty()));
 
-    // ListOffsets v10: latest, and the tiered-storage timestamp (nothing is tiered: -1).
-    let list = |timestamp: i64| {
+    // ListOffsets: latest, and the tiered-storage timestamps (nothing is tiered: -1), each
+    // from the version that allows it (UNSUPPORTED_VERSION before).
+    let list = |version: i16, timestamp: i64| {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
-            .with_timeout_ms(5000)
+            .with_timeout_ms(if version >= 10 { 5000 } else { 0 })
             .with_topics(vec![ListOffsetsTopic::default()
                 .with_name(TopicName(StrBytes::from_static_str("modern")))
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(0)
                     .with_timestamp(timestamp)])]);
-        let answer: ListOffsetsResponse = call(&broker, ApiKey::ListOffsets, 10, &request);
+        // v11 has v10's wire form; the codec knows only v10.
+        let answer: ListOffsetsResponse = call_as(&broker, ApiKey::ListOffsets, version, version.min(10), &request);
         let p = &answer.topics[0].partitions[0];
         (p.error_code, p.offset)
     };
-    assert_eq!(list(-1), (0, 1));
-    assert_eq!(list(-5), (0, -1));
+    assert_eq!(list(10, -1), (0, 1));
+    assert_eq!(list(11, -1), (0, 1));
+    assert_eq!(list(10, -5), (0, -1));
+    assert_eq!(list(11, -6), (0, -1));
+    assert_eq!(list(10, -6), (UNSUPPORTED_VERSION, -1));
+    assert_eq!(list(6, -3), (UNSUPPORTED_VERSION, -1));
+    assert_eq!(list(7, -3).0, 0);
 
     // DescribeGroups v6: an unknown group is GROUP_ID_NOT_FOUND; v5 still says Dead.
     let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("nobody"))]);

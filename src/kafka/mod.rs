@@ -111,7 +111,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
     let header_version = api.key.request_header_version(start.version);
     let header = RequestHeader::decode(&mut body, header_version)
         .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
-    let request = RequestKind::decode(api.key, &mut body, start.version)
+    let request = RequestKind::decode(api.key, &mut body, handlers::codec_version(api.key, start.version))
         .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
     Ok(Decoded::Request { api, header, request })
 }
@@ -188,7 +188,7 @@ fn encode_response(key: ApiKey, version: i16, correlation_id: i32, response: &Re
         .encode(&mut frame, key.response_header_version(version))
         .map_err(|e| format!("encoding {key:?} response header: {e}"))?;
     response
-        .encode(&mut frame, version)
+        .encode(&mut frame, handlers::codec_version(key, version))
         .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))?;
     let length = (frame.len() - 4) as i32;
     frame[..4].copy_from_slice(&length.to_be_bytes());

@@ -1,7 +1,8 @@
-"""kafka-python's config admin against Sluice: the broker's configs under Kafka's names with
-their sources and read-only flags, a dynamic topic default changed on the broker and seen by a
-topic, read-only and unknown broker configs refused by name, group configs described and
-altered within their bounds, and every Kafka 4.2 topic config described.
+"""kafka-python's config admin against Sluice (which it takes for Kafka 4.2): the broker's
+configs under Kafka's names with their sources and read-only flags, a dynamic topic default
+changed on the broker and seen by a topic, read-only and unknown broker configs refused by
+name, group configs described and altered within their bounds, and every Kafka 4.2 topic
+config described.
 
 Usage: configs.py BOOTSTRAP TOPIC GROUP
 The broker's config file must set num.partitions = 3 and nothing about retention.
@@ -47,6 +48,9 @@ def main():
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
     broker = ConfigResourceType.BROKER
     node = "0"  # the test broker's node.id
+    # kafka-python infers the broker's release from its ApiVersions (ListOffsets 11: 4.2).
+    inferred = admin._manager.broker_version
+    check(inferred == (4, 2), f"kafka-python infers Kafka 4.2, not {inferred}")
 
     configs = describe(admin, broker, node)
     for name in ["advertised.listeners", "listeners", "node.id", "num.partitions", "log.retention.ms",

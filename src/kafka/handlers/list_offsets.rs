@@ -1,5 +1,7 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the
-//! first offset at or after a timestamp, found through the time index.
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
+//! tiered (-5), earliest pending upload (-6), or the first offset at or after a timestamp,
+//! found through the time index. A sentinel older than the request's version is refused
+//! with UNSUPPORTED_VERSION, as Kafka refuses it.
 
 use std::rc::Rc;
 
@@ -20,6 +22,19 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 /// The newest offset in tiered storage (v9+, KIP-1005); Sluice has none.
 const LATEST_TIERED: i64 = -5;
+/// The oldest offset not yet uploaded to tiered storage (v11+, KIP-1023); Sluice has none.
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
+
+/// The first ListOffsets version that may ask for `timestamp`.
+fn first_version(timestamp: i64) -> i16 {
+    match timestamp {
+        MAX_TIMESTAMP => 7,
+        EARLIEST_LOCAL => 8,
+        LATEST_TIERED => 9,
+        EARLIEST_PENDING_UPLOAD => 11,
+        _ => 0,
+    }
+}
 
 /// (error, timestamp, offset) for one partition.
 type Answer = (Option<KafkaCode>, i64, i64);
@@ -35,7 +50,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ListOffsetsRequest
                 let partition = PartitionId(p.partition_index);
                 found
                     .and_then(|t| t.owner(partition))
-                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.timestamp)))
+                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.timestamp, version)))
             })
         })
         .collect();
@@ -78,8 +93,11 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ListOffsetsRequest
 }
 
 /// Runs on the partition's owner shard.
-async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp): (String, PartitionId, i64)) -> Answer {
+async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp, version): (String, PartitionId, i64, i16)) -> Answer {
     const OK: Option<KafkaCode> = None;
+    if version < first_version(timestamp) {
+        return (Some(KafkaCode::UnsupportedVersion), -1, -1);
+    }
     let log = match shard.log_for(&topic, partition) {
         Ok(log) => log,
         Err(code) => return (Some(code), -1, -1),
@@ -88,7 +106,7 @@ async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp): (String, Partit
         LATEST => (OK, -1, log.high_watermark().0),
         EARLIEST | EARLIEST_LOCAL => (OK, -1, log.log_start_offset().0),
         // Kafka's answer when nothing is tiered: no offset.
-        LATEST_TIERED => (OK, -1, -1),
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => (OK, -1, -1),
         MAX_TIMESTAMP => match log.max_timestamp() {
             Some((timestamp, offset)) => (OK, timestamp, offset.0),
             None => (OK, -1, -1),
