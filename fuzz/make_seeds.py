@@ -55,3 +55,9 @@ write("frame_decoder", "produce-gzip", produce_v3(gzipped))
 write("frame_decoder", "api-versions-v0", header(18, 0, 1))
 # Metadata v1: all topics (null array).
 write("frame_decoder", "metadata-v1", header(3, 1, 2) + struct.pack(">i", -1))
+# OffsetCommit v10 (topics by id, flexible): header v2, then group "g", epoch -1, member "",
+# no instance id, one topic id with one partition (offset 5, epoch -1, null metadata).
+flexible_header = header(8, 10, 3) + b"\x00"
+commit_v10 = b"\x02g" + struct.pack(">i", -1) + b"\x01" + b"\x00"
+commit_v10 += b"\x02" + bytes(range(16)) + b"\x02" + struct.pack(">iqi", 0, 5, -1) + b"\x00\x00\x00\x00"
+write("frame_decoder", "offset-commit-v10", flexible_header + commit_v10)

@@ -1,21 +1,25 @@
-//! The versions Kafka 4.2 serves, where the codec has them: Produce 13 (topics by id), Fetch
-//! 18, ListOffsets 11 (the codec's v10 wire form, with the tiered-storage timestamps), Metadata
-//! 13 and DescribeGroups 6
-//! (an unknown group is an error), each served in full.
+//! The versions Kafka 4.2 serves: Produce 13 (topics by id), Fetch 18, ListOffsets 11 (the
+//! codec's v10 wire form, with the tiered-storage timestamps), Metadata 13, DescribeGroups 6
+//! (an unknown group is an error), and OffsetCommit and OffsetFetch 10 (topics by id, a wire
+//! form the codec lacks), each served in full.
 
 mod common;
 
-use common::raw::{call, call_as};
+use bytes::{Bytes, BytesMut};
+use common::raw::{call, call_as, call_bytes};
 use common::Broker;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeGroupsRequest, DescribeGroupsResponse,
     FetchRequest, FetchResponse, GroupId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
     ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::Compression;
 
 const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -53,6 +57,8 @@ fn kafka_4_2_versions_are_advertised_and_served() {
     assert_eq!(max(ApiKey::ListOffsets), Some(11));
     assert_eq!(max(ApiKey::Metadata), Some(13));
     assert_eq!(max(ApiKey::DescribeGroups), Some(6));
+    assert_eq!(max(ApiKey::OffsetCommit), Some(10));
+    assert_eq!(max(ApiKey::OffsetFetch), Some(10));
 
     broker.create_topic("modern", 1);
     let metadata: MetadataResponse = call(
@@ -131,4 +137,106 @@ fn kafka_4_2_versions_are_advertised_and_served() {
         (v5.groups[0].error_code, v5.groups[0].group_state.as_str()),
         (0, "Dead")
     );
+}
+
+/// Replaces, in an encoded flexible-version body, each compact string `from` with the 16
+/// bytes `to`: a v9 OffsetCommit or OffsetFetch becomes its v10, names turned into ids; with
+/// the pairs reversed, a v10 answer becomes the v9 the codec reads.
+fn swap(body: &[u8], pairs: &[(Vec<u8>, Vec<u8>)]) -> Bytes {
+    let mut out = body.to_vec();
+    for (from, to) in pairs {
+        let at = out
+            .windows(from.len())
+            .position(|w| w == from.as_slice())
+            .expect("field in body");
+        out.splice(at..at + from.len(), to.iter().copied());
+    }
+    Bytes::from(out)
+}
+
+fn compact(name: &str) -> Vec<u8> {
+    let mut out = vec![name.len() as u8 + 1];
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+#[test]
+fn offset_commit_and_fetch_10_name_topics_by_id() {
+    let broker = Broker::start();
+    broker.create_topic("by-id", 1);
+    let metadata: MetadataResponse = call(
+        &broker,
+        ApiKey::Metadata,
+        13,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let id = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "by-id"))
+        .expect("listed")
+        .topic_id;
+    let stranger = uuid::Uuid::new_v4();
+    let as_ids = [
+        (compact("by-id"), id.as_bytes().to_vec()),
+        (compact("nobody"), stranger.as_bytes().to_vec()),
+    ];
+    let as_names: Vec<_> = as_ids.iter().map(|(name, id)| (id.clone(), name.clone())).collect();
+    let group = GroupId(StrBytes::from_static_str("v10-group"));
+
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group.clone())
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(
+            ["by-id", "nobody"]
+                .into_iter()
+                .map(|name| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(name)))
+                        .with_partitions(vec![OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(5)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("m")))])
+                })
+                .collect(),
+        );
+    let mut v9 = BytesMut::new();
+    commit.encode(&mut v9, 9).unwrap();
+    let answer = call_bytes(&broker, ApiKey::OffsetCommit, 10, &swap(&v9, &as_ids));
+    let answer = OffsetCommitResponse::decode(&mut swap(&answer, &as_names), 9).unwrap();
+    let codes: Vec<(&str, i16)> = answer
+        .topics
+        .iter()
+        .map(|t| (t.name.0.as_str(), t.partitions[0].error_code))
+        .collect();
+    assert_eq!(codes, [("by-id", 0), ("nobody", UNKNOWN_TOPIC_ID)]);
+
+    let fetch = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+        .with_group_id(group)
+        .with_topics(Some(
+            ["by-id", "nobody"]
+                .into_iter()
+                .map(|name| {
+                    OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(StrBytes::from_static_str(name)))
+                        .with_partition_indexes(vec![0])
+                })
+                .collect(),
+        ))]);
+    let mut v9 = BytesMut::new();
+    fetch.encode(&mut v9, 9).unwrap();
+    let answer = call_bytes(&broker, ApiKey::OffsetFetch, 10, &swap(&v9, &as_ids));
+    let answer = OffsetFetchResponse::decode(&mut swap(&answer, &as_names), 9).unwrap();
+    let offsets: Vec<(&str, i64, i16)> = answer.groups[0]
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.0.as_str(),
+                t.partitions[0].committed_offset,
+                t.partitions[0].error_code,
+            )
+        })
+        .collect();
+    assert_eq!(offsets, [("by-id", 5, 0), ("nobody", -1, UNKNOWN_TOPIC_ID)]);
 }

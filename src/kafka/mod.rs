@@ -10,6 +10,7 @@ pub mod authorized;
 pub mod handlers;
 pub mod record_batch;
 pub mod record_validate;
+pub mod topic_ids;
 
 use std::rc::Rc;
 
@@ -111,8 +112,13 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
     let header_version = api.key.request_header_version(start.version);
     let header = RequestHeader::decode(&mut body, header_version)
         .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
-    let request = RequestKind::decode(api.key, &mut body, handlers::codec_version(api.key, start.version))
-        .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
+    let request = if topic_ids::by_topic_id(api.key, start.version) {
+        topic_ids::decode(api.key, &mut body)
+    } else {
+        RequestKind::decode(api.key, &mut body, handlers::codec_version(api.key, start.version))
+            .map_err(|e| e.to_string())
+    }
+    .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
     Ok(Decoded::Request { api, header, request })
 }
 
@@ -132,12 +138,25 @@ async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Res
     };
     let started = std::time::Instant::now();
     let (key, version, correlation_id) = (api.key, header.request_api_version, header.correlation_id);
+    let by_topic_id = topic_ids::by_topic_id(key, version);
     let finish = move |shard: &Shard, response: Option<ResponseKind>| {
         count(shard, key, response.as_ref(), started.elapsed());
         match response {
+            Some(response) if by_topic_id => Ok(Some(frame_response(key, version, correlation_id, |frame| {
+                topic_ids::encode_response(&response, &shard.metadata(), frame);
+                Ok(())
+            })?)),
             Some(response) => encode_response(key, version, correlation_id, &response).map(Some),
             None => Ok(None),
         }
+    };
+    // A v10 OffsetCommit or OffsetFetch is served as the v9 it is but for topic ids.
+    let (header, request) = if by_topic_id {
+        let mut request = request;
+        topic_ids::resolve(&mut request, &shard.metadata());
+        (header.with_request_api_version(topic_ids::BY_NAME), request)
+    } else {
+        (header, request)
     };
     Ok(match handlers::dispatch(shard, &header, request, peer).await? {
         handlers::Dispatched::Now(response) => Handled::Ready(finish(shard, response)),
@@ -181,15 +200,27 @@ fn count(shard: &Shard, key: ApiKey, response: Option<&ResponseKind>, elapsed: s
 
 /// Length prefix, response header, body.
 fn encode_response(key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, String> {
+    frame_response(key, version, correlation_id, |frame| {
+        response
+            .encode(frame, handlers::codec_version(key, version))
+            .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))
+    })
+}
+
+/// Length prefix, response header, then what `body` writes.
+fn frame_response(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<Bytes, String> {
     let mut frame = BytesMut::with_capacity(256);
     frame.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut frame, key.response_header_version(version))
         .map_err(|e| format!("encoding {key:?} response header: {e}"))?;
-    response
-        .encode(&mut frame, handlers::codec_version(key, version))
-        .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))?;
+    body(&mut frame)?;
     let length = (frame.len() - 4) as i32;
     frame[..4].copy_from_slice(&length.to_be_bytes());
     Ok(frame.freeze())

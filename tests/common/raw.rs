@@ -70,6 +70,26 @@ pub fn call_as<Q: Encodable, R: Decodable>(broker: &Broker, key: ApiKey, version
     response(&mut stream, key, wire, 1)
 }
 
+/// Sends a body encoded by the test (at a version the codec does not know) under `version`,
+/// and returns the response body after its header.
+pub fn call_bytes(broker: &Broker, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    buf.extend_from_slice(body);
+    let mut stream = connect(broker);
+    stream.write_all(&frame(&buf)).expect("send");
+    let mut bytes = read_response(&mut stream).expect("a response");
+    let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 1);
+    bytes
+}
+
 /// Sends `body` as one request and reads its response.
 pub fn call<Q: Encodable, R: Decodable>(broker: &Broker, key: ApiKey, version: i16, body: &Q) -> R {
     let mut stream = connect(broker);
