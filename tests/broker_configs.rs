@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{block_on, raw, Broker};
@@ -29,18 +27,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const BROKER: i8 = 4;
 const GROUP: i8 = 32;
 const SET: i8 = 0;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "no Python with kafka-python at {}: run scripts/test.sh, which installs it",
-        path.display()
-    );
-    path
-}
 
 fn future_producer(broker: &Broker, extra: &[(&str, &str)]) -> FutureProducer {
     let mut config = broker.client_config();
@@ -253,16 +239,5 @@ fn min_insync_replicas_refuses_acks_all_beyond_one_node() {
 fn kafka_python_config_admin() {
     let broker = Broker::start_with_config("\"num.partitions\" = 3\n");
     broker.create_topic("py-configs", 1);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/configs.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .args([broker.addr.as_str(), "py-configs", "py-group"])
-        .output()
-        .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "kafka-python config admin failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_python("configs.py", &[broker.addr.as_str(), "py-configs", "py-group"]);
 }

@@ -10,8 +10,6 @@ mod common;
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -457,23 +455,6 @@ fn static_members_own_one_partition_each_and_a_restart_keeps_the_generation() {
 
 // ---- static members with aiokafka -----------------------------------------------------------
 
-/// The virtualenv's Python, which must have aiokafka (scripts/test.sh installs it).
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    let has_aiokafka = Command::new(&path)
-        .args(["-c", "import aiokafka"])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        has_aiokafka,
-        "no Python with aiokafka at {}: run scripts/test.sh, which installs it",
-        path.display()
-    );
-    path
-}
-
 /// The reported case: two aiokafka consumers with `group_instance_id` on a two-partition
 /// topic, the second started after the first owns both partitions; the first hears of the
 /// rebalance later than the second's session timeout.
@@ -481,17 +462,9 @@ fn python() -> PathBuf {
 fn aiokafka_static_members_never_own_a_partition_twice() {
     let broker = Broker::start_with_config(STATIC_CONFIG);
     broker.create_topic("aiokafka-static", 2);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/aiokafka_static.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .args([broker.addr.as_str(), "aiokafka-static", "aiokafka-static"])
-        .output()
-        .expect("run aiokafka");
-    assert!(
-        output.status.success(),
-        "aiokafka static members failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    common::run_python(
+        "aiokafka_static.py",
+        &[broker.addr.as_str(), "aiokafka-static", "aiokafka-static"],
     );
     assert_eq!(
         generations(&broker, "aiokafka-static"),

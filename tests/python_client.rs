@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::Command;
 
 use common::{assign, consume, flush, send, Broker};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -15,18 +13,6 @@ use rdkafka::Offset;
 
 const FROM_RDKAFKA: usize = 2_000;
 const FROM_PYTHON: usize = 3_000;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "no Python with kafka-python at {}: run scripts/test.sh, which installs it",
-        path.display()
-    );
-    path
-}
 
 #[test]
 fn kafka_python_and_librdkafka_read_each_others_records() {
@@ -48,20 +34,8 @@ fn kafka_python_and_librdkafka_read_each_others_records() {
     }
     flush(&producer);
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .arg(&broker.addr)
-        .arg(FROM_RDKAFKA.to_string())
-        .arg(FROM_PYTHON.to_string())
-        .output()
-        .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "kafka-python failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (from_rdkafka, from_python) = (FROM_RDKAFKA.to_string(), FROM_PYTHON.to_string());
+    common::run_python("roundtrip.py", &[broker.addr.as_str(), &from_rdkafka, &from_python]);
 
     let consumer = broker.consumer(&[]);
     assign(&consumer, "from-python", 3, Offset::Beginning);
@@ -95,16 +69,5 @@ fn kafka_python_group_consumer_commits_and_resumes() {
         );
     }
     flush(&producer);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/group.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .args([broker.addr.as_str(), "python-group-topic", "900", "400"])
-        .output()
-        .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "kafka-python group consumer failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_python("group.py", &[broker.addr.as_str(), "python-group-topic", "900", "400"]);
 }

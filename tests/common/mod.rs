@@ -388,3 +388,39 @@ pub fn consume<T>(
     }
     out
 }
+
+/// The virtualenv's Python, with kafka-python and aiokafka (scripts/test.sh installs them;
+/// `SLUICE_PYTHON` names another).
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let has_clients = Command::new(&path)
+        .args(["-c", "import kafka, aiokafka"])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        has_clients,
+        "no Python with kafka-python and aiokafka at {}: run scripts/test.sh, which installs them",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/python/<script>` with `args`; panics with its output unless it succeeds.
+pub fn run_python(script: &str, args: &[&str]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let output = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

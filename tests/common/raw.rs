@@ -23,8 +23,8 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Encodes a request with its header for `key` at `version`.
-pub fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
+/// A request header for `key` at `version`.
+fn header(key: ApiKey, version: i16, correlation_id: i32) -> BytesMut {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(key as i16)
@@ -33,6 +33,12 @@ pub fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, bod
         .with_client_id(Some(StrBytes::from_static_str("raw-test")))
         .encode(&mut buf, key.request_header_version(version))
         .unwrap();
+    buf
+}
+
+/// Encodes a request with its header for `key` at `version`.
+pub fn request<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
+    let mut buf = header(key, version, correlation_id);
     body.encode(&mut buf, version).unwrap();
     frame(&buf)
 }
@@ -56,31 +62,16 @@ pub fn response<R: Decodable>(stream: &mut TcpStream, key: ApiKey, version: i16,
 /// Like [`call`] at a `version` the codec does not know, whose wire form is `wire`'s: the
 /// header says `version`, the body is encoded and decoded as `wire`.
 pub fn call_as<Q: Encodable, R: Decodable>(broker: &Broker, key: ApiKey, version: i16, wire: i16, body: &Q) -> R {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")))
-        .encode(&mut buf, key.request_header_version(wire))
-        .unwrap();
-    body.encode(&mut buf, wire).unwrap();
-    let mut stream = connect(broker);
-    stream.write_all(&frame(&buf)).expect("send");
-    response(&mut stream, key, wire, 1)
+    let mut encoded = BytesMut::new();
+    body.encode(&mut encoded, wire).unwrap();
+    let mut answer = call_bytes(broker, key, version, &encoded);
+    R::decode(&mut answer, wire).unwrap()
 }
 
 /// Sends a body encoded by the test (at a version the codec does not know) under `version`,
 /// and returns the response body after its header.
 pub fn call_bytes(broker: &Broker, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
+    let mut buf = header(key, version, 1);
     buf.extend_from_slice(body);
     let mut stream = connect(broker);
     stream.write_all(&frame(&buf)).expect("send");
