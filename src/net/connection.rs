@@ -54,6 +54,8 @@ struct InFlight {
 /// in one read); large frame bodies bypass it once they flow. Every open connection holds
 /// one, so it is kept small.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Most a direct read of a large frame's body asks for at once (and so zeroes first).
+const DIRECT_READ_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Why a connection ended early.
 enum Closed {
@@ -224,25 +226,34 @@ impl Connection<'_> {
         let truncated = |filled: usize| Closed::Io(format!("truncated frame: {filled} of {length} bytes arrived"));
         let io = |e: std::io::Error| Closed::Io(format!("reading a frame of {length} bytes: {e}"));
         let mut arriving = self.shard.request_memory.arriving();
-        // `frame.len()` is what is allocated (and budgeted); `filled` what has arrived.
+        // `allocated` is what the frame's buffer holds (and the budget gave); `frame.len()`
+        // what has arrived. Bytes are appended as they come, so nothing is zeroed first except
+        // where a direct read is about to land.
         let mut frame: Vec<u8> = Vec::new();
-        let mut filled = 0usize;
-        while filled < length {
+        let mut allocated = 0usize;
+        while frame.len() < length {
+            let filled = frame.len();
             let buffered = reader.buffer().len();
             if buffered == 0 && filled > 0 && length - filled >= READ_BUFFER_BYTES {
-                if frame.len() == filled {
-                    self.grow(&mut frame, &mut arriving, filled + 1, length, deadline)
+                if allocated == filled {
+                    allocated = self
+                        .grow(&mut frame, &mut arriving, allocated, filled + 1, length, deadline)
                         .await
                         .map_err(|e| e.unwrap_or_else(&interrupted))?;
                 }
-                let read = until(deadline, &mut arriving.evicted, reader.read(&mut frame[filled..]))
-                    .await
-                    .map_err(interrupted)?
-                    .map_err(io)?;
+                // A read needs initialised bytes: the next chunk only, not the whole frame.
+                let chunk = (allocated - filled).min(DIRECT_READ_CHUNK_BYTES);
+                frame.resize(filled + chunk, 0);
+                let read = until(deadline, &mut arriving.evicted, reader.read(&mut frame[filled..]));
+                let read = match read.await {
+                    Ok(Ok(read)) => read,
+                    Ok(Err(e)) => return Err(io(e)),
+                    Err(why) => return Err(interrupted(why)),
+                };
+                frame.truncate(filled + read);
                 if read == 0 {
                     return Err(truncated(filled));
                 }
-                filled += read;
                 arriving.progressed();
                 continue;
             }
@@ -259,32 +270,33 @@ impl Connection<'_> {
                 return Err(truncated(filled));
             }
             let take = available.min(length - filled);
-            if frame.len() - filled < take {
-                self.grow(&mut frame, &mut arriving, filled + take, length, deadline)
+            if allocated - filled < take {
+                allocated = self
+                    .grow(&mut frame, &mut arriving, allocated, filled + take, length, deadline)
                     .await
                     .map_err(|e| e.unwrap_or_else(&interrupted))?;
             }
-            frame[filled..filled + take].copy_from_slice(&reader.buffer()[..take]);
+            frame.extend_from_slice(&reader.buffer()[..take]);
             reader.consume_unpin(take);
-            filled += take;
             arriving.progressed();
         }
-        debug_assert_eq!(frame.len(), length, "a whole frame fills its buffer exactly");
+        debug_assert_eq!(allocated, length, "a whole frame fills its buffer exactly");
         Ok((Bytes::from(frame), arriving.arrived()))
     }
 
-    /// Grows `frame` to hold at least `needed` bytes (doubling, at most `length`), taking the
-    /// growth from the shard's request memory first.
+    /// Grows `frame`'s buffer from `allocated` to at least `needed` bytes (doubling, at most
+    /// `length`), taking the growth from the shard's request memory first; the new size.
     async fn grow(
         &self,
         frame: &mut Vec<u8>,
         arriving: &mut ArrivingFrame,
+        allocated: usize,
         needed: usize,
         length: usize,
         deadline: Instant,
-    ) -> Result<(), Result<Closed, Interrupt>> {
-        let size = (frame.len() * 2).max(needed).max(READ_BUFFER_BYTES).min(length);
-        let growth = (size - frame.len()) as u64;
+    ) -> Result<usize, Result<Closed, Interrupt>> {
+        let size = (allocated * 2).max(needed).max(READ_BUFFER_BYTES).min(length);
+        let growth = (size - allocated) as u64;
         if self.shard.request_memory.budget.available() < growth {
             ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);
         }
@@ -295,8 +307,7 @@ impl Connection<'_> {
             Ok(Ok(())) => {}
         }
         frame.reserve_exact(size - frame.len());
-        frame.resize(size, 0);
-        Ok(())
+        Ok(size)
     }
 }
 
