@@ -16,6 +16,74 @@ const LATENCY_BOUNDS_US: &[u64] = &[
 ];
 /// Upper bounds of the records-per-flush buckets.
 const FLUSH_RECORD_BOUNDS: &[u64] = &[1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+/// Upper bounds (ns) of the produce-stage buckets: stages take from under a microsecond
+/// (decode) to milliseconds (a flush).
+const STAGE_BOUNDS_NS: &[u64] = &[
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// Where a produce request's time goes, stage by stage, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// From the frame's length to its last byte arriving.
+    Read,
+    /// Header and body decoded.
+    Decode,
+    /// Batches validated, routed to their partitions' owner shards and queued there (the hop
+    /// included).
+    Route,
+    /// Queued behind the partition's write in flight.
+    WriteWait,
+    /// Offsets assigned, copied into the direct-I/O buffer and written.
+    Write,
+    /// Written until durable: waiting for the flush in flight, then the one covering it.
+    FlushWait,
+    /// Every partition answered until the connection's writer takes the response (it writes
+    /// responses in request order).
+    ResponseWait,
+    /// The response written to the socket.
+    ResponseWrite,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::Read,
+        Stage::Decode,
+        Stage::Route,
+        Stage::WriteWait,
+        Stage::Write,
+        Stage::FlushWait,
+        Stage::ResponseWait,
+        Stage::ResponseWrite,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Stage::Read => "stage=\"read\"",
+            Stage::Decode => "stage=\"decode\"",
+            Stage::Route => "stage=\"route\"",
+            Stage::WriteWait => "stage=\"write_wait\"",
+            Stage::Write => "stage=\"write\"",
+            Stage::FlushWait => "stage=\"flush_wait\"",
+            Stage::ResponseWait => "stage=\"response_wait\"",
+            Stage::ResponseWrite => "stage=\"response_write\"",
+        }
+    }
+}
 
 /// A fixed-bucket histogram of one shard.
 pub struct Histogram {
@@ -63,6 +131,8 @@ pub struct ShardMetrics {
     pub fetch_latency_us: Histogram,
     pub flush_latency_us: Histogram,
     pub flush_records: Histogram,
+    /// Produce stages, indexed by [`Stage`]; each is counted on the shard where it ran.
+    stages: Vec<Histogram>,
     pub cache_hits: Cell<u64>,
     pub cache_misses: Cell<u64>,
     pub hops: Cell<u64>,
@@ -92,6 +162,7 @@ impl Default for ShardMetrics {
             fetch_latency_us: Histogram::new(LATENCY_BOUNDS_US),
             flush_latency_us: Histogram::new(LATENCY_BOUNDS_US),
             flush_records: Histogram::new(FLUSH_RECORD_BOUNDS),
+            stages: Stage::ALL.iter().map(|_| Histogram::new(STAGE_BOUNDS_NS)).collect(),
             cache_hits: Cell::new(0),
             cache_misses: Cell::new(0),
             hops: Cell::new(0),
@@ -113,6 +184,11 @@ fn slot(api_key: i16) -> usize {
 }
 
 impl ShardMetrics {
+    /// Counts `elapsed` for one produce request's `stage`.
+    pub fn stage(&self, stage: Stage, elapsed: std::time::Duration) {
+        self.stages[stage as usize].observe(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
     pub fn request(&self, api_key: i16) {
         bump(&self.requests[slot(api_key)], 1);
     }
@@ -230,28 +306,43 @@ impl ShardMetrics {
                     partitions as u64,
                 ),
             ],
-            histograms: vec![
+            histograms: [
                 (
                     "produce_latency_microseconds",
                     "Produce requests from decode to response, acks included.",
+                    "",
                     self.produce_latency_us.snapshot(),
                 ),
                 (
                     "fetch_latency_microseconds",
                     "Fetch requests from decode to response, long-poll waits included.",
+                    "",
                     self.fetch_latency_us.snapshot(),
                 ),
                 (
                     "flush_latency_microseconds",
                     "fdatasync of a partition's active segment.",
+                    "",
                     self.flush_latency_us.snapshot(),
                 ),
                 (
                     "flush_records",
                     "Records made durable by one flush.",
+                    "",
                     self.flush_records.snapshot(),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(Stage::ALL.iter().map(|&stage| {
+                (
+                    "produce_stage_nanoseconds",
+                    "Produce requests stage by stage: read, decode, route, write_wait, write, flush_wait (acks 1 and all), \
+                     response_wait and response_write (both but acks 0); each counted on the shard it ran on.",
+                    stage.label(),
+                    self.stages[stage as usize].snapshot(),
+                )
+            }))
+            .collect(),
         }
     }
 }
@@ -269,7 +360,8 @@ pub struct Snapshot {
     request_errors: Vec<(i16, u64)>,
     counters: Vec<(&'static str, &'static str, u64)>,
     gauges: Vec<(&'static str, &'static str, u64)>,
-    histograms: Vec<(&'static str, &'static str, HistogramSnapshot)>,
+    /// Name, help, extra labels (`key="value"` or empty), values.
+    histograms: Vec<(&'static str, &'static str, &'static str, HistogramSnapshot)>,
 }
 
 fn api_name(key: i16) -> String {
@@ -329,10 +421,17 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             );
         }
     }
-    for (i, (name, help, _)) in first.histograms.iter().enumerate() {
-        family(&mut out, name, "histogram", help);
+    for (i, (name, help, labels, _)) in first.histograms.iter().enumerate() {
+        if i == 0 || first.histograms[i - 1].0 != *name {
+            family(&mut out, name, "histogram", help);
+        }
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!(",{labels}")
+        };
         for snapshot in snapshots {
-            let histogram = &snapshot.histograms[i].2;
+            let histogram = &snapshot.histograms[i].3;
             let shard = snapshot.shard;
             let mut cumulative = 0;
             for (bucket, count) in histogram.buckets.iter().enumerate() {
@@ -343,11 +442,11 @@ pub fn render(snapshots: &[Snapshot]) -> String {
                     .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
                 let _ = writeln!(
                     out,
-                    "sluice_{name}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
+                    "sluice_{name}_bucket{{shard=\"{shard}\"{labels},le=\"{le}\"}} {cumulative}"
                 );
             }
-            let _ = writeln!(out, "sluice_{name}_sum{{shard=\"{shard}\"}} {}", histogram.sum);
-            let _ = writeln!(out, "sluice_{name}_count{{shard=\"{shard}\"}} {cumulative}");
+            let _ = writeln!(out, "sluice_{name}_sum{{shard=\"{shard}\"{labels}}} {}", histogram.sum);
+            let _ = writeln!(out, "sluice_{name}_count{{shard=\"{shard}\"{labels}}} {cumulative}");
         }
     }
     out
@@ -381,5 +480,17 @@ mod tests {
         assert!(text.contains("sluice_produce_latency_microseconds_count{shard=\"0\"} 4"));
         assert!(text.contains("sluice_partitions{shard=\"0\"} 3"));
         assert_eq!(text.matches("# TYPE sluice_bytes_received_total counter").count(), 1);
+        metrics.stage(Stage::Decode, std::time::Duration::from_nanos(1_500));
+        let text = render(&[metrics.snapshot(0, 3)]);
+        assert!(
+            text.contains("sluice_produce_stage_nanoseconds_bucket{shard=\"0\",stage=\"decode\",le=\"2500\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_produce_stage_nanoseconds_count{shard=\"0\",stage=\"read\"} 0"));
+        assert_eq!(
+            text.matches("# TYPE sluice_produce_stage_nanoseconds histogram")
+                .count(),
+            1
+        );
     }
 }

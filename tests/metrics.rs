@@ -50,6 +50,33 @@ fn metrics_count_requests_bytes_flushes_and_partitions_per_shard() {
     assert!(total(&body, "sluice_bytes_sent_total", None) > 500.0 * 7.0);
     assert!(total(&body, "sluice_produce_latency_microseconds_count", None) >= 1.0);
     assert!(total(&body, "sluice_flush_latency_microseconds_count", None) >= 1.0);
+    // Every produce request is counted once in each of its stages, on whichever shard ran it.
+    let produces = total(&body, "sluice_requests_total", Some("api=\"Produce\""));
+    for stage in [
+        "read",
+        "decode",
+        "route",
+        "write_wait",
+        "write",
+        "flush_wait",
+        "response_wait",
+        "response_write",
+    ] {
+        let label = format!("stage=\"{stage}\"");
+        let counted = total(&body, "sluice_produce_stage_nanoseconds_count", Some(&label));
+        assert!(
+            counted >= 1.0 && counted <= produces * 4.0,
+            "{stage}: {counted} of {produces} produces"
+        );
+    }
+    assert_eq!(
+        total(
+            &body,
+            "sluice_produce_stage_nanoseconds_count",
+            Some("stage=\"decode\"")
+        ),
+        produces
+    );
     assert_eq!(
         total(&body, "sluice_flush_records_sum", None),
         500.0,

@@ -63,6 +63,11 @@ fn ends_connection(frame: &[u8]) -> Option<String> {
     }
 }
 
+/// Whether a frame is a Produce request (counted stage by stage, [`crate::metrics::Stage`]).
+pub fn is_produce(frame: &[u8]) -> bool {
+    frame_start(frame).is_some_and(|start| start.api_key == ApiKey::Produce as i16)
+}
+
 /// Decodes one request frame, runs its handler and encodes the response frame.
 pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Handled {
     let api_key = frame_start(&frame).map(|start| start.api_key);
@@ -123,7 +128,13 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
 }
 
 async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Handled, String> {
-    let (api, header, request) = match decode_request(frame)? {
+    let produce = is_produce(&frame);
+    let decoding = std::time::Instant::now();
+    let decoded = decode_request(frame)?;
+    if produce {
+        shard.metrics.stage(crate::metrics::Stage::Decode, decoding.elapsed());
+    }
+    let (api, header, request) = match decoded {
         Decoded::Request { api, header, request } => (api, header, request),
         Decoded::UnknownApiVersionsVersion { correlation_id } => {
             let response = handlers::api_versions::unsupported_version();

@@ -38,13 +38,15 @@ use glommio::sync::Semaphore;
 
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
 use crate::kafka::{self, Handled};
-use crate::metrics::ShardMetrics;
+use crate::metrics::{ShardMetrics, Stage};
 use crate::net::request_memory::{ArrivingFrame, GrowFailed, Reservation};
 use crate::shard::Shard;
 
 /// A handled request waiting for its response to be written, in the order it arrived.
 struct InFlight {
     handled: Handled,
+    /// A produce request, whose response write counts as its last stage.
+    produce: bool,
     /// The frame's share of the connection's and the shard's budgets, returned when dropped
     /// (after the response is written).
     _held: [Reservation; 2],
@@ -140,13 +142,18 @@ impl Connection<'_> {
             }
             let frame_bytes = length as usize;
             ShardMetrics::add(&self.shard.metrics.bytes_in, 4 + frame_bytes as u64);
-            let deadline = Instant::now() + frame_timeout;
+            let frame_started = Instant::now();
+            let deadline = frame_started + frame_timeout;
             let mut connection_share = Reservation::empty(&self.budget);
             within(deadline, connection_share.grow(frame_bytes as u64))
                 .await
                 .map_err(|_| Closed::TimedOut("responses did not drain within request.frame.timeout.ms".into()))?
                 .map_err(Closed::Internal)?;
             let (frame, shard_share) = self.read_frame(&mut reader, frame_bytes, deadline).await?;
+            let produce = kafka::is_produce(&frame);
+            if produce {
+                self.shard.metrics.stage(Stage::Read, frame_started.elapsed());
+            }
             let handled = kafka::handle_frame(self.shard, frame, self.peer).await;
             let closing = match &handled {
                 Handled::Ready(Err(reason)) => Some(reason.clone()),
@@ -165,7 +172,11 @@ impl Connection<'_> {
                 held[0].grow(answer_bytes).await.map_err(Closed::Internal)?;
             }
             self.in_flight.set(self.in_flight.get() + 1);
-            let in_flight = InFlight { handled, _held: held };
+            let in_flight = InFlight {
+                handled,
+                produce,
+                _held: held,
+            };
             if queue.send(in_flight).await.is_err() {
                 return Err(Closed::Internal("writer stopped".into()));
             }
@@ -365,8 +376,10 @@ async fn write_responses(
                 ShardMetrics::add(&shard.metrics.bytes_out, response.len() as u64);
                 // A client that stops reading its answers is closed after the idle timeout
                 // rather than holding its connection (and what it has in flight) forever.
-                let deadline = Instant::now() + write_timeout;
+                let started = Instant::now();
+                let deadline = started + write_timeout;
                 match within(deadline, write_frame(&mut writer, &response)).await {
+                    Ok(Ok(())) if request.produce => shard.metrics.stage(Stage::ResponseWrite, started.elapsed()),
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::debug!("write to {peer}: {e}");

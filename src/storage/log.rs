@@ -81,6 +81,8 @@ pub struct AppendOutcome {
     pub duplicate: bool,
     /// The base offset of each batch written, in order (empty for a duplicate).
     batch_bases: Vec<Offset>,
+    /// When the write carrying these batches began (after any write queued before it).
+    pub write_started: Option<std::time::Instant>,
 }
 
 pub struct PartitionLog {
@@ -458,12 +460,16 @@ impl PartitionLog {
                 return;
             }
             let batches: Vec<Bytes> = group.iter().flat_map(|q| q.batches.iter().cloned()).collect();
+            let write_started = Some(std::time::Instant::now());
             match self.write_group(&batches).await {
                 Ok(outcome) if outcome.duplicate => {
                     let mut group = group.into_iter();
                     let only = group.next().expect("a duplicate is alone in its group");
                     assert!(group.next().is_none(), "a duplicate is alone in its group");
-                    let _ = only.reply.send(Ok(outcome));
+                    let _ = only.reply.send(Ok(AppendOutcome {
+                        write_started,
+                        ..outcome
+                    }));
                 }
                 Ok(outcome) => {
                     let mut at = 0;
@@ -480,6 +486,7 @@ impl PartitionLog {
                             log_append_time_ms: outcome.log_append_time_ms,
                             duplicate: false,
                             batch_bases: Vec::new(),
+                            write_started,
                         }));
                         at += count;
                     }
@@ -606,6 +613,7 @@ impl PartitionLog {
             log_append_time_ms,
             duplicate: false,
             batch_bases,
+            write_started: None,
         })
     }
 
@@ -638,6 +646,7 @@ impl PartitionLog {
                     log_append_time_ms: None,
                     duplicate: true,
                     batch_bases: Vec::new(),
+                    write_started: None,
                 }));
             }
         }

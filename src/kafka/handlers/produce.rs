@@ -25,6 +25,7 @@
 //! served: a transactional id or batch gets INVALID_TXN_STATE.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -40,6 +41,7 @@ use crate::ids::PartitionId;
 use crate::kafka::handlers::{error_code, fan_out, str_bytes};
 use crate::kafka::record_batch;
 use crate::kafka::record_validate::{self, Fault, Refusal, Rules};
+use crate::metrics::Stage;
 use crate::shard::Shard;
 use crate::storage::log::{AppendError, AppendOutcome, PartitionLog};
 use crate::storage::segment::now_ms;
@@ -55,6 +57,8 @@ struct Appended {
     log_start_offset: i64,
     /// The final answer, once the records are written (and, for acks=all, durable).
     later: Option<oneshot::Receiver<Appended>>,
+    /// When the final answer was known.
+    ready_at: Option<Instant>,
 }
 
 impl Appended {
@@ -67,6 +71,7 @@ impl Appended {
             log_append_time_ms: -1,
             log_start_offset: -1,
             later: None,
+            ready_at: None,
         }
     }
 
@@ -92,6 +97,7 @@ struct AppendWork {
 }
 
 pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Answer {
+    let started = Instant::now();
     let acks = request.acks;
     let snapshot = shard.metadata();
     // One reading of the clock for the whole request, as Kafka validates a partition's
@@ -165,8 +171,17 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
         Appended::failed(KafkaCode::NotLeaderOrFollower, None)
     })
     .await;
+    shard.metrics.stage(Stage::Route, started.elapsed());
+    let shard = shard.clone();
     Box::pin(async move {
         let settled = futures::future::join_all(appended.into_iter().map(Appended::settle)).await;
+        // The connection's writer polls this when it reaches the response, so the time
+        // since the last partition answered is how long the response waited for it.
+        if let Some(ready) = settled.iter().filter_map(|a| a.ready_at).max() {
+            if acks != 0 {
+                shard.metrics.stage(Stage::ResponseWait, ready.elapsed());
+            }
+        }
         (acks != 0).then(|| respond(version, request, early, settled))
     })
 }
@@ -323,10 +338,15 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     if shard.is_closing() {
         return Appended::failed(KafkaCode::NotLeaderOrFollower, Some("broker is shutting down".into()));
     }
+    let enqueued = Instant::now();
     let written = log.enqueue(&work.batches);
     let (done, later) = oneshot::channel();
     glommio::spawn_local(async move {
-        let _ = done.send(finish(log, written, work).await);
+        let answer = finish(&shard, log, enqueued, written, work).await;
+        let _ = done.send(Appended {
+            ready_at: Some(Instant::now()),
+            ..answer
+        });
     })
     .detach();
     Appended {
@@ -335,13 +355,30 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     }
 }
 
-/// The answer for one partition once its append is written (and durable, for acks=all).
+/// The answer for one partition once its append is written (and durable, for acks=all);
+/// counts the write's stages on the owner shard.
 async fn finish(
+    shard: &Shard,
     log: Rc<PartitionLog>,
+    enqueued: Instant,
     written: oneshot::Receiver<Result<AppendOutcome, AppendError>>,
     work: AppendWork,
 ) -> Appended {
-    let outcome = match written.await.unwrap_or(Err(AppendError::Closed)) {
+    let outcome = written.await.unwrap_or(Err(AppendError::Closed));
+    let written_at = Instant::now();
+    if let Ok(AppendOutcome {
+        write_started: Some(started),
+        ..
+    }) = &outcome
+    {
+        shard
+            .metrics
+            .stage(Stage::WriteWait, started.saturating_duration_since(enqueued));
+        shard
+            .metrics
+            .stage(Stage::Write, written_at.saturating_duration_since(*started));
+    }
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(AppendError::Closed) => return Appended::failed(KafkaCode::NotLeaderOrFollower, None),
         Err(AppendError::Sequence(e)) => {
@@ -358,6 +395,7 @@ async fn finish(
             tracing::error!("{}-{}: flush failed: {e}", work.topic, work.partition);
             return Appended::failed(e.kafka_code(), Some(e.to_string()));
         }
+        shard.metrics.stage(Stage::FlushWait, written_at.elapsed());
     }
     Appended {
         error: None,
@@ -367,5 +405,6 @@ async fn finish(
         log_append_time_ms: outcome.log_append_time_ms.unwrap_or(-1),
         log_start_offset: log.log_start_offset().0,
         later: None,
+        ready_at: None,
     }
 }
