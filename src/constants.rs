@@ -160,3 +160,11 @@ const _: () = assert!(SCAN_READ_BYTES as u64 % IO_ALIGNMENT_BYTES == 0);
 const _: () = assert!(INDEX_INTERVAL_BYTES > 0);
 const _: () = assert!(FETCH_READ_BYTES_MIN <= SCAN_READ_BYTES);
 const _: () = assert!(OFFSETS_TOPIC_PARTITIONS_MAX <= TOPIC_PARTITIONS_MAX);
+
+/// An append slower than this is logged with the time of each of its phases (lock, roll,
+/// preallocation, direct write, index and cache).
+pub const SLOW_APPEND_MS: u64 = 100;
+
+/// Slow-append lines one shard writes per second at most: a stalled disk slows every
+/// partition's appends at once.
+pub const SLOW_APPEND_LINES_PER_SECOND_MAX: u32 = 5;

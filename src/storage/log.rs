@@ -528,6 +528,7 @@ impl PartitionLog {
 
     /// Writes batches as one direct write, assigning consecutive offsets.
     async fn write_group(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
+        let mut phases = SlowPhases::start();
         let _permit = self
             .append_lock
             .acquire_permit(1)
@@ -539,8 +540,10 @@ impl PartitionLog {
         if let Some(duplicate) = self.check_sequences(batches)? {
             return Ok(duplicate);
         }
+        phases.mark("append lock");
         let incoming: u64 = batches.iter().map(|b| b.len() as u64).sum();
         self.roll_if_due(incoming).await?;
+        phases.mark("roll");
 
         let log_append_time_ms =
             (self.config.borrow().message_timestamp_type == TimestampType::LogAppendTime).then(now_ms);
@@ -569,12 +572,14 @@ impl PartitionLog {
                 tracing::debug!("{}: preallocation failed: {e}", path.display());
             }
         }
+        phases.mark("preallocate");
         let length = pending.buffer.len();
         let written = pending
             .file
             .write_at(pending.buffer, pending.position)
             .await
             .ctx("append to segment", &path)?;
+        phases.mark("direct write");
         if written != length {
             return Err(StorageError::io(
                 "append to segment",
@@ -607,6 +612,13 @@ impl PartitionLog {
         self.unflushed_records.set(self.unflushed_records.get() + records);
         // Readers are woken when the records become durable, not now.
         self.kick_flusher();
+        phases.mark("index and cache");
+        phases.report(|took| {
+            format!(
+                "{}-{}: an append of {incoming} bytes took {took}",
+                self.topic, self.partition
+            )
+        });
         Ok(AppendOutcome {
             base_offset,
             next_offset: next,
@@ -1430,3 +1442,64 @@ pub fn remove_deleted_leftovers(data_dir: &Path) {
 }
 
 pub use segment::sync_dir;
+
+/// Times the phases of one append and logs them when the whole took longer than
+/// [`crate::constants::SLOW_APPEND_MS`], so a stalled write says where it stalled.
+struct SlowPhases {
+    started: std::time::Instant,
+    last: std::time::Instant,
+    phases: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// Whether this shard may log another slow append this second.
+fn slow_append_line_allowed() -> bool {
+    thread_local! {
+        static WINDOW: std::cell::Cell<(std::time::Instant, u32)> =
+            std::cell::Cell::new((std::time::Instant::now(), 0));
+    }
+    WINDOW.with(|window| {
+        let (since, lines) = window.get();
+        let now = std::time::Instant::now();
+        let (since, lines) = if now.duration_since(since).as_secs() >= 1 {
+            (now, 0)
+        } else {
+            (since, lines)
+        };
+        window.set((since, lines + 1));
+        lines < crate::constants::SLOW_APPEND_LINES_PER_SECOND_MAX
+    })
+}
+
+impl SlowPhases {
+    fn start() -> SlowPhases {
+        let now = std::time::Instant::now();
+        SlowPhases {
+            started: now,
+            last: now,
+            phases: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.phases.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self, what: impl FnOnce(String) -> String) {
+        let took = self.started.elapsed();
+        if took.as_millis() < u128::from(crate::constants::SLOW_APPEND_MS) || !slow_append_line_allowed() {
+            return;
+        }
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(phase, spent)| format!("{phase} {:.1} ms", spent.as_secs_f64() * 1000.0))
+            .collect();
+        tracing::warn!(
+            "{} ({})",
+            what(format!("{:.1} ms", took.as_secs_f64() * 1000.0)),
+            phases.join(", ")
+        );
+    }
+}

@@ -1,36 +1,107 @@
-//! Produce-to-ack latency with an independent client (librdkafka through the rdkafka crate):
-//! one 100-byte record per request, linger.ms=0, one request in flight, each delivery awaited
-//! (spinning) before the next. Usage: one-record-latency BOOTSTRAP ACKS COUNT (the topic is `lat`).
+//! Produce-to-ack latency with an independent client (librdkafka through the rdkafka crate),
+//! 100-byte records, linger.ms=0, Nagle off, into the topic `lat`.
+//!
+//! Usage: one-record-latency BOOTSTRAP ACKS COUNT [RATE]
+//! - without RATE: one request in flight, each delivery awaited (spinning) before the next;
+//! - with RATE (records/s): records are sent on a fixed schedule whatever the answers do (an
+//!   open loop, librdkafka's default of five requests in flight), and each is timed from its
+//!   scheduled send to its delivery report, so a broker that falls behind shows as latency.
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+const WARM_UP: usize = 200;
+
+struct Timing {
+    latencies: Mutex<hdrhistogram::Histogram<u64>>,
+    failed: Mutex<usize>,
+}
+
+impl ClientContext for Timing {}
+
+impl ProducerContext for Timing {
+    type DeliveryOpaque = Box<(Instant, bool)>;
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Self::DeliveryOpaque) {
+        let (scheduled, counted) = *sent;
+        if result.is_err() {
+            *self.failed.lock().unwrap() += 1;
+        } else if counted {
+            let micros = scheduled.elapsed().as_micros() as u64;
+            self.latencies.lock().unwrap().record(micros.max(1)).unwrap();
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (bootstrap, acks, count): (&str, &str, usize) = (&args[1], &args[2], args[3].parse().unwrap());
-    let producer: BaseProducer = ClientConfig::new()
+    let rate: Option<u64> = args.get(4).map(|r| r.parse().unwrap());
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
         .set("linger.ms", "0")
-        .set("max.in.flight.requests.per.connection", "1")
-        .set("enable.idempotence", "false")
-        .create()
-        .unwrap();
-    let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        .set("socket.nagle.disable", "true")
+        .set("enable.idempotence", "false");
+    if rate.is_none() {
+        config.set("max.in.flight.requests.per.connection", "1");
+    }
+    let timing = Timing {
+        latencies: Mutex::new(hdrhistogram::Histogram::new(3).unwrap()),
+        failed: Mutex::new(0),
+    };
+    let producer: BaseProducer<Timing> = config.create_with_context(timing).unwrap();
     let value = vec![b'x'; 100];
-    for i in 0..count + 200 {
-        let started = Instant::now();
-        producer.send(BaseRecord::<(), [u8]>::to("lat").payload(&value)).unwrap();
+    let started = Instant::now();
+    for i in 0..count + WARM_UP {
+        let scheduled = match rate {
+            Some(rate) => started + Duration::from_nanos(i as u64 * 1_000_000_000 / rate),
+            None => Instant::now(),
+        };
         // Spin (the client has its own CPU): rdkafka's poll with a timeout can sleep out the
         // whole timeout after serving the delivery report, which would be measured.
-        while producer.in_flight_count() > 0 {
+        while Instant::now() < scheduled {
             producer.poll(Duration::ZERO);
         }
-        if i >= 200 {
-            h.record(started.elapsed().as_micros() as u64).unwrap();
+        let opaque = Box::new((scheduled, i >= WARM_UP));
+        let mut record = BaseRecord::with_opaque_to("lat", opaque).payload(&value[..]);
+        loop {
+            match producer.send::<(), [u8]>(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::ZERO);
+                }
+            }
+        }
+        if rate.is_none() {
+            while producer.in_flight_count() > 0 {
+                producer.poll(Duration::ZERO);
+            }
         }
     }
+    while producer.in_flight_count() > 0 {
+        producer.poll(Duration::from_millis(1));
+    }
+    let elapsed = started.elapsed();
+    let context = producer.context();
+    let h = context.latencies.lock().unwrap();
+    let mode = match rate {
+        Some(rate) => format!(
+            "{rate} records/s scheduled ({:.0} achieved)",
+            (count + WARM_UP) as f64 / elapsed.as_secs_f64()
+        ),
+        None => "one per request, one in flight".to_string(),
+    };
     println!(
-        "acks={acks}, 100-byte records, one per request: p50 {} us, p99 {} us, p99.9 {} us, max {} us ({count} records)",
-        h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max()
+        "acks={acks}, 100-byte records, {mode}: p50 {} us, p99 {} us, p99.9 {} us, max {} us ({} records, {} failed)",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+        h.len(),
+        context.failed.lock().unwrap()
     );
 }
