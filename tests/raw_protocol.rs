@@ -481,3 +481,78 @@ fn pipelined_produce_requests_land_in_the_order_sent() {
         );
     }
 }
+
+/// Pipelined requests of every kind are answered in order and whole when the broker joins
+/// answers ready together into one write: produces (answered once durable) between requests
+/// answered at once, and a fetch answer larger than what is joined.
+#[test]
+fn pipelined_answers_keep_their_order_when_joined() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{FetchResponse, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::records::Compression;
+
+    let broker = Broker::start();
+    broker.create_topic("joined", 1);
+    let big = Bytes::from(vec![b'x'; 200_000]);
+    let produce = |value: Bytes| {
+        let batch =
+            sluice::kafka::record_batch::encode_batch([(None, Some(value), 1_700_000_000_000)], Compression::None)
+                .unwrap();
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("joined")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))])])
+    };
+    // The big record first, alone, so the fetch below has it to answer with.
+    let mut stream = connect(&broker);
+    stream
+        .write_all(&request(ApiKey::Produce, 9, 1, &produce(big)))
+        .unwrap();
+    let first: ProduceResponse = response(&mut stream, ApiKey::Produce, 9, 1);
+    assert_eq!(first.responses[0].partition_responses[0].error_code, 0);
+
+    let versions = kafka_protocol::messages::ApiVersionsRequest::default();
+    let fetch = common::raw::fetch_request("joined", &[(0, 0)], 0, 1, 1 << 20, 1 << 20);
+    let mut pipelined = Vec::new();
+    let mut expected = Vec::new();
+    for round in 0..20 {
+        let id = 100 + round * 4;
+        pipelined.extend(request(
+            ApiKey::Produce,
+            9,
+            id,
+            &produce(Bytes::from(format!("small-{round}"))),
+        ));
+        pipelined.extend(request(ApiKey::ApiVersions, 0, id + 1, &versions));
+        pipelined.extend(request(ApiKey::Fetch, common::raw::FETCH_VERSION, id + 2, &fetch));
+        pipelined.extend(request(ApiKey::ApiVersions, 0, id + 3, &versions));
+        expected.extend([
+            (ApiKey::Produce, id),
+            (ApiKey::ApiVersions, id + 1),
+            (ApiKey::Fetch, id + 2),
+            (ApiKey::ApiVersions, id + 3),
+        ]);
+    }
+    stream.write_all(&pipelined).unwrap();
+    for (key, id) in expected {
+        match key {
+            ApiKey::Produce => {
+                let answer: ProduceResponse = response(&mut stream, key, 9, id);
+                assert_eq!(answer.responses[0].partition_responses[0].error_code, 0, "produce {id}");
+            }
+            ApiKey::Fetch => {
+                let answer: FetchResponse = response(&mut stream, key, common::raw::FETCH_VERSION, id);
+                let records = answer.responses[0].partitions[0].records.as_ref().expect("records");
+                assert!(records.len() > 200_000, "fetch {id} carries the big record whole");
+            }
+            _ => {
+                let answer: ApiVersionsResponse = response(&mut stream, key, 0, id);
+                assert_eq!(answer.error_code, 0, "api versions {id}");
+            }
+        }
+    }
+}

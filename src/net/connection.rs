@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::Either;
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use futures::FutureExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -56,6 +57,9 @@ struct InFlight {
 /// in one read); large frame bodies bypass it once they flow. Every open connection holds
 /// one, so it is kept small.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Responses already answered are joined into one write up to this many bytes; a larger
+/// one goes out on its own (joining copies).
+const RESPONSE_COALESCE_BYTES_MAX: usize = 64 * 1024;
 /// Most a direct read of a large frame's body asks for at once (and so zeroes first).
 const DIRECT_READ_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -356,7 +360,10 @@ async fn within<T>(deadline: Instant, work: impl Future<Output = T>) -> Result<T
 }
 
 /// Writes each request's response in arrival order; stops at the first request that closes
-/// the connection, or when the reader is done and everything is answered.
+/// the connection, or when the reader is done and everything is answered. Responses already
+/// answered behind the one being written go out with it in one write (up to
+/// [`RESPONSE_COALESCE_BYTES_MAX`]), so a pipelining client's answers cost one send, not one
+/// each.
 async fn write_responses(
     mut writer: futures::io::WriteHalf<TcpStream>,
     pending: LocalReceiver<InFlight>,
@@ -365,42 +372,113 @@ async fn write_responses(
     shard: Rc<Shard>,
 ) {
     let write_timeout = Duration::from_millis(shard.config.connections_max_idle_ms);
-    while let Some(request) = pending.recv().await {
+    // A request taken from the queue whose answer was not ready yet: the next to write.
+    let mut head: Option<InFlight> = None;
+    'requests: loop {
+        let request = match head.take() {
+            Some(request) => request,
+            None => match pending.recv().await {
+                Some(request) => request,
+                None => break,
+            },
+        };
         let outcome = match request.handled {
             Handled::Ready(outcome) => outcome,
             Handled::Later(outcome) => outcome.await,
         };
         in_flight.set(in_flight.get() - 1);
+        let mut closing = false;
+        // The responses to send now, whether each is a produce's, and what they hold.
+        let mut batch: Vec<(Bytes, bool)> = Vec::new();
+        let mut held = vec![request._held];
         match outcome {
-            Ok(Some(response)) => {
-                ShardMetrics::add(&shard.metrics.bytes_out, response.len() as u64);
-                // A client that stops reading its answers is closed after the idle timeout
-                // rather than holding its connection (and what it has in flight) forever.
-                let started = Instant::now();
-                let deadline = started + write_timeout;
-                match within(deadline, write_frame(&mut writer, &response)).await {
-                    Ok(Ok(())) if request.produce => shard.metrics.stage(Stage::ResponseWrite, started.elapsed()),
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::debug!("write to {peer}: {e}");
-                        break;
-                    }
-                    Err(()) => {
-                        ShardMetrics::add(&shard.metrics.connections_timed_out, 1);
-                        tracing::debug!("write to {peer}: no progress within connections.max.idle.ms");
-                        break;
-                    }
-                }
-            }
+            Ok(Some(response)) => batch.push((response, request.produce)),
             Ok(None) => {}
             // The reader has the reason too and logs it once, rate-limited.
             Err(_) => break,
+        }
+        while !closing && batch.iter().map(|(r, _)| r.len()).sum::<usize>() < RESPONSE_COALESCE_BYTES_MAX {
+            let Some(Some(next)) = pending.recv().now_or_never() else {
+                break;
+            };
+            let outcome = match next.handled {
+                Handled::Ready(outcome) => outcome,
+                Handled::Later(mut later) => match (&mut later).now_or_never() {
+                    Some(outcome) => outcome,
+                    None => {
+                        head = Some(InFlight {
+                            handled: Handled::Later(later),
+                            ..next
+                        });
+                        break;
+                    }
+                },
+            };
+            in_flight.set(in_flight.get() - 1);
+            held.push(next._held);
+            match outcome {
+                Ok(Some(response)) => batch.push((response, next.produce)),
+                Ok(None) => {}
+                Err(_) => closing = true,
+            }
+        }
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let bytes: u64 = batch.iter().map(|(r, _)| r.len() as u64).sum();
+            ShardMetrics::add(&shard.metrics.bytes_out, bytes);
+            // A client that stops reading its answers is closed after the idle timeout
+            // rather than holding its connection (and what it has in flight) forever.
+            match within(started + write_timeout, write_joined(&mut writer, &batch)).await {
+                Ok(Ok(())) => {
+                    for _ in batch.iter().filter(|(_, produce)| *produce) {
+                        shard.metrics.stage(Stage::ResponseWrite, started.elapsed());
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("write to {peer}: {e}");
+                    break 'requests;
+                }
+                Err(()) => {
+                    ShardMetrics::add(&shard.metrics.connections_timed_out, 1);
+                    tracing::debug!("write to {peer}: no progress within connections.max.idle.ms");
+                    break 'requests;
+                }
+            }
+        }
+        drop(held);
+        if closing {
+            break;
         }
     }
     let _ = writer.close().await;
 }
 
-async fn write_frame(writer: &mut futures::io::WriteHalf<TcpStream>, response: &Bytes) -> std::io::Result<()> {
-    writer.write_all(response).await?;
+/// Writes responses in order: runs of small ones joined into one write of at most
+/// [`RESPONSE_COALESCE_BYTES_MAX`], a larger one on its own (never copied).
+async fn write_joined(
+    writer: &mut futures::io::WriteHalf<TcpStream>,
+    responses: &[(Bytes, bool)],
+) -> std::io::Result<()> {
+    let mut joined = bytes::BytesMut::new();
+    for (response, _) in responses {
+        if joined.len() + response.len() > RESPONSE_COALESCE_BYTES_MAX {
+            if !joined.is_empty() {
+                writer.write_all(&joined).await?;
+                joined.clear();
+            }
+            if response.len() > RESPONSE_COALESCE_BYTES_MAX {
+                writer.write_all(response).await?;
+                continue;
+            }
+        }
+        if responses.len() == 1 {
+            writer.write_all(response).await?;
+        } else {
+            joined.extend_from_slice(response);
+        }
+    }
+    if !joined.is_empty() {
+        writer.write_all(&joined).await?;
+    }
     writer.flush().await
 }
