@@ -1,6 +1,8 @@
 //! The request path's hot pieces, per MiB of record batches: decoding a produce request,
 //! appending to a partition log (direct I/O, with the flusher running as under acks=1), and
-//! assembling a fetch response. Run: `cargo bench --bench request_path`.
+//! assembling a fetch response; and per request for a one-record produce: decode and
+//! validate, append, and joining ready answers for one write.
+//! Run: `cargo bench --bench request_path`.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -147,5 +149,71 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, fetch_assembly, append);
+/// One 100-byte record per request, as a `linger.ms=0` producer sends them: the frame through
+/// the broker's own decoder and record validation (what `decode` and `route` cost before the
+/// hop), its append, and ten small answers joined into one write's buffer.
+fn one_record(c: &mut Criterion) {
+    let record = record_batch::encode_batch(
+        [(None, Some(Bytes::from(vec![b'v'; 100])), 1_700_000_000_000)],
+        Compression::None,
+    )
+    .expect("encode");
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(name()).with_partition_data(
+            vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(record.clone()))],
+        )]);
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("bench")))
+        .encode(&mut frame, ApiKey::Produce.request_header_version(9))
+        .unwrap();
+    request.encode(&mut frame, 9).unwrap();
+    let frame = frame.freeze();
+    let rules = sluice::kafka::record_validate::Rules::for_topic(&TopicConfig::default(), 1_700_000_000_000);
+
+    let mut group = c.benchmark_group("one_record");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_and_validate_produce", |b| {
+        b.iter(|| {
+            let Ok(sluice::kafka::Decoded::Request {
+                request: RequestKind::Produce(produce),
+                ..
+            }) = sluice::kafka::decode_request(frame.clone())
+            else {
+                panic!("a produce request");
+            };
+            let records = produce.topic_data[0].partition_data[0]
+                .records
+                .as_ref()
+                .expect("records");
+            for range in record_batch::split_batches(records).expect("batches") {
+                sluice::kafka::record_validate::validate_produced(&records[range], &rules).expect("valid");
+            }
+        })
+    });
+    group.sample_size(20);
+    group.bench_function("append_one_record_batch", |b| {
+        b.iter_custom(|iters| time_appends(&record, iters))
+    });
+    let answers: Vec<Bytes> = (0..10).map(|_| Bytes::from(vec![0u8; 60])).collect();
+    group.bench_function("join_ten_answers", |b| {
+        b.iter(|| {
+            let mut joined = BytesMut::new();
+            for answer in &answers {
+                joined.extend_from_slice(answer);
+            }
+            joined.freeze()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, fetch_assembly, append, one_record);
 criterion_main!(benches);
