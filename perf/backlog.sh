@@ -12,20 +12,16 @@ seconds="${2:-5}"
 shift 2 || true
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(2000 5000 20000 50000)
-client_dir=perf/one-record-latency
-(cd "$client_dir" && cargo build --release --quiet)
-client="${CARGO_TARGET_DIR:-$client_dir/target}/release/one-record-latency"
+source perf/lib.sh
+client="$(perf_latency_client)"
 port=29296
 metrics_port=29297
 data="$(mktemp -d /var/tmp/sluice-backlog.XXXXXX)"
 log="$(mktemp)"
-"$bin" serve ${SLUICE_SERVE_ARGS:-} --cores 0 --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" --data-dir "$data" >"$log" 2>&1 &
-broker=$!
-trap 'kill -TERM "$broker" 2>/dev/null || true; wait "$broker" 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
-for _ in $(seq 1 600); do
-    grep -q "sluice listening on" "$log" && break
-    sleep 0.1
-done
+trap 'kill -TERM "${broker:-}" 2>/dev/null || true; wait "${broker:-}" 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
+# SLUICE_SERVE_ARGS: more `sluice serve` arguments, e.g. "--config FILE".
+# shellcheck disable=SC2086
+perf_start_broker "$bin" "$port" "127.0.0.1:$metrics_port" "$data" "$log" ${SLUICE_SERVE_ARGS:-}
 # The latency topic exists before the first run, so no run measures its creation.
 "$bin" topic -b "127.0.0.1:$port" create lat --partitions 1 >/dev/null
 scrape() { curl -s "http://127.0.0.1:$metrics_port/metrics" | grep '^sluice_produce_stage_nanoseconds_\(sum\|count\)'; }

@@ -8,19 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-target/release/sluice}"
 records="${2:-5000}"
-client_dir=perf/one-record-latency
-(cd "$client_dir" && cargo build --release --quiet)
-client="${CARGO_TARGET_DIR:-$client_dir/target}/release/one-record-latency"
+source perf/lib.sh
+client="$(perf_latency_client)"
 port=29292
 for acks in 1 all; do
     data="$(mktemp -d /var/tmp/sluice-latency.XXXXXX)"
     log="$(mktemp)"
-    "$bin" serve --cores 0 --listen "127.0.0.1:$port" --metrics-listen "" --data-dir "$data" >"$log" 2>&1 &
-    broker=$!
-    for _ in $(seq 1 600); do
-        grep -q "sluice listening on" "$log" && break
-        sleep 0.1
-    done
+    perf_start_broker "$bin" "$port" "" "$data" "$log"
     taskset -c 1 "$client" "127.0.0.1:$port" "$acks" "$records"
     kill -TERM "$broker"
     wait "$broker" || true

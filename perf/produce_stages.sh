@@ -10,20 +10,14 @@ cd "$(dirname "$0")/.."
 bin="${1:-target/release/sluice}"
 records="${2:-5000}"
 acks="${3:-all}"
-client_dir=perf/one-record-latency
-(cd "$client_dir" && cargo build --release --quiet)
-client="${CARGO_TARGET_DIR:-$client_dir/target}/release/one-record-latency"
+source perf/lib.sh
+client="$(perf_latency_client)"
 port=29293
 metrics_port=29294
 data="$(mktemp -d /var/tmp/sluice-stages.XXXXXX)"
 log="$(mktemp)"
-"$bin" serve --cores 0 --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" --data-dir "$data" >"$log" 2>&1 &
-broker=$!
-trap 'kill -TERM "$broker" 2>/dev/null || true; wait "$broker" 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
-for _ in $(seq 1 600); do
-    grep -q "sluice listening on" "$log" && break
-    sleep 0.1
-done
+trap 'kill -TERM "${broker:-}" 2>/dev/null || true; wait "${broker:-}" 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
+perf_start_broker "$bin" "$port" "127.0.0.1:$metrics_port" "$data" "$log"
 taskset -c 1 "$client" "127.0.0.1:$port" "$acks" "$records"
 python3 - "$metrics_port" <<'PY'
 import re, sys, urllib.request
