@@ -25,7 +25,7 @@ pub async fn handle(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     // The group's own configs (IncrementalAlterConfigs on the GROUP resource) or the broker's.
-    let interval = shard.group_config(&group_id).heartbeat_interval_ms as i32;
+    let timing = shard.group_config(&group_id);
     // Clients send an empty regex to mean "none".
     if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
         return failed(
@@ -79,7 +79,7 @@ pub async fn handle(
         );
         let answer = group.borrow_mut().heartbeat(
             heartbeat,
-            Duration::from_millis(shard.group_config(&group_id).session_timeout_ms),
+            Duration::from_millis(timing.session_timeout_ms),
             Instant::now(),
             &topics,
         );
@@ -118,7 +118,7 @@ pub async fn handle(
         .with_error_message(answer.message.map(str_bytes))
         .with_member_id(Some(str_bytes(answer.member_id)))
         .with_member_epoch(answer.epoch)
-        .with_heartbeat_interval_ms(interval)
+        .with_heartbeat_interval_ms(timing.heartbeat_interval_ms as i32)
         .with_assignment(assignment)
 }
 

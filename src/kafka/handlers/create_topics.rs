@@ -99,12 +99,7 @@ async fn create_one(shard: &Rc<Shard>, topic: CreatableTopic, validate_only: boo
 
 fn success(shard: &Rc<Shard>, version: i16, meta: TopicMeta) -> CreatableTopicResult {
     let configs = (version >= 5).then(|| {
-        let config = shard
-            .metadata()
-            .topic_defaults
-            .with_overrides(&meta.overrides)
-            .expect("overrides were validated");
-        describe_configs::topic_sources(shard, &config, &meta.overrides)
+        describe_configs::topic_sources(shard, &meta.overrides)
             .into_iter()
             .map(|(name, value, source)| {
                 CreatableTopicConfigs::default()

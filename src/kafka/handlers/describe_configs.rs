@@ -19,11 +19,11 @@ use crate::metadata::{MetadataSnapshot, Topic};
 use crate::shard::Shard;
 
 /// Kafka's ConfigSource codes.
-pub const SOURCE_TOPIC: i8 = 1;
+const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
-pub const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_DEFAULT: i8 = 5;
 const SOURCE_GROUP: i8 = 8;
 
 /// One config as described, before the wire form.
@@ -286,20 +286,24 @@ fn topic_entries(
         .collect()
 }
 
-/// Where a topic config's value comes from: the topic, a dynamic broker config, the config
-/// file or the default (CreateTopics v5+ reports it per config).
+/// The configs of a topic with `overrides` (validated), each with where its value comes
+/// from: the topic, a dynamic broker config, the config file or the default (CreateTopics
+/// v5+ reports them).
 pub fn topic_sources(
     shard: &Shard,
-    config: &TopicConfig,
     overrides: &std::collections::BTreeMap<String, String>,
 ) -> Vec<(&'static str, Option<String>, i8)> {
     let snapshot = shard.metadata();
+    let config = snapshot
+        .topic_defaults
+        .with_overrides(overrides)
+        .expect("overrides were validated");
     let view = View {
         shard,
         snapshot: &snapshot,
         builtin: TopicConfig::default(),
     };
-    topic_entries(&view, config, overrides)
+    topic_entries(&view, &config, overrides)
         .into_iter()
         .zip(TOPIC_KEYS)
         .map(|(entry, key)| {
