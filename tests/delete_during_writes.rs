@@ -66,6 +66,9 @@ fn topics_deleted_while_written_leave_no_errors_and_no_files() {
     let errors: Vec<&String> = log
         .iter()
         .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        // A slow-append line reports time spent (a loaded CI machine can take 100 ms to roll a
+        // segment), not a failure; anything else at WARN or above is one.
+        .filter(|l| !is_slow_append_line(l))
         .collect();
     assert!(errors.is_empty(), "the broker logged failures: {errors:#?}");
     drop(log);
@@ -75,4 +78,10 @@ fn topics_deleted_while_written_leave_no_errors_and_no_files() {
         .client()
         .fetch_metadata(None, WAIT)
         .expect("metadata");
+}
+
+/// Whether `line` is the storage layer's slow-append timing report
+/// (`<partition>: an append of N bytes took T ms (phases)`).
+fn is_slow_append_line(line: &str) -> bool {
+    line.contains("sluice::storage::log:") && line.contains(": an append of ") && line.contains(" took ")
 }
