@@ -49,6 +49,17 @@ unsafe impl GlobalAlloc for SluiceAllocator {
         }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !mapped(layout) {
+            // SAFETY: forwarded with the caller's layout, which meets alloc_zeroed's contract.
+            // The system allocator knows which memory is zero already (fresh mappings), so a
+            // large zeroed buffer costs no page until it is written.
+            return unsafe { System.alloc_zeroed(layout) };
+        }
+        // SAFETY: as alloc; a fresh anonymous mapping reads as zeroes.
+        unsafe { self.alloc(layout) }
+    }
+
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
         if !mapped(layout) {
             // SAFETY: this pointer came from System.alloc with this layout (see alloc).

@@ -145,6 +145,8 @@ pub struct ShardMetrics {
     pub connections_timed_out: Cell<u64>,
     /// Frame reads that had to wait for the shard's `queued.max.request.bytes` budget.
     pub request_budget_waits: Cell<u64>,
+    /// Response sends that found the socket's buffer full and waited for the client to read.
+    pub response_send_waits: Cell<u64>,
     io_reads: Cell<u64>,
     io_read_bytes: Cell<u64>,
     io_writes: Cell<u64>,
@@ -171,6 +173,7 @@ impl Default for ShardMetrics {
             connection_errors: Cell::new(0),
             connections_timed_out: Cell::new(0),
             request_budget_waits: Cell::new(0),
+            response_send_waits: Cell::new(0),
             io_reads: Cell::new(0),
             io_read_bytes: Cell::new(0),
             io_writes: Cell::new(0),
@@ -276,6 +279,11 @@ impl ShardMetrics {
                     "request_budget_waits_total",
                     "Frame reads that waited for the shard's request byte budget.",
                     self.request_budget_waits.get(),
+                ),
+                (
+                    "response_send_waits_total",
+                    "Response sends that found the socket buffer full and waited for the client.",
+                    self.response_send_waits.get(),
                 ),
                 (
                     "io_file_reads_total",

@@ -7,6 +7,7 @@
 //! (KIP-511), so a newer client can retry with a version we know.
 
 pub mod authorized;
+pub mod frame;
 pub mod handlers;
 pub mod record_batch;
 pub mod record_validate;
@@ -20,10 +21,11 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::shard::Shard;
+use frame::{ResponseFrame, Splices};
 
 /// What handling one frame produced: a response frame, nothing (acks=0 produce), or a
 /// reason to close the connection after the responses before it.
-pub type Outcome = Result<Option<Bytes>, String>;
+pub type Outcome = Result<Option<ResponseFrame>, String>;
 
 /// A frame's outcome now, or one that becomes ready later (a produce waiting for its records
 /// to become durable); the connection writes them in request order either way.
@@ -161,6 +163,10 @@ async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Res
             None => Ok(None),
         }
     };
+    let finish_spliced = move |shard: &Shard, response: ResponseKind, splices: Splices| {
+        count(shard, key, Some(&response), started.elapsed());
+        encode_spliced(key, version, correlation_id, &response, splices).map(Some)
+    };
     // A v10 OffsetCommit or OffsetFetch is served as the v9 it is but for topic ids.
     let (header, request) = if by_topic_id {
         let mut request = request;
@@ -171,6 +177,7 @@ async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Res
     };
     Ok(match handlers::dispatch(shard, &header, request, peer).await? {
         handlers::Dispatched::Now(response) => Handled::Ready(finish(shard, response)),
+        handlers::Dispatched::Spliced(response, splices) => Handled::Ready(finish_spliced(shard, response, splices)),
         handlers::Dispatched::Later(response) => {
             let shard = shard.clone();
             Handled::Later(Box::pin(async move { finish(&shard, response.await) }))
@@ -210,12 +217,53 @@ fn count(shard: &Shard, key: ApiKey, response: Option<&ResponseKind>, elapsed: s
 }
 
 /// Length prefix, response header, body.
-fn encode_response(key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Result<Bytes, String> {
+fn encode_response(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<ResponseFrame, String> {
     frame_response(key, version, correlation_id, |frame| {
         response
             .encode(frame, handlers::codec_version(key, version))
             .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))
     })
+}
+
+/// As [`encode_response`], with the stored record bytes of `splices` taken by reference
+/// ([`frame`]); a response with none is encoded as one buffer.
+fn encode_spliced(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+    splices: Splices,
+) -> Result<ResponseFrame, String> {
+    if splices.is_empty() {
+        return encode_response(key, version, correlation_id, response);
+    }
+    // Only a Fetch response carries records (and ResponseKind encodes into a BytesMut only).
+    let ResponseKind::Fetch(fetch) = response else {
+        return Err(format!(
+            "{key:?} v{version}: records to splice into a response that has none"
+        ));
+    };
+    frame::spliced_frame(
+        |head| encode_header(key, version, correlation_id, head),
+        splices,
+        |body| {
+            fetch
+                .encode(body, handlers::codec_version(key, version))
+                .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))
+        },
+    )
+}
+
+fn encode_header(key: ApiKey, version: i16, correlation_id: i32, frame: &mut BytesMut) -> Result<(), String> {
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(frame, key.response_header_version(version))
+        .map_err(|e| format!("encoding {key:?} response header: {e}"))
 }
 
 /// Length prefix, response header, then what `body` writes.
@@ -224,15 +272,12 @@ fn frame_response(
     version: i16,
     correlation_id: i32,
     body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
-) -> Result<Bytes, String> {
+) -> Result<ResponseFrame, String> {
     let mut frame = BytesMut::with_capacity(256);
     frame.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut frame, key.response_header_version(version))
-        .map_err(|e| format!("encoding {key:?} response header: {e}"))?;
+    encode_header(key, version, correlation_id, &mut frame)?;
     body(&mut frame)?;
     let length = (frame.len() - 4) as i32;
     frame[..4].copy_from_slice(&length.to_be_bytes());
-    Ok(frame.freeze())
+    Ok(ResponseFrame::whole(frame.freeze()))
 }

@@ -24,6 +24,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -38,6 +40,7 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
+use crate::kafka::frame::ResponseFrame;
 use crate::kafka::{self, Handled};
 use crate::metrics::{ShardMetrics, Stage};
 use crate::net::request_memory::{ArrivingFrame, GrowFailed, Reservation};
@@ -57,9 +60,11 @@ struct InFlight {
 /// in one read); large frame bodies bypass it once they flow. Every open connection holds
 /// one, so it is kept small.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
-/// Responses already answered are joined into one write up to this many bytes; a larger
-/// one goes out on its own (joining copies).
-const RESPONSE_COALESCE_BYTES_MAX: usize = 64 * 1024;
+/// Responses already answered go out together, in one vectored send, while they add up to
+/// less than this; the requests they answer hold their budget until the send completes.
+const RESPONSE_GATHER_BYTES_MAX: usize = 1024 * 1024;
+/// Most buffers one vectored send passes (Linux's `IOV_MAX`).
+const SEND_PIECES_MAX: usize = 1024;
 /// Most a direct read of a large frame's body asks for at once (and so zeroes first).
 const DIRECT_READ_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -79,7 +84,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+    let socket = stream.as_raw_fd();
     let (reader, writer) = stream.split();
+    let writer = ResponseSocket { half: writer, socket };
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
     let in_flight = Rc::new(Cell::new(0usize));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
@@ -361,11 +368,11 @@ async fn within<T>(deadline: Instant, work: impl Future<Output = T>) -> Result<T
 
 /// Writes each request's response in arrival order; stops at the first request that closes
 /// the connection, or when the reader is done and everything is answered. Responses already
-/// answered behind the one being written go out with it in one write (up to
-/// [`RESPONSE_COALESCE_BYTES_MAX`]), so a pipelining client's answers cost one send, not one
-/// each.
+/// answered behind the one being written go out with it in one vectored send (while they add
+/// up to less than [`RESPONSE_GATHER_BYTES_MAX`]), so a pipelining client's answers cost one
+/// send, not one each, and a fetch's stored batches go out without being copied.
 async fn write_responses(
-    mut writer: futures::io::WriteHalf<TcpStream>,
+    mut writer: ResponseSocket,
     pending: LocalReceiver<InFlight>,
     in_flight: Rc<Cell<usize>>,
     peer: String,
@@ -389,7 +396,7 @@ async fn write_responses(
         in_flight.set(in_flight.get() - 1);
         let mut closing = false;
         // The responses to send now, whether each is a produce's, and what they hold.
-        let mut batch: Vec<(Bytes, bool)> = Vec::new();
+        let mut batch: Vec<(ResponseFrame, bool)> = Vec::new();
         let mut held = vec![request._held];
         match outcome {
             Ok(Some(response)) => batch.push((response, request.produce)),
@@ -397,7 +404,7 @@ async fn write_responses(
             // The reader has the reason too and logs it once, rate-limited.
             Err(_) => break,
         }
-        while !closing && batch.iter().map(|(r, _)| r.len()).sum::<usize>() < RESPONSE_COALESCE_BYTES_MAX {
+        while !closing && batch.iter().map(|(r, _)| r.len()).sum::<usize>() < RESPONSE_GATHER_BYTES_MAX {
             let Some(Some(next)) = pending.recv().now_or_never() else {
                 break;
             };
@@ -428,7 +435,8 @@ async fn write_responses(
             ShardMetrics::add(&shard.metrics.bytes_out, bytes);
             // A client that stops reading its answers is closed after the idle timeout
             // rather than holding its connection (and what it has in flight) forever.
-            match within(started + write_timeout, write_joined(&mut writer, &batch)).await {
+            let pieces: Vec<&Bytes> = batch.iter().flat_map(|(response, _)| response.pieces()).collect();
+            match within(started + write_timeout, writer.send_all(&pieces, &shard.metrics)).await {
                 Ok(Ok(())) => {
                     for _ in batch.iter().filter(|(_, produce)| *produce) {
                         shard.metrics.stage(Stage::ResponseWrite, started.elapsed());
@@ -450,35 +458,68 @@ async fn write_responses(
             break;
         }
     }
-    let _ = writer.close().await;
+    let _ = writer.half.close().await;
 }
 
-/// Writes responses in order: runs of small ones joined into one write of at most
-/// [`RESPONSE_COALESCE_BYTES_MAX`], a larger one on its own (never copied).
-async fn write_joined(
-    writer: &mut futures::io::WriteHalf<TcpStream>,
-    responses: &[(Bytes, bool)],
-) -> std::io::Result<()> {
-    let mut joined = bytes::BytesMut::new();
-    for (response, _) in responses {
-        if joined.len() + response.len() > RESPONSE_COALESCE_BYTES_MAX {
-            if !joined.is_empty() {
-                writer.write_all(&joined).await?;
-                joined.clear();
-            }
-            if response.len() > RESPONSE_COALESCE_BYTES_MAX {
-                writer.write_all(response).await?;
+/// The connection's writing half, and its socket for vectored sends.
+struct ResponseSocket {
+    half: futures::io::WriteHalf<TcpStream>,
+    /// The stream's descriptor: open while `half` (which shares the stream) exists.
+    socket: RawFd,
+}
+
+impl ResponseSocket {
+    /// Sends `pieces` in order. glommio's stream has no vectored write, so the pieces go out
+    /// with `sendmsg` straight on the socket, without waiting (as glommio's own write first
+    /// tries); when the socket's buffer is full, one ordinary write through glommio waits
+    /// until it takes bytes again. Both write to the same socket in turn, so order holds.
+    async fn send_all(&mut self, pieces: &[&Bytes], metrics: &ShardMetrics) -> std::io::Result<()> {
+        let mut index = 0;
+        // Bytes of pieces[index] already sent.
+        let mut sent_of_piece = 0;
+        while index < pieces.len() {
+            if sent_of_piece == pieces[index].len() {
+                index += 1;
+                sent_of_piece = 0;
                 continue;
             }
+            let slices: Vec<IoSlice<'_>> = std::iter::once(&pieces[index][sent_of_piece..])
+                .chain(pieces[index + 1..].iter().map(|piece| &piece[..]))
+                .filter(|slice| !slice.is_empty())
+                .take(SEND_PIECES_MAX)
+                .map(IoSlice::new)
+                .collect();
+            let mut sent = match self.send_now(&slices) {
+                Ok(sent) => sent,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    ShardMetrics::add(&metrics.response_send_waits, 1);
+                    match self.half.write(&pieces[index][sent_of_piece..]).await? {
+                        0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                        sent => sent,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            while sent > 0 {
+                let left = pieces[index].len() - sent_of_piece;
+                if sent < left {
+                    sent_of_piece += sent;
+                    break;
+                }
+                sent -= left;
+                index += 1;
+                sent_of_piece = 0;
+            }
         }
-        if responses.len() == 1 {
-            writer.write_all(response).await?;
-        } else {
-            joined.extend_from_slice(response);
-        }
+        Ok(())
     }
-    if !joined.is_empty() {
-        writer.write_all(&joined).await?;
+
+    /// One `sendmsg` of `slices` that does not wait: what the socket took, or WouldBlock.
+    fn send_now(&self, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        // SAFETY: `socket` is the descriptor of the stream `half` shares, which stays open
+        // while `self` exists; the borrow lives only for this call.
+        let socket = unsafe { BorrowedFd::borrow_raw(self.socket) };
+        socket2::SockRef::from(&socket).send_vectored_with_flags(slices, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
     }
-    writer.flush().await
 }

@@ -252,6 +252,15 @@ impl Broker {
         (head.lines().next().unwrap_or_default().to_string(), body.to_string())
     }
 
+    /// The sum over shards of the counter `sluice_<name>` from the metrics endpoint.
+    pub fn counter(&self, name: &str) -> u64 {
+        let (_, body) = self.scrape("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(&format!("sluice_{name}{{")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Polls the broker's log until a line satisfies `found`, failing after [`WAIT`].
     pub fn wait_for_log(&self, what: &str, found: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + WAIT;

@@ -14,6 +14,10 @@
 //! spent returns no records this time (the consumer fetches again), so concurrent fetches
 //! never wait on each other's budget and never deadlock.
 //!
+//! No copy: each partition's records are the stored `Bytes` (cache entries, or slices of one
+//! disk read), registered as [`Splices`] and taken by reference when the response is encoded;
+//! the connection sends them with vectored writes ([`crate::kafka::frame`]).
+//!
 //! Fetch sessions (KIP-227) are not kept: the response's session id is 0, which tells the
 //! client to send full fetch requests.
 
@@ -21,7 +25,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::TopicName;
@@ -29,6 +33,7 @@ use kafka_protocol::messages::TopicName;
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::error::KafkaCode;
 use crate::ids::{Offset, PartitionId, ShardId};
+use crate::kafka::frame::Splices;
 use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes};
 use crate::kafka::record_batch;
 use crate::shard::Shard;
@@ -73,7 +78,9 @@ enum Slot {
     Failed(KafkaCode),
 }
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> FetchResponse {
+/// The response, and the stored record bytes it carries by reference (see
+/// [`crate::kafka::frame`]): nothing is copied into the response.
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> (FetchResponse, Splices) {
     let started = Instant::now();
     let snapshot = shard.metadata();
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -148,6 +155,8 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
 
     let mut reads = reads.into_iter();
     let mut slots = slots.into_iter();
+    // Registered in the order the codec writes the partitions: topics, then partitions.
+    let mut splices = Splices::default();
     let responses = topics
         .into_iter()
         .map(|(name, id, partitions)| {
@@ -164,7 +173,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
                         .with_high_watermark(read.high_watermark)
                         .with_last_stable_offset(read.high_watermark)
                         .with_log_start_offset(read.log_start_offset)
-                        .with_records(Some(concat(read.records)))
+                        .with_records(Some(splices.records(read.records)))
                 })
                 .collect();
             let name = if version >= 13 { TopicName(str_bytes("")) } else { name };
@@ -174,7 +183,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> F
                 .with_partitions(partitions)
         })
         .collect();
-    FetchResponse::default().with_responses(responses)
+    (FetchResponse::default().with_responses(responses), splices)
 }
 
 async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], response_max: usize) -> Vec<Read> {
@@ -347,19 +356,5 @@ fn limit_response_bytes(reads: &mut [Read], max_bytes: usize) {
             }
         }
         read.records = kept;
-    }
-}
-
-fn concat(records: Vec<Bytes>) -> Bytes {
-    match records.len() {
-        0 => Bytes::new(),
-        1 => records.into_iter().next().expect("one"),
-        _ => {
-            let mut joined = BytesMut::with_capacity(records.iter().map(Bytes::len).sum());
-            for part in records {
-                joined.extend_from_slice(&part);
-            }
-            joined.freeze()
-        }
     }
 }

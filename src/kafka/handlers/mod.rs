@@ -48,6 +48,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use kafka_protocol::protocol::StrBytes;
 
 use crate::ids::ShardId;
+use crate::kafka::frame::Splices;
 use crate::shard::Shard;
 
 /// One served API: the versions advertised (`min..=max`) and decoded (`min_served..=max`).
@@ -144,6 +145,8 @@ pub fn codec_version(key: ApiKey, version: i16) -> i16 {
 #[allow(clippy::large_enum_variant)]
 pub enum Dispatched {
     Now(Option<ResponseKind>),
+    /// A response carrying stored record bytes by reference (Fetch).
+    Spliced(ResponseKind, Splices),
     Later(LocalBoxFuture<'static, Option<ResponseKind>>),
 }
 
@@ -161,6 +164,10 @@ pub async fn dispatch(
             answer.await.map(ResponseKind::Produce)
         })));
     }
+    if let RequestKind::Fetch(r) = request {
+        let (response, splices) = fetch::handle(shard, version, r).await;
+        return Ok(Dispatched::Spliced(ResponseKind::Fetch(response), splices));
+    }
     dispatch_now(shard, header, request, peer).await.map(Dispatched::Now)
 }
 
@@ -177,7 +184,6 @@ async fn dispatch_now(
     Ok(Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(shard, version, r).await),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shard, version, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(shard, version, r).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(shard, version, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(shard, version, r).await),
