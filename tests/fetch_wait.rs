@@ -279,3 +279,40 @@ fn config_file(toml: &str) -> String {
     std::fs::write(&path, toml).unwrap();
     path.to_str().unwrap().to_string()
 }
+
+/// A long-poll whose partitions all live on one shard costs one cross-shard hop at most (the
+/// owner reads, parks and reads again itself), however long it waits; before, a waiting fetch
+/// took a hop to read, one to register its wait and one to read again. Several connections,
+/// so some land on the shard that does not own the partition.
+#[test]
+fn a_long_poll_on_one_shards_partitions_costs_at_most_one_hop() {
+    let broker = Broker::start();
+    broker.create_topic("one-shard", 1);
+    for correlation_id in 1..=6 {
+        let mut stream = connect(&broker);
+        // A scrape gathers every shard's metrics, which is itself a hop: measure it too.
+        let first = broker.counter("cross_shard_hops_total");
+        let before = broker.counter("cross_shard_hops_total");
+        let scrape = before - first;
+        let started = Instant::now();
+        stream
+            .write_all(&request(
+                ApiKey::Fetch,
+                FETCH_VERSION,
+                correlation_id,
+                &fetch_request("one-shard", &[(0, 0)], 300, 1, 1 << 20, 1 << 20),
+            ))
+            .unwrap();
+        let answer: FetchResponse = response(&mut stream, ApiKey::Fetch, FETCH_VERSION, correlation_id);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "waited out max_wait_ms"
+        );
+        assert_eq!(records_bytes(&answer), vec![0]);
+        let hops = broker.counter("cross_shard_hops_total") - before - scrape;
+        assert!(
+            hops <= 1,
+            "connection {correlation_id}: a waiting fetch took {hops} hops"
+        );
+    }
+}

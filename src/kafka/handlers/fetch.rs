@@ -8,6 +8,12 @@
 //! falls short of `min_bytes`, the handler parks until some wanted partition's high
 //! watermark moves past what that read saw, or the deadline passes.
 //!
+//! Hops: when every wanted partition lives on one shard (always so on a one-shard broker),
+//! the whole long-poll is one hop: the owner reads, parks and reads again itself. A fetch
+//! spanning shards needs the total across them, so its handler reads (one hop per shard),
+//! waits (registered on each shard in one step with the check of what its read saw) and
+//! reads again.
+//!
 //! Memory: each owner shard reads its partitions in request order, each within what is left
 //! of the response's byte limit, and takes the bytes it returns from its fetch read budget
 //! (`fetch.read.memory.bytes`) until the response is assembled. A read that finds the budget
@@ -131,14 +137,26 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> (
     // More than the response may carry can never arrive: waiting for it would only wait out
     // the deadline with the answer in hand.
     let min_bytes = (request.min_bytes.max(0) as usize).min(response_max);
-    let mut reads = read_all(shard, &wanted, response_max).await;
+    let wait = Wait { min_bytes, deadline };
+    let mut reads = match single_owner(&wanted) {
+        // Every partition on one shard (always so on a one-shard broker): the read and the
+        // long-poll are one hop, the owner parking between reads itself.
+        Some(owner) if !refused => {
+            let partitions: Vec<Wanted> = wanted.iter().map(|(_, w)| w.clone()).collect();
+            shard
+                .invoke_on(owner, move |target| read_until(target, partitions, response_max, wait))
+                .await
+                .unwrap_or_else(|_| {
+                    wanted
+                        .iter()
+                        .map(|_| Read::failed(KafkaCode::NotLeaderOrFollower))
+                        .collect()
+                })
+        }
+        _ => read_all(shard, &wanted, response_max).await,
+    };
     loop {
-        let answer_now = refused
-            || wanted.is_empty()
-            || reads.iter().any(|r| r.error.is_some())
-            || total_bytes(&reads) >= min_bytes
-            || Instant::now() >= deadline;
-        if answer_now {
+        if refused || wait.satisfied(&reads) {
             break;
         }
         let seen: Vec<(ShardId, Wanted, i64)> = wanted
@@ -194,6 +212,61 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], response_max:
         || Read::failed(KafkaCode::NotLeaderOrFollower),
     )
     .await
+}
+
+/// When a fetch is answered: once its reads hold `min_bytes` (or any error, or nothing was
+/// wanted), or at `deadline`.
+#[derive(Clone, Copy)]
+struct Wait {
+    min_bytes: usize,
+    deadline: Instant,
+}
+
+impl Wait {
+    fn satisfied(&self, reads: &[Read]) -> bool {
+        reads.is_empty()
+            || reads.iter().any(|r| r.error.is_some())
+            || total_bytes(reads) >= self.min_bytes
+            || Instant::now() >= self.deadline
+    }
+}
+
+/// The one shard every wanted partition lives on, if there is one.
+fn single_owner(wanted: &[(ShardId, Wanted)]) -> Option<ShardId> {
+    let first = wanted.first()?.0;
+    wanted.iter().all(|(owner, _)| *owner == first).then_some(first)
+}
+
+/// Runs on the owner shard of every wanted partition: reads them, and until `wait` is
+/// satisfied gives the read budget back, parks until some partition's high watermark moves
+/// past what its read saw (checked and registered right after the read, so no append is
+/// missed), and reads again.
+async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usize, wait: Wait) -> Vec<Read> {
+    loop {
+        let mut reads = read_shard(shard.clone(), partitions.clone(), response_max).await;
+        if wait.satisfied(&reads) {
+            return reads;
+        }
+        let mut signals = Vec::with_capacity(partitions.len());
+        for (w, read) in partitions.iter().zip(&reads) {
+            match shard.partition(&w.topic, w.partition) {
+                Some(log) if log.high_watermark().0 == read.high_watermark => signals.push(log.signal.wait()),
+                // Appended to (or gone) since the read: read again at once.
+                _ => {
+                    signals.clear();
+                    break;
+                }
+            }
+        }
+        let held: u64 = reads.iter_mut().map(|r| std::mem::take(&mut r.budget_held)).sum();
+        shard.fetch_read_budget.signal(held);
+        if signals.is_empty() {
+            continue;
+        }
+        let remaining = wait.deadline.saturating_duration_since(Instant::now());
+        let any_append = futures::future::select_all(signals);
+        futures::future::select(Box::pin(any_append), Box::pin(glommio::timer::sleep(remaining))).await;
+    }
 }
 
 /// Runs on the owner shard: its partitions in request order, each within what is left of
