@@ -2,13 +2,16 @@
 # Runs the performance scenarios S1-S6 (see perf/README.md) against a release build of
 # Sluice: the broker as one shard pinned to CPU 0, `sluice bench` pinned to CPU 1.
 #   perf/run.sh [OUTPUT_DIR]      (default perf/results/<date>)
+# SLUICE_BIN names another broker binary to measure (for an A/B against an older build).
 # Each scenario's JSON result, the broker's log and metrics, and summary.md land in OUTPUT_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-perf/results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
-cargo build --release --quiet
-bin=target/release/sluice
+if [ -z "${SLUICE_BIN:-}" ]; then
+    cargo build --release --quiet
+fi
+bin="${SLUICE_BIN:-target/release/sluice}"
 data="$(mktemp -d /var/tmp/sluice-perf.XXXXXX)"
 port=29092
 metrics=29644
