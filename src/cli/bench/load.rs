@@ -293,7 +293,9 @@ pub fn join_all(handles: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<
     first
 }
 
-/// Waits until the wall clock reads `at_us`: sleeps most of the way, then spins.
+/// Waits until the wall clock reads `at_us`: sleeps most of the way, then spins, yielding the
+/// CPU on each turn: the producer's ack reader shares its CPU, and a spin that does not yield
+/// delays the reader by whole scheduler slices, which would show as the broker's latency.
 fn wait_until_us(at_us: i64) {
     loop {
         let left = at_us - now_us();
@@ -303,7 +305,7 @@ fn wait_until_us(at_us: i64) {
         if left > 200 {
             std::thread::sleep(Duration::from_micros((left - 100) as u64));
         } else {
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 }
