@@ -10,9 +10,9 @@
 //!
 //! Hops: when every wanted partition lives on one shard (always so on a one-shard broker),
 //! the whole long-poll is one hop: the owner reads, parks and reads again itself. A fetch
-//! spanning shards needs the total across them, so its handler reads (one hop per shard),
-//! waits (registered on each shard in one step with the check of what its read saw) and
-//! reads again.
+//! spanning shards needs the total across them: each round is one hop per shard that reads
+//! and, in the same step, watches what it read; the handler waits for the first watch to fire
+//! and starts the next round.
 //!
 //! Memory: each owner shard reads its partitions in request order, each within what is left
 //! of the response's byte limit, and takes the bytes it returns from its fetch read budget
@@ -27,11 +27,13 @@
 //! Fetch sessions (KIP-227) are not kept: the response's session id is 0, which tells the
 //! client to send full fetch requests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::future::Either;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::TopicName;
@@ -153,21 +155,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> (
                         .collect()
                 })
         }
-        _ => read_all(shard, &wanted, response_max).await,
+        // Answered at once: nothing wanted, or a partition refused.
+        _ if refused || wanted.is_empty() => read_all(shard, &wanted, response_max).await,
+        _ => read_across_shards(shard, &wanted, response_max, wait).await,
     };
-    loop {
-        if refused || wait.satisfied(&reads) {
-            break;
-        }
-        let seen: Vec<(ShardId, Wanted, i64)> = wanted
-            .iter()
-            .zip(&reads)
-            .map(|((owner, w), read)| (*owner, w.clone(), read.high_watermark))
-            .collect();
-        release_budget(shard, &wanted, &mut reads);
-        wait_for_appends(shard, seen, deadline).await;
-        reads = read_all(shard, &wanted, response_max).await;
-    }
     limit_response_bytes(&mut reads, response_max);
     release_budget(shard, &wanted, &mut reads);
 
@@ -214,6 +205,122 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], response_max:
     .await
 }
 
+/// A wanted partition on its way to its owner shard. The first of each shard carries that
+/// shard's wake-up, which the owner fires when an append could change the answer.
+struct Watched {
+    wanted: Wanted,
+    wake: Option<oneshot::Sender<()>>,
+}
+
+/// A fetch whose partitions live on several shards: each round is one hop per shard, which
+/// reads and, in the same step, registers a watch on what it read; the handler waits for the
+/// first watch to fire (or the deadline) and reads again. Watches of a round end when the
+/// round is over (their receivers dropped), so none outlives its fetch.
+async fn read_across_shards(
+    shard: &Rc<Shard>,
+    wanted: &[(ShardId, Wanted)],
+    response_max: usize,
+    wait: Wait,
+) -> Vec<Read> {
+    loop {
+        let mut wakes = Vec::new();
+        let mut armed = BTreeSet::new();
+        let items: Vec<(ShardId, Watched)> = wanted
+            .iter()
+            .map(|(owner, w)| {
+                let wake = armed.insert(*owner).then(|| {
+                    let (sender, receiver) = oneshot::channel();
+                    wakes.push(receiver);
+                    sender
+                });
+                (
+                    *owner,
+                    Watched {
+                        wanted: w.clone(),
+                        wake,
+                    },
+                )
+            })
+            .collect();
+        let mut reads = fan_out_per_shard(
+            shard,
+            items,
+            move |target, items| read_and_watch(target, items, response_max, wait),
+            || Read::failed(KafkaCode::NotLeaderOrFollower),
+        )
+        .await;
+        if wait.satisfied(&reads) {
+            return reads;
+        }
+        // What the reads hold goes back with its budget: the wait holds nothing.
+        release_budget(shard, wanted, &mut reads);
+        drop(reads);
+        // A shard that set no watch dropped its wake-up: that one never fires.
+        let fired = wakes.into_iter().map(|wake| {
+            Box::pin(async move {
+                if wake.await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+            })
+        });
+        let remaining = wait.deadline.saturating_duration_since(Instant::now());
+        futures::future::select(
+            futures::future::select_all(fired),
+            Box::pin(glommio::timer::sleep(remaining)),
+        )
+        .await;
+    }
+}
+
+/// Runs on the owner shard: reads its partitions and, unless what it read settles the fetch
+/// on its own, watches them for the handler.
+async fn read_and_watch(shard: Rc<Shard>, items: Vec<Watched>, response_max: usize, wait: Wait) -> Vec<Read> {
+    let mut wake = None;
+    let mut partitions = Vec::with_capacity(items.len());
+    for item in items {
+        wake = wake.or(item.wake);
+        partitions.push(item.wanted);
+    }
+    let reads = read_shard(shard.clone(), partitions.clone(), response_max).await;
+    if let Some(wake) = wake {
+        if !wait.satisfied(&reads) {
+            watch(&shard, &partitions, &reads, wait.deadline, wake);
+        }
+    }
+    reads
+}
+
+/// Fires `wake` once any of `partitions` has a high watermark past the one its read saw:
+/// checked now, right after the reads, so no append made since is missed. The watch ends at
+/// the deadline, or as soon as the handler stops listening.
+fn watch(shard: &Rc<Shard>, partitions: &[Wanted], reads: &[Read], deadline: Instant, mut wake: oneshot::Sender<()>) {
+    let mut signals = Vec::with_capacity(partitions.len());
+    for (w, read) in partitions.iter().zip(reads) {
+        match shard.partition(&w.topic, w.partition) {
+            Some(log) if log.high_watermark().0 == read.high_watermark => signals.push(log.signal.wait()),
+            // Appended to (or gone) since the read: the handler reads again at once.
+            _ => {
+                let _ = wake.send(());
+                return;
+            }
+        }
+    }
+    glommio::spawn_local(async move {
+        let appended = {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let stop = futures::future::select(wake.cancellation(), Box::pin(glommio::timer::sleep(remaining)));
+            matches!(
+                futures::future::select(futures::future::select_all(signals), stop).await,
+                Either::Left(_)
+            )
+        };
+        if appended {
+            let _ = wake.send(());
+        }
+    })
+    .detach();
+}
+
 /// When a fetch is answered: once its reads hold `min_bytes` (or any error, or nothing was
 /// wanted), or at `deadline`.
 #[derive(Clone, Copy)]
@@ -243,7 +350,7 @@ fn single_owner(wanted: &[(ShardId, Wanted)]) -> Option<ShardId> {
 /// missed), and reads again.
 async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usize, wait: Wait) -> Vec<Read> {
     loop {
-        let mut reads = read_shard(shard.clone(), partitions.clone(), response_max).await;
+        let reads = read_shard(shard.clone(), partitions.clone(), response_max).await;
         if wait.satisfied(&reads) {
             return reads;
         }
@@ -258,7 +365,9 @@ async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usi
                 }
             }
         }
-        let held: u64 = reads.iter_mut().map(|r| std::mem::take(&mut r.budget_held)).sum();
+        // What the reads hold goes back with its budget: the wait holds nothing.
+        let held: u64 = reads.iter().map(|r| r.budget_held).sum();
+        drop(reads);
         shard.fetch_read_budget.signal(held);
         if signals.is_empty() {
             continue;
@@ -361,38 +470,6 @@ fn release_budget(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], reads: &mut [
         })
         .detach();
     }
-}
-
-/// Parks until any wanted partition, on any shard, has a high watermark past the one its
-/// last read saw, or the deadline passes. Each shard checks and registers in one step, so no
-/// append is missed.
-async fn wait_for_appends(shard: &Rc<Shard>, seen: Vec<(ShardId, Wanted, i64)>, deadline: Instant) {
-    let mut by_shard: BTreeMap<ShardId, Vec<(Wanted, i64)>> = BTreeMap::new();
-    for (owner, w, high_watermark) in seen {
-        by_shard.entry(owner).or_default().push((w, high_watermark));
-    }
-    let waits = by_shard.into_iter().map(|(owner, partitions)| {
-        Box::pin(shard.invoke_on(owner, move |shard| async move {
-            let mut signals = Vec::with_capacity(partitions.len());
-            for (w, seen) in &partitions {
-                match shard.partition(&w.topic, w.partition) {
-                    Some(log) if log.high_watermark().0 != *seen => return,
-                    Some(log) => signals.push(log.signal.wait()),
-                    None => return,
-                }
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let any_append = futures::future::select_all(signals);
-            futures::future::select(Box::pin(any_append), Box::pin(glommio::timer::sleep(remaining))).await;
-        }))
-    });
-    let waits: Vec<_> = waits.collect();
-    if waits.is_empty() {
-        return;
-    }
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let first = futures::future::select_all(waits);
-    futures::future::select(first, Box::pin(glommio::timer::sleep(remaining))).await;
 }
 
 fn total_bytes(reads: &[Read]) -> usize {
