@@ -11,15 +11,13 @@ records="${2:-2000000}"
 data="$(mktemp -d /var/tmp/sluice-consume.XXXXXX)"
 log="$(mktemp /tmp/sluice-consume-log.XXXXXX)"
 port=29192
-ticks="$(getconf CLK_TCK)"
 broker=""
 trap 'kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null; rm -rf "$data" "$log"' EXIT
-cpu_seconds() { awk -v ticks="$ticks" '{ printf "%.3f", ($14 + $15) / ticks }' "/proc/$broker/stat"; }
 consume() {
     local what="$1" before after out
-    before="$(cpu_seconds)"
+    before="$(perf_cpu_seconds)"
     out="$("$bin" bench -b "127.0.0.1:$port" --cpus 1 --json consume --topic s5 --records "$records")"
-    after="$(cpu_seconds)"
+    after="$(perf_cpu_seconds)"
     echo "$out" | jq -c --arg what "$what" --argjson before "$before" --argjson after "$after" \
         '{consume: $what, records_per_second: (.records_per_second | floor),
           broker_ns_per_record: ((($after - $before) * 1e9 / .consumed) | floor)}'

@@ -23,3 +23,8 @@ perf_latency_client() {
     (cd "$dir" && cargo build --release --quiet)
     echo "${CARGO_TARGET_DIR:-$dir/target}/release/one-record-latency"
 }
+
+# The broker's CPU seconds so far (user + system, from /proc/$broker/stat).
+perf_cpu_seconds() {
+    awk -v ticks="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / ticks }' "/proc/$broker/stat"
+}

@@ -14,17 +14,15 @@ records=150000
 port=29392
 data="$(mktemp -d /var/tmp/sluice-s7.XXXXXX)"
 log="$(mktemp)"
-ticks="$(getconf CLK_TCK)"
 broker=""
 trap 'kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null; rm -rf "$data" "$log"' EXIT
-cpu_seconds() { awk -v ticks="$ticks" '{ printf "%.3f", ($14 + $15) / ticks }' "/proc/$broker/stat"; }
 perf_start_broker "$bin" "$port" "" "$data" "$log"
 for _ in $(seq 1 "$runs"); do
     for acks in 1 -1; do
-        before="$(cpu_seconds)"
+        before="$(perf_cpu_seconds)"
         out="$("$bin" bench -b "127.0.0.1:$port" --cpus 1 --json produce --topic s7 --partitions 1 \
             --records "$records" --batch-size 150 --linger-ms 0 --in-flight "$in_flight" --acks "$acks" 2>/dev/null)"
-        after="$(cpu_seconds)"
+        after="$(perf_cpu_seconds)"
         echo "$out" | jq -c --argjson acks "$acks" --argjson before "$before" --argjson after "$after" \
             '{acks: $acks, requests_per_second: (.records_per_second | floor),
               ack_p50_ms: .produce_to_ack.p50_ms, ack_p99_ms: .produce_to_ack.p99_ms,

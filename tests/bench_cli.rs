@@ -99,3 +99,47 @@ fn bench_refuses_bad_options_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--acks"));
 }
+
+/// `--progress-ms` sets how often the progress line is printed, and each line's latencies are
+/// those of the records acknowledged in its interval: a run at a fixed rate for about 1.5 s
+/// prints a line every 100 ms, each with its p50, p99 and max.
+#[test]
+fn progress_lines_report_each_intervals_own_latency() {
+    let broker = Broker::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "bench",
+            "-b",
+            &broker.addr,
+            "--json",
+            "--duration",
+            "60",
+            "--progress-ms",
+            "100",
+        ])
+        .args([
+            "produce",
+            "--topic",
+            "paced",
+            "--partitions",
+            "1",
+            "--records",
+            "3000",
+            "--rate",
+            "2000",
+        ])
+        .output()
+        .expect("run sluice bench");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(" records/s ")).collect();
+    assert!(lines.len() >= 8, "a line every 100 ms over about 1.5 s: {stderr}");
+    let with_latency = lines
+        .iter()
+        .filter(|l| l.contains(" p50 ") && l.contains(" p99 ") && l.contains(" max "))
+        .count();
+    assert!(
+        with_latency >= lines.len() - 2,
+        "every interval that acknowledged records reports their latency: {stderr}"
+    );
+}

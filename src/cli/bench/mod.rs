@@ -88,6 +88,10 @@ pub struct BenchArgs {
     /// Print the result as one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Milliseconds between progress lines on stderr; each line's latencies are those of the
+    /// records completed in its interval.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    progress_ms: u64,
 }
 
 impl BenchArgs {
@@ -111,7 +115,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let started = Instant::now();
-    let progress = report::spawn_progress(args.mode, stats.clone(), stop.clone());
+    let progress = report::spawn_progress(
+        args.mode,
+        stats.clone(),
+        stop.clone(),
+        Duration::from_millis(args.progress_ms),
+    );
     let cpus = Arc::new(args.cpus.clone());
 
     let outcome = match args.mode {

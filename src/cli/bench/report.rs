@@ -27,6 +27,9 @@ pub struct Stats {
     expected: AtomicU64,
     ack_us: Mutex<Histogram<u64>>,
     e2e_us: Mutex<Histogram<u64>>,
+    /// The same latencies since the last progress line (taken and reset by it).
+    ack_interval_us: Mutex<Histogram<u64>>,
+    e2e_interval_us: Mutex<Histogram<u64>>,
     first_error: Mutex<Option<String>>,
 }
 
@@ -41,6 +44,8 @@ impl Default for Stats {
             expected: AtomicU64::new(u64::MAX),
             ack_us: Mutex::new(histogram()),
             e2e_us: Mutex::new(histogram()),
+            ack_interval_us: Mutex::new(histogram()),
+            e2e_interval_us: Mutex::new(histogram()),
             first_error: Mutex::new(None),
         }
     }
@@ -53,11 +58,13 @@ pub fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-fn record_latencies(histogram: &Mutex<Histogram<u64>>, now: i64, created_us: &[i64]) {
-    let mut histogram = histogram.lock().expect("histogram lock");
-    for &created in created_us {
-        let latency = (now - created).clamp(1, LATENCY_US_MAX as i64) as u64;
-        histogram.saturating_record(latency);
+fn record_latencies(histograms: [&Mutex<Histogram<u64>>; 2], now: i64, created_us: &[i64]) {
+    for histogram in histograms {
+        let mut histogram = histogram.lock().expect("histogram lock");
+        for &created in created_us {
+            let latency = (now - created).clamp(1, LATENCY_US_MAX as i64) as u64;
+            histogram.saturating_record(latency);
+        }
     }
 }
 
@@ -66,7 +73,7 @@ impl Stats {
     pub fn acked(&self, now: i64, created_us: &[i64], bytes: u64) {
         self.produced.fetch_add(created_us.len() as u64, Ordering::Relaxed);
         self.produced_bytes.fetch_add(bytes, Ordering::Relaxed);
-        record_latencies(&self.ack_us, now, created_us);
+        record_latencies([&self.ack_us, &self.ack_interval_us], now, created_us);
     }
 
     /// Records sent without acknowledgement (acks=0).
@@ -82,7 +89,7 @@ impl Stats {
 
     /// Records read at `now` (µs) that were created at `created_us`.
     pub fn arrived(&self, now: i64, created_us: &[i64]) {
-        record_latencies(&self.e2e_us, now, created_us);
+        record_latencies([&self.e2e_us, &self.e2e_interval_us], now, created_us);
     }
 
     pub fn error(&self, what: String) {
@@ -111,18 +118,24 @@ impl Stats {
     }
 }
 
-/// Prints a progress line to stderr every second until `stop`.
-pub fn spawn_progress(mode: Mode, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// Prints a progress line to stderr every `interval` until `stop`: records and bytes in the
+/// interval, and the latency (p50, p99, max) of the records completed in it.
+pub fn spawn_progress(
+    mode: Mode,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    interval: Duration,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let started = Instant::now();
+        let mut next = started + interval;
         let (mut last_records, mut last_bytes) = (0u64, 0u64);
-        let mut next = started + Duration::from_secs(1);
         while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(interval.min(Duration::from_millis(50)));
             if Instant::now() < next {
                 continue;
             }
-            next += Duration::from_secs(1);
+            next += interval;
             let (records, bytes, histogram) = match mode {
                 Mode::Consume => (
                     stats.consumed.load(Ordering::Relaxed),
@@ -132,23 +145,37 @@ pub fn spawn_progress(mode: Mode, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> s
                 Mode::Produce => (
                     stats.produced.load(Ordering::Relaxed),
                     stats.produced_bytes.load(Ordering::Relaxed),
-                    Some(&stats.ack_us),
+                    Some(&stats.ack_interval_us),
                 ),
                 Mode::E2e => (
                     stats.consumed.load(Ordering::Relaxed),
                     stats.consumed_bytes.load(Ordering::Relaxed),
-                    Some(&stats.e2e_us),
+                    Some(&stats.e2e_interval_us),
                 ),
             };
-            let p99 = histogram
-                .map(|h| h.lock().expect("histogram lock").value_at_quantile(0.99))
-                .filter(|&p| p > 0)
-                .map_or(String::new(), |p| format!("  p99 {:.3} ms", p as f64 / 1000.0));
+            let latency = histogram
+                .map(|h| {
+                    let mut h = h.lock().expect("histogram lock");
+                    let line = (h.len() > 0).then(|| {
+                        let ms = |us: u64| us as f64 / 1000.0;
+                        format!(
+                            "  p50 {:.3} p99 {:.3} max {:.3} ms",
+                            ms(h.value_at_quantile(0.5)),
+                            ms(h.value_at_quantile(0.99)),
+                            ms(h.max())
+                        )
+                    });
+                    h.reset();
+                    line
+                })
+                .flatten()
+                .unwrap_or_default();
+            let seconds = interval.as_secs_f64();
             eprintln!(
-                "[{:>4}s] {:>12} records/s {:>9.1} MB/s{p99}",
-                started.elapsed().as_secs(),
-                records - last_records,
-                (bytes - last_bytes) as f64 / 1e6,
+                "[{:>7.1}s] {:>12.0} records/s {:>9.1} MB/s{latency}",
+                started.elapsed().as_secs_f64(),
+                (records - last_records) as f64 / seconds,
+                (bytes - last_bytes) as f64 / 1e6 / seconds,
             );
             (last_records, last_bytes) = (records, bytes);
         }
