@@ -154,9 +154,9 @@ pub fn spawn_progress(
                 ),
             };
             let latency = histogram
-                .map(|h| {
+                .and_then(|h| {
                     let mut h = h.lock().expect("histogram lock");
-                    let line = (h.len() > 0).then(|| {
+                    let line = (!h.is_empty()).then(|| {
                         let ms = |us: u64| us as f64 / 1000.0;
                         format!(
                             "  p50 {:.3} p99 {:.3} max {:.3} ms",
@@ -168,7 +168,6 @@ pub fn spawn_progress(
                     h.reset();
                     line
                 })
-                .flatten()
                 .unwrap_or_default();
             let seconds = interval.as_secs_f64();
             eprintln!(
