@@ -13,9 +13,33 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Allocations at least this large are mapped without reserving memory.
 const NORESERVE_BYTES_MIN: usize = 1 << 30;
+/// The system allocator maps allocations at least this large on their own (fixed, where
+/// glibc would move its threshold up to the largest block freed so far).
+const SYSTEM_MMAP_BYTES_MIN: i32 = 4 << 20;
+/// Free memory at the top of an allocator heap is returned to the kernel past this much.
+const SYSTEM_TRIM_BYTES: i32 = 32 << 20;
 const PAGE_BYTES: usize = 4096;
 
 pub struct SluiceAllocator;
+
+/// Fixes the system allocator's thresholds; called once at start, before other threads.
+///
+/// Why: request frames grow as they arrive, and a produced batch is cached as a slice of its
+/// frame, so frames of a few hundred KiB are freed in the order the batch cache evicts them.
+/// With glibc's moving thresholds, that pattern had freed memory trimmed back to the kernel
+/// and every new frame fault its pages in afresh (one fault per 4 KiB received); with fixed
+/// ones, frames reuse freed memory. What the heaps may keep beyond live data is
+/// [`SYSTEM_TRIM_BYTES`] each.
+pub fn tune_system_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; called before other threads allocate.
+    let applied = unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, SYSTEM_MMAP_BYTES_MIN) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, SYSTEM_TRIM_BYTES) == 1
+    };
+    if !applied {
+        tracing::debug!("the system allocator's thresholds could not be set; its defaults stay");
+    }
+}
 
 fn mapped(layout: Layout) -> bool {
     layout.size() >= NORESERVE_BYTES_MIN && layout.align() <= PAGE_BYTES

@@ -4,5 +4,6 @@
 static ALLOCATOR: sluice::alloc::SluiceAllocator = sluice::alloc::SluiceAllocator;
 
 fn main() -> std::process::ExitCode {
+    sluice::alloc::tune_system_allocator();
     sluice::cli::main()
 }

@@ -209,3 +209,61 @@ fn large_fetches_of_many_stored_batches_arrive_intact() {
     broker.restart();
     read_back(&broker);
 }
+
+/// With LogAppendTime the log stamps the timestamp type, max timestamp and CRC into a copy of
+/// each batch's header while the records stay the producer's bytes: large batches (kept as
+/// slices of their request) and one-record batches (copied out of theirs) read back with CRC
+/// checks on, stamped with the broker's clock, from the batch cache and from disk.
+#[test]
+fn log_append_time_batches_keep_valid_crcs() {
+    const LARGE: usize = 3_000;
+    const SMALL: usize = 20;
+    let mut broker = Broker::start();
+    broker.create_topic_with("stamped", 1, &[("message.timestamp.type", "LogAppendTime")]);
+    let producer = broker.producer(&[("linger.ms", "50"), ("batch.size", "2000000")]);
+    let payload = |i: usize| format!("{i:0300}");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for i in 0..LARGE {
+        let value = payload(i);
+        send(
+            &producer,
+            BaseRecord::to("stamped")
+                .payload(value.as_bytes())
+                .timestamp(BASE_TIMESTAMP),
+        );
+    }
+    flush(&producer);
+    for i in LARGE..LARGE + SMALL {
+        let value = payload(i);
+        send(
+            &producer,
+            BaseRecord::to("stamped")
+                .payload(value.as_bytes())
+                .timestamp(BASE_TIMESTAMP),
+        );
+        flush(&producer);
+    }
+    let read_back = |broker: &Broker| {
+        let consumer = broker.consumer(&[("check.crcs", "true")]);
+        assign(&consumer, "stamped", 1, Offset::Beginning);
+        let seen = consume(&consumer, LARGE + SMALL, |m| {
+            (m.offset(), m.timestamp(), m.payload().unwrap().to_vec())
+        });
+        for (offset, timestamp, value) in seen {
+            assert_eq!(value, payload(offset as usize).into_bytes(), "record {offset}");
+            match timestamp {
+                rdkafka::Timestamp::LogAppendTime(at) => assert!(
+                    at >= started,
+                    "record {offset}: stamped at {at}, before the test started at {started}"
+                ),
+                other => panic!("record {offset}: {other:?}, not the broker's LogAppendTime"),
+            }
+        }
+    };
+    read_back(&broker);
+    broker.restart();
+    read_back(&broker);
+}

@@ -212,6 +212,7 @@ impl GroupCoordinator {
                     break;
                 }
                 for chunk in batches {
+                    let chunk = chunk.contiguous();
                     let ranges = record_batch::split_batches(&chunk)
                         .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
                     for range in ranges {

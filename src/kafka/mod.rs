@@ -131,6 +131,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
 
 async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Result<Handled, String> {
     let produce = is_produce(&frame);
+    let frame_bytes = frame.len();
     let decoding = std::time::Instant::now();
     let decoded = decode_request(frame)?;
     if produce {
@@ -175,14 +176,18 @@ async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, peer: &str) -> Res
     } else {
         (header, request)
     };
-    Ok(match handlers::dispatch(shard, &header, request, peer).await? {
-        handlers::Dispatched::Now(response) => Handled::Ready(finish(shard, response)),
-        handlers::Dispatched::Spliced(response, splices) => Handled::Ready(finish_spliced(shard, response, splices)),
-        handlers::Dispatched::Later(response) => {
-            let shard = shard.clone();
-            Handled::Later(Box::pin(async move { finish(&shard, response.await) }))
-        }
-    })
+    Ok(
+        match handlers::dispatch(shard, &header, request, frame_bytes, peer).await? {
+            handlers::Dispatched::Now(response) => Handled::Ready(finish(shard, response)),
+            handlers::Dispatched::Spliced(response, splices) => {
+                Handled::Ready(finish_spliced(shard, response, splices))
+            }
+            handlers::Dispatched::Later(response) => {
+                let shard = shard.clone();
+                Handled::Later(Box::pin(async move { finish(&shard, response.await) }))
+            }
+        },
+    )
 }
 
 /// Counts a handled request: per API, with its latency for Produce and Fetch, and as an error

@@ -202,13 +202,15 @@ pub fn patch_offsets(batch: &mut [u8], base_offset: Offset, leader_epoch: i32) {
 
 /// Marks a batch as stamped with the broker's clock (LogAppendTime): sets the timestamp-type
 /// attribute and `maxTimestamp`, which lie inside the CRC'd region, so the CRC is recomputed.
-pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
-    assert!(batch.len() >= HEADER_BYTES, "stamping a {}-byte batch", batch.len());
-    let attributes = be_i16(batch, 21) | 0x08;
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+/// The batch is `head` followed by `rest` (the log patches a copy of the header alone);
+/// `head` holds at least the header.
+pub fn stamp_log_append_time(head: &mut [u8], rest: &[u8], now_ms: i64) {
+    assert!(head.len() >= HEADER_BYTES, "stamping a {}-byte header", head.len());
+    let attributes = be_i16(head, 21) | 0x08;
+    head[21..23].copy_from_slice(&attributes.to_be_bytes());
+    head[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..]), rest);
+    head[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Sets `maxTimestamp` (inside the CRC'd region, so the CRC is recomputed), as Kafka's log

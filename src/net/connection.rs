@@ -248,13 +248,15 @@ impl Connection<'_> {
         let truncated = |filled: usize| Closed::Io(format!("truncated frame: {filled} of {length} bytes arrived"));
         let io = |e: std::io::Error| Closed::Io(format!("reading a frame of {length} bytes: {e}"));
         let mut arriving = self.shard.request_memory.arriving();
-        // `allocated` is what the frame's buffer holds (and the budget gave); `frame.len()`
-        // what has arrived. Bytes are appended as they come, so nothing is zeroed first except
-        // where a direct read is about to land.
+        // `allocated` is what the frame's buffer holds (and the budget gave). Bytes are
+        // appended as they come, so nothing is zeroed first except where a direct read is
+        // about to land.
         let mut frame: Vec<u8> = Vec::new();
         let mut allocated = 0usize;
-        while frame.len() < length {
-            let filled = frame.len();
+        // Bytes arrived. `frame.len()` may run ahead of it: zeroed bytes a direct read has yet
+        // to fill, kept so that no byte is zeroed twice.
+        let mut filled = 0usize;
+        while filled < length {
             let buffered = reader.buffer().len();
             if buffered == 0 && filled > 0 && length - filled >= READ_BUFFER_BYTES {
                 if allocated == filled {
@@ -264,21 +266,29 @@ impl Connection<'_> {
                         .map_err(|e| e.unwrap_or_else(&interrupted))?;
                 }
                 // A read needs initialised bytes: the next chunk only, not the whole frame.
-                let chunk = (allocated - filled).min(DIRECT_READ_CHUNK_BYTES);
-                frame.resize(filled + chunk, 0);
-                let read = until(deadline, &mut arriving.evicted, reader.read(&mut frame[filled..]));
+                let chunk_end = (filled + DIRECT_READ_CHUNK_BYTES).min(allocated);
+                if frame.len() < chunk_end {
+                    frame.resize(chunk_end, 0);
+                }
+                let read = until(
+                    deadline,
+                    &mut arriving.evicted,
+                    reader.read(&mut frame[filled..chunk_end]),
+                );
                 let read = match read.await {
                     Ok(Ok(read)) => read,
                     Ok(Err(e)) => return Err(io(e)),
                     Err(why) => return Err(interrupted(why)),
                 };
-                frame.truncate(filled + read);
                 if read == 0 {
                     return Err(truncated(filled));
                 }
+                filled += read;
                 arriving.progressed();
                 continue;
             }
+            // Buffered bytes are appended: drop any zeroes a direct read left unfilled.
+            frame.truncate(filled);
             let available = if buffered > 0 {
                 buffered
             } else {
@@ -300,8 +310,10 @@ impl Connection<'_> {
             }
             frame.extend_from_slice(&reader.buffer()[..take]);
             reader.consume_unpin(take);
+            filled += take;
             arriving.progressed();
         }
+        assert_eq!(frame.len(), length, "a whole frame arrived, with no zeroes past it");
         debug_assert_eq!(allocated, length, "a whole frame fills its buffer exactly");
         Ok((Bytes::from(frame), arriving.arrived()))
     }

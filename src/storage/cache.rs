@@ -10,9 +10,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use bytes::Bytes;
-
 use crate::ids::Offset;
+use crate::storage::batch::StoredBatch;
 
 /// Something whose oldest cached batch the budget can evict: a partition log.
 pub trait Evict {
@@ -67,7 +66,7 @@ pub struct BatchCache {
 struct CachedBatch {
     base_offset: Offset,
     last_offset: Offset,
-    bytes: Bytes,
+    batch: StoredBatch,
 }
 
 impl Default for BatchCache {
@@ -84,7 +83,7 @@ impl BatchCache {
     }
 
     /// Adds the newest batch; the shard's [`CacheBudget`] decides when it leaves.
-    pub fn push(&mut self, base_offset: Offset, last_offset: Offset, bytes: Bytes) {
+    pub fn push(&mut self, base_offset: Offset, last_offset: Offset, batch: StoredBatch) {
         if let Some(newest) = self.batches.back() {
             assert!(
                 base_offset > newest.last_offset,
@@ -95,7 +94,7 @@ impl BatchCache {
         self.batches.push_back(CachedBatch {
             base_offset,
             last_offset,
-            bytes,
+            batch,
         });
     }
 
@@ -116,7 +115,7 @@ impl BatchCache {
 
     /// The batches from the one holding `offset` onwards, at most `max_bytes` of them but
     /// always at least one; None when `offset` is older than the cache.
-    pub fn read(&self, offset: Offset, max_bytes: usize) -> Option<Vec<Bytes>> {
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Option<Vec<StoredBatch>> {
         let first = self.batches.front()?;
         if offset < first.base_offset {
             return None;
@@ -125,11 +124,11 @@ impl BatchCache {
         let mut out = Vec::new();
         let mut total = 0usize;
         for batch in self.batches.range(start..) {
-            if !out.is_empty() && total + batch.bytes.len() > max_bytes {
+            if !out.is_empty() && total + batch.batch.len() > max_bytes {
                 break;
             }
-            total += batch.bytes.len();
-            out.push(batch.bytes.clone());
+            total += batch.batch.len();
+            out.push(batch.batch.clone());
         }
         Some(out)
     }
@@ -138,6 +137,7 @@ impl BatchCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     struct Partition {
         cache: RefCell<BatchCache>,
@@ -153,9 +153,14 @@ mod tests {
         partition
             .cache
             .borrow_mut()
-            .push(Offset(base), Offset(base + 9), Bytes::from(vec![0u8; size]));
+            .push(Offset(base), Offset(base + 9), stored(base, size));
         let owner: Rc<dyn Evict> = partition.clone();
         budget.admit(Rc::downgrade(&owner), Offset(base), size);
+    }
+
+    /// A stand-in batch of `size` bytes (a zeroed header but for its base offset).
+    fn stored(base: i64, size: usize) -> StoredBatch {
+        StoredBatch::assign(&Bytes::from(vec![0u8; size]), Offset(base), 0, None)
     }
 
     fn partition() -> Rc<Partition> {

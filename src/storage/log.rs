@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
@@ -22,6 +22,7 @@ use crate::ids::{Offset, PartitionId};
 use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
 use crate::metrics::ShardMetrics;
 use crate::signal::Signal;
+use crate::storage::batch::{Stored, StoredBatch};
 use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::compaction::{clean_batch, Cleaned, KeyMap};
 use crate::storage::producers::{ProducerState, SequenceError, Sequenced};
@@ -550,17 +551,13 @@ impl PartitionLog {
         let mut next = self.end_offset();
         let base_offset = next;
         let mut batch_bases = Vec::with_capacity(batches.len());
-        let patched: Vec<Bytes> = batches
+        let patched: Vec<StoredBatch> = batches
             .iter()
             .map(|batch| {
                 batch_bases.push(next);
-                let mut bytes = BytesMut::from(&batch[..]);
-                record_batch::patch_offsets(&mut bytes, next, LEADER_EPOCH);
-                if let Some(now) = log_append_time_ms {
-                    record_batch::stamp_log_append_time(&mut bytes, now);
-                }
-                next = BatchHeader::new(&bytes).expect("validated").last_offset().next();
-                bytes.freeze()
+                let stored = StoredBatch::assign(batch, next, LEADER_EPOCH, log_append_time_ms);
+                next = stored.header().last_offset().next();
+                stored
             })
             .collect();
 
@@ -594,7 +591,7 @@ impl PartitionLog {
             let now = now_ms();
             state.active_mut().commit_append(&patched, pending.preallocate_to);
             for batch in &patched {
-                let header = BatchHeader::new(batch).expect("validated");
+                let header = batch.header();
                 producers.record(&header, now);
                 state
                     .cache
@@ -604,7 +601,7 @@ impl PartitionLog {
         // After the borrow ends: the budget may evict from this very log.
         let mut records = 0i64;
         for batch in &patched {
-            let header = BatchHeader::new(batch).expect("validated");
+            let header = batch.header();
             records += i64::from(header.record_count());
             self.cache_budget
                 .admit(self.myself.borrow().clone(), header.base_offset(), batch.len());
@@ -1085,7 +1082,7 @@ impl PartitionLog {
 
     /// Whole batches from the one holding `offset`, at most `max_bytes` but at least one.
     /// Empty at the end of the log; OutOfRange outside it.
-    pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Bytes>, ReadError> {
+    pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Stored>, ReadError> {
         let mut offset = offset;
         loop {
             let (file, path, position, end) = {
@@ -1102,10 +1099,13 @@ impl PartitionLog {
                 if offset >= high_watermark {
                     return Ok(Vec::new());
                 }
-                if let Some(mut batches) = state.cache.read(offset, max_bytes) {
+                if let Some(batches) = state.cache.read(offset, max_bytes) {
                     ShardMetrics::add(&self.metrics.cache_hits, 1);
-                    batches.retain(|b| BatchHeader::new(b).is_ok_and(|h| h.base_offset() < high_watermark));
-                    return Ok(batches);
+                    return Ok(batches
+                        .into_iter()
+                        .take_while(|b| b.header().base_offset() < high_watermark)
+                        .map(Stored::Batch)
+                        .collect());
                 }
                 let at = state.segments.partition_point(|s| s.base_offset <= offset);
                 let segment = &state.segments[at.max(1) - 1];
@@ -1129,7 +1129,10 @@ impl PartitionLog {
             };
             ShardMetrics::add(&self.metrics.cache_misses, 1);
             let read = read_from_disk(&file, &path, position, end, offset, max_bytes).await?;
-            return Ok(read.map(|bytes| below(bytes, self.durable.get())).into_iter().collect());
+            return Ok(read
+                .map(|bytes| Stored::Run(below(bytes, self.durable.get())))
+                .into_iter()
+                .collect());
         }
     }
 

@@ -5,6 +5,7 @@
 //! by one shard and touched only from it. Batches are stored exactly as on the wire, with
 //! the base offset and leader epoch patched in; see [`segment`] for the append contract.
 
+pub mod batch;
 pub mod cache;
 pub mod compaction;
 pub mod index;

@@ -22,6 +22,7 @@ use crate::constants::{
 use crate::error::{IoContext, StorageError};
 use crate::ids::Offset;
 use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::storage::batch::StoredBatch;
 use crate::storage::index::{OffsetIndex, TimeIndex};
 
 pub fn log_file_name(base_offset: Offset) -> String {
@@ -257,10 +258,11 @@ impl Segment {
         self.size == 0
     }
 
-    /// Copies `batches` (already patched with their offsets) behind the current tail page into
-    /// one aligned buffer. Nothing changes until [`Segment::commit_append`].
-    pub fn prepare_append(&self, batches: &[Bytes]) -> PendingWrite {
-        let new_bytes: usize = batches.iter().map(Bytes::len).sum();
+    /// Copies `batches` (their offsets assigned) behind the current tail page into one
+    /// aligned buffer: the only copy an append makes. Nothing changes until
+    /// [`Segment::commit_append`].
+    pub fn prepare_append(&self, batches: &[StoredBatch]) -> PendingWrite {
+        let new_bytes: usize = batches.iter().map(StoredBatch::len).sum();
         let position = align_down(self.size);
         let length = align_up(self.tail.len() as u64 + new_bytes as u64) as usize;
         let mut buffer = self.file.alloc_dma_buffer(length);
@@ -268,7 +270,7 @@ impl Segment {
         out[..self.tail.len()].copy_from_slice(&self.tail);
         let mut at = self.tail.len();
         for batch in batches {
-            out[at..at + batch.len()].copy_from_slice(batch);
+            batch.copy_to(&mut out[at..at + batch.len()]);
             at += batch.len();
         }
         out[at..].fill(0);
@@ -283,9 +285,9 @@ impl Segment {
     }
 
     /// Records `batches` as written: sizes, indexes, tail page.
-    pub fn commit_append(&mut self, batches: &[Bytes], preallocated_to: Option<u64>) {
+    pub fn commit_append(&mut self, batches: &[StoredBatch], preallocated_to: Option<u64>) {
         for batch in batches {
-            let header = BatchHeader::new(batch).expect("appended batches were validated");
+            let header = batch.header();
             assert_eq!(
                 header.base_offset(),
                 self.next_offset,
@@ -305,7 +307,7 @@ impl Segment {
         let mut needed = keep;
         for part in batches
             .iter()
-            .map(|b| &b[..])
+            .flat_map(|b| b.pieces().map(|piece| &piece[..]))
             .rev()
             .chain(std::iter::once(&self.tail[..]))
         {
@@ -707,7 +709,7 @@ mod tests {
 
     #[test]
     fn appends_rewrite_the_partial_page_and_keep_every_byte() {
-        use crate::kafka::record_batch::{patch_offsets, tests::encode_batch};
+        use crate::kafka::record_batch::tests::encode_batch;
         use kafka_protocol::records::Compression;
 
         let dir = tempfile::tempdir().unwrap();
@@ -724,19 +726,19 @@ mod tests {
                     .into_iter()
                     .enumerate()
                 {
-                    let batches: Vec<Bytes> = counts
+                    let batches: Vec<StoredBatch> = counts
                         .iter()
                         .map(|&count| {
-                            let mut batch = encode_batch(count, Compression::None).to_vec();
-                            patch_offsets(&mut batch, Offset(next), 0);
+                            let batch =
+                                StoredBatch::assign(&encode_batch(count, Compression::None), Offset(next), 0, None);
                             next += count as i64;
-                            Bytes::from(batch)
+                            batch
                         })
                         .collect();
                     let pending = segment.prepare_append(&batches);
                     pending.file.write_at(pending.buffer, pending.position).await.unwrap();
                     segment.commit_append(&batches, pending.preallocate_to);
-                    batches.iter().for_each(|b| expected.extend_from_slice(b));
+                    batches.iter().for_each(|b| expected.extend_from_slice(&b.to_bytes()));
                     let on_disk = std::fs::read(&segment.log_path).unwrap();
                     assert_eq!(&on_disk[..expected.len()], &expected[..], "round {round}");
                     assert!(

@@ -20,9 +20,11 @@
 //! spent returns no records this time (the consumer fetches again), so concurrent fetches
 //! never wait on each other's budget and never deadlock.
 //!
-//! No copy: each partition's records are the stored `Bytes` (cache entries, or slices of one
-//! disk read), registered as [`Splices`] and taken by reference when the response is encoded;
-//! the connection sends them with vectored writes ([`crate::kafka::frame`]).
+//! No copy: each partition's records are the stored `Bytes` (a cached batch's two pieces, or
+//! slices of one disk read), registered as [`Splices`] and taken by reference when the
+//! response is encoded; the connection sends them with vectored writes
+//! ([`crate::kafka::frame`]). Only batches under [`BATCH_COPY_BYTES_MAX`] are copied, joined
+//! with their small neighbours, where one more piece would cost more than the copy.
 //!
 //! Fetch sessions (KIP-227) are not kept: the response's session id is 0, which tells the
 //! client to send full fetch requests.
@@ -31,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::future::Either;
 use kafka_protocol::messages::fetch_request::FetchRequest;
@@ -45,6 +47,7 @@ use crate::kafka::frame::Splices;
 use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes};
 use crate::kafka::record_batch;
 use crate::shard::Shard;
+use crate::storage::batch::Stored;
 use crate::storage::log::{ReadError, LEADER_EPOCH};
 
 #[derive(Clone)]
@@ -59,7 +62,7 @@ struct Read {
     error: Option<KafkaCode>,
     high_watermark: i64,
     log_start_offset: i64,
-    records: Vec<Bytes>,
+    records: Vec<Stored>,
     /// Units of the owner shard's fetch read budget these records hold.
     budget_held: u64,
 }
@@ -76,7 +79,7 @@ impl Read {
     }
 
     fn bytes(&self) -> usize {
-        self.records.iter().map(Bytes::len).sum()
+        self.records.iter().map(Stored::len).sum()
     }
 }
 
@@ -182,7 +185,7 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> (
                         .with_high_watermark(read.high_watermark)
                         .with_last_stable_offset(read.high_watermark)
                         .with_log_start_offset(read.log_start_offset)
-                        .with_records(Some(splices.records(read.records)))
+                        .with_records(Some(splices.records(response_pieces(read.records))))
                 })
                 .collect();
             let name = if version >= 13 { TopicName(str_bytes("")) } else { name };
@@ -424,7 +427,7 @@ async fn read_one(shard: &Rc<Shard>, wanted: Wanted, left: usize) -> Read {
     }
     match log.read(wanted.offset, limit).await {
         Ok(records) => {
-            let bytes = records.iter().map(Bytes::len).sum::<usize>() as u64;
+            let bytes = records.iter().map(Stored::len).sum::<usize>() as u64;
             if bytes <= reserve {
                 budget.signal(reserve - bytes);
                 read.budget_held = bytes;
@@ -493,18 +496,123 @@ fn limit_response_bytes(reads: &mut [Read], max_bytes: usize) {
                 kept.push(part);
                 continue;
             }
+            let run = match part {
+                Stored::Run(run) => run,
+                Stored::Batch(batch) => {
+                    if used == 0 {
+                        used += batch.len();
+                        kept.push(Stored::Batch(batch));
+                    }
+                    break 'parts;
+                }
+            };
             // A run of several batches (a disk read): keep its leading batches that fit.
-            let ranges =
-                record_batch::split_batches(&part).unwrap_or_else(|_| std::iter::once(0..part.len()).collect());
+            let ranges = record_batch::split_batches(&run).unwrap_or_else(|_| std::iter::once(0..run.len()).collect());
             for range in ranges {
                 let first_of_response = used == 0;
                 if used + range.len() > max_bytes && !first_of_response {
                     break 'parts;
                 }
                 used += range.len();
-                kept.push(part.slice(range));
+                kept.push(Stored::Run(run.slice(range)));
             }
         }
         read.records = kept;
+    }
+}
+
+/// Cached batches smaller than this are copied into the response rather than sent as pieces
+/// of their own (the same bound under which [`Splices`] copies a whole field): one-record
+/// batches would otherwise double the pieces of a vectored send for a few bytes each.
+const BATCH_COPY_BYTES_MAX: usize = 1024;
+
+/// A partition's records as the pieces of its response field: runs and large batches by
+/// reference, consecutive small batches joined into one copied piece.
+fn response_pieces(records: Vec<Stored>) -> Vec<Bytes> {
+    let mut pieces = Vec::with_capacity(records.len() * 2);
+    let mut small = BytesMut::new();
+    for part in &records {
+        match part {
+            Stored::Batch(batch) if batch.len() < BATCH_COPY_BYTES_MAX => {
+                batch
+                    .pieces()
+                    .into_iter()
+                    .for_each(|piece| small.extend_from_slice(piece));
+            }
+            _ => {
+                if !small.is_empty() {
+                    pieces.push(small.split().freeze());
+                }
+                pieces.extend(part.pieces().cloned());
+            }
+        }
+    }
+    if !small.is_empty() {
+        pieces.push(small.freeze());
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::StoredBatch;
+
+    /// A stand-in cached batch of `size` bytes filled with `fill` (but for its patched header).
+    fn cached(fill: u8, size: usize) -> Stored {
+        Stored::Batch(StoredBatch::assign(
+            &Bytes::from(vec![fill; size]),
+            Offset(i64::from(fill)),
+            0,
+            None,
+        ))
+    }
+
+    fn read_of(records: Vec<Stored>) -> Read {
+        Read {
+            error: None,
+            high_watermark: 0,
+            log_start_offset: 0,
+            records,
+            budget_held: 0,
+        }
+    }
+
+    #[test]
+    fn small_cached_batches_are_joined_and_large_ones_sent_by_reference() {
+        let records = vec![
+            cached(1, 200),
+            cached(2, 300),
+            cached(3, 5_000),
+            Stored::Run(Bytes::from(vec![4u8; 100])),
+            cached(5, 100),
+        ];
+        let expected: Vec<u8> = records.iter().flat_map(|r| r.contiguous().to_vec()).collect();
+        let pieces = response_pieces(records);
+        let sizes: Vec<usize> = pieces.iter().map(Bytes::len).collect();
+        assert_eq!(
+            sizes,
+            vec![500, 61, 4_939, 100, 100],
+            "two small batches joined, the large one as header and records, the run as it is"
+        );
+        assert_eq!(pieces.concat(), expected, "the pieces are the batches' bytes in order");
+    }
+
+    #[test]
+    fn cached_batches_are_kept_whole_within_max_bytes_but_the_first_always() {
+        let mut reads = [read_of(vec![cached(1, 600), cached(2, 600)])];
+        limit_response_bytes(&mut reads, 1_000);
+        assert_eq!(reads[0].bytes(), 600, "the second batch would pass 1,000 bytes");
+
+        let mut reads = [
+            read_of(vec![cached(1, 2_000), cached(2, 100)]),
+            read_of(vec![cached(3, 100)]),
+        ];
+        limit_response_bytes(&mut reads, 1_000);
+        assert_eq!(
+            (reads[0].bytes(), reads[1].bytes()),
+            (2_000, 0),
+            "the response's first batch is kept whole though it passes the limit"
+        );
     }
 }

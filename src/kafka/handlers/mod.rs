@@ -150,16 +150,17 @@ pub enum Dispatched {
     Later(LocalBoxFuture<'static, Option<ResponseKind>>),
 }
 
-/// Runs the handler for a decoded request.
+/// Runs the handler for a decoded request; `frame_bytes` is the size of the frame it came in.
 pub async fn dispatch(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     request: RequestKind,
+    frame_bytes: usize,
     peer: &str,
 ) -> Result<Dispatched, String> {
     let version = header.request_api_version;
     if let RequestKind::Produce(r) = request {
-        let answer = produce::handle(shard, version, r).await;
+        let answer = produce::handle(shard, version, r, frame_bytes).await;
         return Ok(Dispatched::Later(Box::pin(async move {
             answer.await.map(ResponseKind::Produce)
         })));

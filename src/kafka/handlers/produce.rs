@@ -96,7 +96,8 @@ struct AppendWork {
     durable: bool,
 }
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) -> Answer {
+/// `frame_bytes` is the size of the request frame the batches are slices of.
+pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest, frame_bytes: usize) -> Answer {
     let started = Instant::now();
     let acks = request.acks;
     let snapshot = shard.metadata();
@@ -142,9 +143,8 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest) ->
                         topic.config.min_insync_replicas, partition.0
                     )),
                 )),
-                Some((topic, owner)) => {
-                    check_batches(data.records.as_ref(), &topic.config, now_ms).map(|batches| (owner, batches))
-                }
+                Some((topic, owner)) => check_batches(data.records.as_ref(), &topic.config, now_ms, frame_bytes)
+                    .map(|batches| (owner, batches)),
             };
             match answer {
                 Ok((owner, batches)) => {
@@ -242,7 +242,16 @@ fn respond(
 /// Splits and validates a partition's records: every batch whole, v2, CRC-clean, within
 /// `max.message.bytes`, and every record inside well-formed and within the topic's timestamp
 /// bounds ([`record_validate::validate_produced`]). The first bad batch fails the partition.
-fn check_batches(records: Option<&Bytes>, config: &TopicConfig, now_ms: i64) -> Result<Vec<Bytes>, Appended> {
+///
+/// The log keeps a batch by reference (its cache holds it until evicted), so a batch stays a
+/// slice of the request frame only when it is most of that frame ([`owns_its_frame`]); any
+/// other is copied out, so that no small cached batch keeps a large frame alive.
+fn check_batches(
+    records: Option<&Bytes>,
+    config: &TopicConfig,
+    now_ms: i64,
+    frame_bytes: usize,
+) -> Result<Vec<Bytes>, Appended> {
     let corrupt = |reason: String| Appended::failed(KafkaCode::CorruptMessage, Some(reason));
     let records = match records {
         Some(records) if !records.is_empty() => records,
@@ -267,7 +276,8 @@ fn check_batches(records: Option<&Bytes>, config: &TopicConfig, now_ms: i64) -> 
         }
         let checked = record_validate::validate_produced(&batch, &rules).map(|_| ());
         let batch = match checked {
-            Ok(()) => batch,
+            Ok(()) if owns_its_frame(batch.len(), frame_bytes) => batch,
+            Ok(()) => Bytes::copy_from_slice(&batch),
             // Every record is valid but the header's maximum is not theirs: Kafka rewrites it,
             // and so does Sluice, on a copy of this one batch (the only re-encoding it does).
             Err(Refusal {
@@ -302,6 +312,12 @@ fn check_batches(records: Option<&Bytes>, config: &TopicConfig, now_ms: i64) -> 
         ));
     }
     Ok(batches)
+}
+
+/// Whether a batch of `batch_bytes` may keep its `frame_bytes` request frame alive: when it
+/// is at least 7/8 of it, the memory it holds is at most 8/7 of what the cache counts for it.
+fn owns_its_frame(batch_bytes: usize, frame_bytes: usize) -> bool {
+    batch_bytes.saturating_mul(8) >= frame_bytes.saturating_mul(7)
 }
 
 /// The answer for a batch validation refused. INVALID_RECORD and INVALID_TIMESTAMP carry the
@@ -406,5 +422,19 @@ async fn finish(
         log_start_offset: log.log_start_offset().0,
         later: None,
         ready_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owns_its_frame;
+
+    #[test]
+    fn a_batch_keeps_its_frame_only_when_it_is_most_of_it() {
+        assert!(owns_its_frame(875, 1000), "7/8 of the frame");
+        assert!(!owns_its_frame(874, 1000));
+        assert!(owns_its_frame(524_288, 524_400), "one large batch in its request");
+        assert!(!owns_its_frame(170, 240), "a one-record batch is copied out");
+        assert!(owns_its_frame(usize::MAX, usize::MAX), "no overflow");
     }
 }
