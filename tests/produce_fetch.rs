@@ -176,8 +176,10 @@ fn large_fetches_of_many_stored_batches_arrive_intact() {
     }
     flush(&producer);
     let read_back = |broker: &Broker| {
+        // A small receive buffer, so every large answer outruns what the socket holds.
         let consumer = broker.consumer(&[
             ("check.crcs", "true"),
+            ("socket.receive.buffer.bytes", "65536"),
             ("fetch.max.bytes", "50331648"),
             ("max.partition.fetch.bytes", "16777216"),
             ("fetch.wait.max.ms", "10"),

@@ -571,11 +571,8 @@ impl PartitionLog {
         }
         phases.mark("preallocate");
         let length = pending.buffer.len();
-        let written = pending
-            .file
-            .write_at(pending.buffer, pending.position)
-            .await
-            .ctx("append to segment", &path)?;
+        let preallocated_to = pending.preallocate_to;
+        let written = pending.write().await.ctx("append to segment", &path)?;
         phases.mark("direct write");
         if written != length {
             return Err(StorageError::io(
@@ -589,7 +586,7 @@ impl PartitionLog {
             let mut state = self.state.borrow_mut();
             let mut producers = self.producers.borrow_mut();
             let now = now_ms();
-            state.active_mut().commit_append(&patched, pending.preallocate_to);
+            state.active_mut().commit_append(&patched, preallocated_to);
             for batch in &patched {
                 let header = batch.header();
                 producers.record(&header, now);

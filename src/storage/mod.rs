@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod cache;
 pub mod compaction;
+pub mod direct_write;
 pub mod index;
 pub mod log;
 pub mod probe;

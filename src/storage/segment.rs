@@ -1,7 +1,9 @@
 //! One segment of a partition's log: a `.log` file of record batches exactly as on the wire,
 //! with its sparse `.index` and `.timeindex`.
 //!
-//! Appends go through glommio DMA files (`O_DIRECT`). Every write starts at the aligned page
+//! Segments are glommio DMA files (`O_DIRECT`); an append's write is a synchronous direct
+//! write on the shard's blocking thread ([`crate::storage::direct_write`]), reads and flushes
+//! go through the ring. Every write starts at the aligned page
 //! holding the current end of the log and rewrites that partial page with the new bytes
 //! appended, so the file never holds a gap; bytes past the logical end of the last page are
 //! zero padding that recovery recognises and a clean close truncates away.
@@ -10,11 +12,12 @@
 //! holds it), and bytes below `size` never change once written, so reads of committed bytes
 //! may run concurrently with an append.
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+use glommio::io::{DmaFile, OpenOptions};
 
 use crate::constants::{
     INDEX_INTERVAL_BYTES, IO_ALIGNMENT_BYTES, PREALLOCATE_STEP_BYTES_MAX, PREALLOCATE_STEP_BYTES_MIN, SCAN_READ_BYTES,
@@ -23,6 +26,7 @@ use crate::error::{IoContext, StorageError};
 use crate::ids::Offset;
 use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use crate::storage::batch::StoredBatch;
+use crate::storage::direct_write::AlignedBuffer;
 use crate::storage::index::{OffsetIndex, TimeIndex};
 
 pub fn log_file_name(base_offset: Offset) -> String {
@@ -75,9 +79,22 @@ pub struct Segment {
 /// A write the caller must issue (outside any borrow) before [`Segment::commit_append`].
 pub struct PendingWrite {
     pub file: Rc<DmaFile>,
-    pub buffer: DmaBuffer,
+    pub buffer: AlignedBuffer,
     pub position: u64,
     pub preallocate_to: Option<u64>,
+}
+
+impl PendingWrite {
+    /// Issues the write ([`AlignedBuffer::write_at`]); the bytes written. The file stays open
+    /// (held here) until it returns.
+    pub async fn write(self) -> std::io::Result<usize> {
+        let PendingWrite {
+            file, buffer, position, ..
+        } = self;
+        let written = buffer.write_at(file.as_raw_fd(), position).await;
+        drop(file);
+        written
+    }
 }
 
 impl Segment {
@@ -265,15 +282,9 @@ impl Segment {
         let new_bytes: usize = batches.iter().map(StoredBatch::len).sum();
         let position = align_down(self.size);
         let length = align_up(self.tail.len() as u64 + new_bytes as u64) as usize;
-        let mut buffer = self.file.alloc_dma_buffer(length);
-        let out = buffer.as_bytes_mut();
-        out[..self.tail.len()].copy_from_slice(&self.tail);
-        let mut at = self.tail.len();
-        for batch in batches {
-            batch.copy_to(&mut out[at..at + batch.len()]);
-            at += batch.len();
-        }
-        out[at..].fill(0);
+        let pieces = std::iter::once(&self.tail[..])
+            .chain(batches.iter().flat_map(|batch| batch.pieces().map(|piece| &piece[..])));
+        let buffer = AlignedBuffer::from_pieces(length, pieces);
         let end = position + length as u64;
         let preallocate_to = (end > self.allocated).then(|| align_up(end + preallocate_step(end)));
         PendingWrite {
@@ -736,8 +747,9 @@ mod tests {
                         })
                         .collect();
                     let pending = segment.prepare_append(&batches);
-                    pending.file.write_at(pending.buffer, pending.position).await.unwrap();
-                    segment.commit_append(&batches, pending.preallocate_to);
+                    let preallocated = pending.preallocate_to;
+                    pending.write().await.unwrap();
+                    segment.commit_append(&batches, preallocated);
                     batches.iter().for_each(|b| expected.extend_from_slice(&b.to_bytes()));
                     let on_disk = std::fs::read(&segment.log_path).unwrap();
                     assert_eq!(&on_disk[..expected.len()], &expected[..], "round {round}");
