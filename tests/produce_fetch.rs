@@ -228,7 +228,8 @@ fn log_append_time_batches_keep_valid_crcs() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    for i in 0..LARGE {
+    // Each record carries an old producer timestamp, which the broker's clock replaces.
+    let send_one = |i: usize| {
         let value = payload(i);
         send(
             &producer,
@@ -236,16 +237,11 @@ fn log_append_time_batches_keep_valid_crcs() {
                 .payload(value.as_bytes())
                 .timestamp(BASE_TIMESTAMP),
         );
-    }
+    };
+    (0..LARGE).for_each(send_one);
     flush(&producer);
     for i in LARGE..LARGE + SMALL {
-        let value = payload(i);
-        send(
-            &producer,
-            BaseRecord::to("stamped")
-                .payload(value.as_bytes())
-                .timestamp(BASE_TIMESTAMP),
-        );
+        send_one(i);
         flush(&producer);
     }
     let read_back = |broker: &Broker| {
