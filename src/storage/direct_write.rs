@@ -9,7 +9,7 @@
 //! `DmaBuffer` may not leave its thread.
 
 use std::alloc::Layout;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 
 use crate::constants::IO_ALIGNMENT_BYTES;
@@ -67,16 +67,19 @@ impl AlignedBuffer {
         unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
     }
 
-    /// Writes the buffer at `position` of `fd` (opened with O_DIRECT) on this shard's blocking
-    /// thread; the bytes written.
-    pub async fn write_at(self, fd: RawFd, position: u64) -> std::io::Result<usize> {
+    /// Writes the buffer at `position` of `file` (opened with O_DIRECT) on this shard's
+    /// blocking thread; the bytes written. The write holds its own duplicate of the
+    /// descriptor, so it can never land in another file even if the awaiting append is
+    /// dropped and the file closed while the thread still writes.
+    pub async fn write_at(self, file: BorrowedFd<'_>, position: u64) -> std::io::Result<usize> {
         let offset = libc::off_t::try_from(position).map_err(std::io::Error::other)?;
+        let fd = file.try_clone_to_owned()?;
         glommio::executor()
             .spawn_blocking(move || loop {
                 let bytes = self.as_slice();
-                // SAFETY: the pointer and length describe `bytes`, valid for the call; the
-                // descriptor outlives the call (its file is held by the awaiting append).
-                let written = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), offset) };
+                // SAFETY: the pointer and length describe `bytes`, valid for the call; `fd` is
+                // owned by this closure, so it is open for the call.
+                let written = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), offset) };
                 if written >= 0 {
                     return Ok(written as usize);
                 }

@@ -12,7 +12,7 @@
 //! holds it), and bytes below `size` never change once written, so reads of committed bytes
 //! may run concurrently with an append.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -85,15 +85,14 @@ pub struct PendingWrite {
 }
 
 impl PendingWrite {
-    /// Issues the write ([`AlignedBuffer::write_at`]); the bytes written. The file stays open
-    /// (held here) until it returns.
+    /// Issues the write ([`AlignedBuffer::write_at`]); the bytes written.
     pub async fn write(self) -> std::io::Result<usize> {
         let PendingWrite {
             file, buffer, position, ..
         } = self;
-        let written = buffer.write_at(file.as_raw_fd(), position).await;
-        drop(file);
-        written
+        // SAFETY: `file` is held here, so its descriptor stays open while borrowed.
+        let fd = unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        buffer.write_at(fd, position).await
     }
 }
 
