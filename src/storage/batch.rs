@@ -60,13 +60,6 @@ impl StoredBatch {
         [&self.header, &self.records]
     }
 
-    /// Copies the batch into `out`, which is exactly [`StoredBatch::len`] bytes long.
-    pub fn copy_to(&self, out: &mut [u8]) {
-        let (header, records) = out.split_at_mut(self.header.len());
-        header.copy_from_slice(&self.header);
-        records.copy_from_slice(&self.records);
-    }
-
     /// The batch as one contiguous buffer (a copy).
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.len());
@@ -136,9 +129,6 @@ mod tests {
         record_batch::patch_offsets(&mut expected, Offset(4242), 3);
         assert_eq!(stored.to_bytes(), expected);
         assert_eq!(stored.len(), batch.len());
-        let mut copied = vec![0u8; stored.len()];
-        stored.copy_to(&mut copied);
-        assert_eq!(copied, expected);
         assert_eq!(stored.header().base_offset(), Offset(4242));
         let [_, records] = stored.pieces();
         assert_eq!(
