@@ -96,17 +96,14 @@ fn main() {
 /// nothing else of the client's needs it while a request is out).
 fn one_in_flight(producer: &BaseProducer<Timing>, count: usize, value: &[u8]) {
     for i in 0..count + WARM_UP {
-        let opaque = Box::new((Instant::now(), i >= WARM_UP));
-        let mut record = BaseRecord::with_opaque_to("lat", opaque).payload(value);
-        loop {
-            match producer.send::<(), [u8]>(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::ZERO);
-                }
-            }
-        }
+        send_timed(
+            |record| producer.send(record).err().map(|(_, back)| back),
+            value,
+            (Instant::now(), i >= WARM_UP),
+            || {
+                producer.poll(Duration::ZERO);
+            },
+        );
         while producer.in_flight_count() > 0 {
             producer.poll(Duration::ZERO);
         }
@@ -120,17 +117,29 @@ fn on_schedule(producer: &ThreadedProducer<Timing>, count: usize, rate: u64, val
         while Instant::now() < scheduled {
             std::thread::yield_now();
         }
-        let opaque = Box::new((scheduled, i >= WARM_UP));
-        let mut record = BaseRecord::with_opaque_to("lat", opaque).payload(value);
-        loop {
-            match producer.send::<(), [u8]>(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-        }
+        send_timed(
+            |record| producer.send(record).err().map(|(_, back)| back),
+            value,
+            (scheduled, i >= WARM_UP),
+            || std::thread::sleep(Duration::from_micros(50)),
+        );
     }
     producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+type Timed<'a> = BaseRecord<'a, (), [u8], Box<(Instant, bool)>>;
+
+/// Sends one record of `value` to `lat`, timed from `timing.0` (and counted if `timing.1`),
+/// calling `when_full` each time librdkafka's queue is full (`send` hands the record back).
+fn send_timed<'a>(
+    mut send: impl FnMut(Timed<'a>) -> Option<Timed<'a>>,
+    value: &'a [u8],
+    timing: (Instant, bool),
+    mut when_full: impl FnMut(),
+) {
+    let mut record = BaseRecord::with_opaque_to("lat", Box::new(timing)).payload(value);
+    while let Some(back) = send(record) {
+        record = back;
+        when_full();
+    }
 }
