@@ -8,8 +8,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_protocol::records::Compression;
 use sluice::config::TopicConfig;
 use sluice::ids::Offset;
-use sluice::kafka::record_batch;
 use sluice::kafka::record_validate::{self, Rules};
+use sluice::record;
 
 /// One batch of `count` records with `value_bytes`-byte values, as a producer builds it.
 fn batch(count: usize, value_bytes: usize, compression: Compression) -> Bytes {
@@ -21,7 +21,7 @@ fn batch(count: usize, value_bytes: usize, compression: Compression) -> Bytes {
             1_700_000_000_000 + i as i64,
         )
     });
-    record_batch::encode_batch(records, compression).expect("encode")
+    record::encode_batch(records, compression).expect("encode")
 }
 
 fn validation(c: &mut Criterion) {
@@ -40,7 +40,7 @@ fn validation(c: &mut Criterion) {
     group.bench_function("validate_1MiB_of_16KiB_batches", |b| {
         b.iter(|| {
             for batch in &batches {
-                record_batch::validate(batch).expect("valid");
+                record::validate(batch).expect("valid");
             }
         })
     });
@@ -62,7 +62,7 @@ fn validation(c: &mut Criterion) {
         let mut copies: Vec<Vec<u8>> = batches.iter().map(|b| b.to_vec()).collect();
         b.iter(|| {
             for (i, batch) in copies.iter_mut().enumerate() {
-                record_batch::patch_offsets(batch, Offset(i as i64 * 140), 0);
+                record::patch_offsets(batch, Offset(i as i64 * 140), 0);
             }
         })
     });

@@ -18,15 +18,15 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::Compression;
 use sluice::config::TopicConfig;
 use sluice::ids::{PartitionId, ShardId};
-use sluice::kafka::record_batch;
 use sluice::metrics::ShardMetrics;
+use sluice::record;
 use sluice::storage::cache::CacheBudget;
 use sluice::storage::log::PartitionLog;
 
 /// A 16 KiB batch of 100-byte records, as librdkafka builds them under load.
 fn batch() -> Bytes {
     let records = (0..140).map(|i| (None, Some(Bytes::from(vec![b'v'; 100])), 1_700_000_000_000 + i));
-    record_batch::encode_batch(records, Compression::None).expect("encode")
+    record::encode_batch(records, Compression::None).expect("encode")
 }
 
 /// How many such batches make a MiB.
@@ -153,7 +153,7 @@ fn append(c: &mut Criterion) {
 /// the broker's own decoder and record validation (what `decode` and `route` cost before the
 /// hop), its append, and ten small answers joined into one write's buffer.
 fn one_record(c: &mut Criterion) {
-    let record = record_batch::encode_batch(
+    let record = record::encode_batch(
         [(None, Some(Bytes::from(vec![b'v'; 100])), 1_700_000_000_000)],
         Compression::None,
     )
@@ -193,7 +193,7 @@ fn one_record(c: &mut Criterion) {
                 .records
                 .as_ref()
                 .expect("records");
-            for range in record_batch::split_batches(records).expect("batches") {
+            for range in record::split_batches(records).expect("batches") {
                 sluice::kafka::record_validate::validate_produced(&records[range], &rules).expect("valid");
             }
         })

@@ -12,7 +12,8 @@
 //! - Each partition is owned by exactly one shard, chosen by the pure
 //!   [`shard::placement`] function and recorded in topic metadata. Its log
 //!   ([`storage::log::PartitionLog`]) is segmented, appended with direct I/O, indexed
-//!   sparsely, and fronted by a cache of recent batches.
+//!   sparsely, and fronted by a cache of recent batches. Batches are read and patched as
+//!   bytes through [`record`], the leaf every layer shares.
 //! - Consumer groups are coordinated on the shard owning their `__consumer_offsets` partition
 //!   ([`group`]); offsets and generations are records in that partition.
 //! - Topic metadata has one writer, shard 0 ([`metadata::authority`]); every shard reads an
@@ -38,6 +39,7 @@ pub mod kafka;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod record;
 pub mod shard;
 pub mod signal;
 pub mod storage;

@@ -27,7 +27,7 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const UNSUPPORTED_VERSION: i16 = 35;
 
 fn produce_by_id(broker: &Broker, id: uuid::Uuid) -> ProduceResponse {
-    let batch = sluice::kafka::record_batch::encode_batch(
+    let batch = sluice::record::encode_batch(
         [(None, Some(bytes::Bytes::from_static(b"by-id")), 1_700_000_000_000)],
         Compression::None,
     )

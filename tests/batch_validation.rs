@@ -123,7 +123,7 @@ fn encoded(values: &[&str], at: i64, compression: Compression) -> Bytes {
     let records = values
         .iter()
         .map(|v| (None, Some(Bytes::copy_from_slice(v.as_bytes())), at));
-    sluice::kafka::record_batch::encode_batch(records, compression).expect("encode")
+    sluice::record::encode_batch(records, compression).expect("encode")
 }
 
 /// What one bad partition must be answered with.

@@ -49,7 +49,7 @@ fn batch(producer_id: i64, epoch: i16, first_sequence: i32, count: usize) -> Byt
             1_700_000_000_000,
         )
     });
-    let plain = sluice::kafka::record_batch::encode_batch(records, kafka_protocol::records::Compression::None).unwrap();
+    let plain = sluice::record::encode_batch(records, kafka_protocol::records::Compression::None).unwrap();
     let mut bytes = plain.to_vec();
     bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
     bytes[51..53].copy_from_slice(&epoch.to_be_bytes());

@@ -274,7 +274,7 @@ fn encoded_batch(values: &[&str]) -> Bytes {
     let records = values
         .iter()
         .map(|v| (None, Some(Bytes::copy_from_slice(v.as_bytes())), 1_700_000_000_000));
-    sluice::kafka::record_batch::encode_batch(records, kafka_protocol::records::Compression::None).unwrap()
+    sluice::record::encode_batch(records, kafka_protocol::records::Compression::None).unwrap()
 }
 
 #[test]
@@ -495,9 +495,7 @@ fn pipelined_answers_keep_their_order_when_joined() {
     broker.create_topic("joined", 1);
     let big = Bytes::from(vec![b'x'; 200_000]);
     let produce = |value: Bytes| {
-        let batch =
-            sluice::kafka::record_batch::encode_batch([(None, Some(value), 1_700_000_000_000)], Compression::None)
-                .unwrap();
+        let batch = sluice::record::encode_batch([(None, Some(value), 1_700_000_000_000)], Compression::None).unwrap();
         ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(10_000)

@@ -25,7 +25,7 @@ fn acks_one_answers_only_once_the_record_is_visible() {
     let mut producer = connect(&broker);
     let mut reader = connect(&broker);
     for probe in 0..200i32 {
-        let batch = sluice::kafka::record_batch::encode_batch(
+        let batch = sluice::record::encode_batch(
             [(
                 None,
                 Some(bytes::Bytes::from(format!("probe-{probe}"))),

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 #[global_allocator]
 static ALLOCATOR: sluice::alloc::SluiceAllocator = sluice::alloc::SluiceAllocator;
 use sluice::config::TopicConfig;
-use sluice::kafka::record_batch::HEADER_BYTES;
+use sluice::record::HEADER_BYTES;
 use sluice::kafka::record_validate::{validate_produced, Rules};
 
 fuzz_target!(|data: &[u8]| {

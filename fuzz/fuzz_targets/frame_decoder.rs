@@ -13,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 static ALLOCATOR: sluice::alloc::SluiceAllocator = sluice::alloc::SluiceAllocator;
 use sluice::config::TopicConfig;
 use sluice::kafka::record_validate::{validate_produced, Rules};
-use sluice::kafka::{decode_request, record_batch, Decoded};
+use sluice::kafka::{decode_request, Decoded};
+use sluice::record;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(Decoded::Request { request, .. }) = decode_request(Bytes::copy_from_slice(data)) else {
@@ -28,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
             let Some(records) = &partition.records else {
                 continue;
             };
-            let Ok(ranges) = record_batch::split_batches(records) else {
+            let Ok(ranges) = record::split_batches(records) else {
                 continue;
             };
             for range in ranges {

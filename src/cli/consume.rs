@@ -28,7 +28,7 @@ use crate::constants::BATCH_DECOMPRESSED_BYTES_MAX;
 use crate::kafka::record_validate::decompress_owned;
 
 use crate::cli::client::{check, list_offsets, topic_name, topic_with_leaders, Brokers, Client, TopicInfo};
-use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES};
+use crate::record::{BatchHeader, HEADER_BYTES};
 use format::{Format, Place};
 use member::{Beat, Member};
 

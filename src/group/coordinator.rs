@@ -19,7 +19,7 @@ use crate::group::classic::{Group, GroupLimits, GroupState};
 use crate::group::consumer::ConsumerGroup;
 use crate::group::records::{self, GroupValue, Key, OffsetValue};
 use crate::ids::PartitionId;
-use crate::kafka::record_batch;
+use crate::record;
 use crate::shard::Shard;
 use crate::signal::Signal;
 use crate::storage::segment::now_ms;
@@ -213,10 +213,10 @@ impl GroupCoordinator {
                 }
                 for chunk in batches {
                     let chunk = chunk.contiguous();
-                    let ranges = record_batch::split_batches(&chunk)
-                        .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
+                    let ranges =
+                        record::split_batches(&chunk).map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
                     for range in ranges {
-                        let next = record_batch::BatchHeader::new(&chunk[range.clone()])
+                        let next = record::BatchHeader::new(&chunk[range.clone()])
                             .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?
                             .last_offset()
                             .next();
@@ -318,7 +318,7 @@ pub async fn persist(shard: &Rc<Shard>, group: &str, entries: Vec<(Bytes, Option
         .partition(OFFSETS_TOPIC, partition)
         .ok_or(KafkaCode::NotCoordinator)?;
     let now = now_ms();
-    let batch = record_batch::encode_batch(
+    let batch = record::encode_batch(
         entries.into_iter().map(|(key, value)| (Some(key), value, now)),
         Compression::None,
     )

@@ -9,7 +9,6 @@
 pub mod authorized;
 pub mod frame;
 pub mod handlers;
-pub mod record_batch;
 pub mod record_validate;
 pub mod topic_ids;
 

@@ -33,7 +33,7 @@ use std::cell::RefCell;
 use crate::config::{TimestampType, TopicConfig};
 use crate::constants::{BATCH_DECOMPRESSED_BYTES_MAX, DECOMPRESSED_SCRATCH_BYTES_KEPT};
 use crate::error::KafkaCode;
-use crate::kafka::record_batch::{self, BatchError, BatchHeader, HEADER_BYTES};
+use crate::record::{self, BatchError, BatchHeader, HEADER_BYTES};
 
 /// Smallest record body: attributes, and one byte each for timestampDelta, offsetDelta,
 /// keyLength, valueLength and headerCount.
@@ -175,10 +175,10 @@ thread_local! {
 }
 
 /// Checks one whole batch as a producer sent it (`bytes` must be exactly one batch): its frame
-/// ([`record_batch::validate`]), its attributes, and every record inside, decompressing within
+/// ([`record::validate`]), its attributes, and every record inside, decompressing within
 /// `rules.decompressed_bytes_max` when the batch is compressed.
 pub fn validate_produced<'a>(bytes: &'a [u8], rules: &Rules) -> Result<BatchHeader<'a>, Refusal> {
-    let header = record_batch::validate(bytes).map_err(Refusal::batch)?;
+    let header = record::validate(bytes).map_err(Refusal::batch)?;
     if header.is_control() {
         return Err(Refusal::batch(Fault::Control));
     }

@@ -10,7 +10,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::ids::Offset;
-use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
+use crate::record::{self, BatchHeader, HEADER_BYTES};
 
 #[derive(Clone, Debug)]
 pub struct StoredBatch {
@@ -32,9 +32,9 @@ impl StoredBatch {
         assert!(batch.len() >= HEADER_BYTES, "storing a {}-byte batch", batch.len());
         let mut header = BytesMut::from(&batch[..HEADER_BYTES]);
         let records = batch.slice(HEADER_BYTES..);
-        record_batch::patch_offsets(&mut header, base_offset, leader_epoch);
+        record::patch_offsets(&mut header, base_offset, leader_epoch);
         if let Some(now) = log_append_time_ms {
-            record_batch::stamp_log_append_time(&mut header, &records, now);
+            record::stamp_log_append_time(&mut header, &records, now);
         }
         StoredBatch {
             header: header.freeze(),
@@ -115,7 +115,7 @@ impl Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::record_batch::{tests::encode_batch, validate};
+    use crate::record::{tests::encode_batch, validate};
 
     fn batch_of(records: usize) -> Bytes {
         encode_batch(records, kafka_protocol::records::Compression::None)
@@ -126,7 +126,7 @@ mod tests {
         let batch = batch_of(20);
         let stored = StoredBatch::assign(&batch, Offset(4242), 3, None);
         let mut expected = batch.to_vec();
-        record_batch::patch_offsets(&mut expected, Offset(4242), 3);
+        record::patch_offsets(&mut expected, Offset(4242), 3);
         assert_eq!(stored.to_bytes(), expected);
         assert_eq!(stored.len(), batch.len());
         assert_eq!(stored.header().base_offset(), Offset(4242));
@@ -148,8 +148,8 @@ mod tests {
         assert_eq!(header.max_timestamp(), 1_800_000_000_000);
         validate(&whole).expect("the recomputed CRC covers the records after the header");
         let mut in_one = batch.to_vec();
-        record_batch::patch_offsets(&mut in_one, Offset(7), 0);
-        record_batch::stamp_log_append_time(&mut in_one, &[], 1_800_000_000_000);
+        record::patch_offsets(&mut in_one, Offset(7), 0);
+        record::stamp_log_append_time(&mut in_one, &[], 1_800_000_000_000);
         assert_eq!(whole, in_one, "stamping in two pieces equals stamping the whole batch");
     }
 }

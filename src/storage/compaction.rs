@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::constants::COMPACTION_KEY_MAP_BYTES_MAX;
-use crate::kafka::record_batch::{read_varint, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::record::{read_varint, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 
 /// Bytes a key map entry costs besides the key itself (hash table slot, `Bytes` handle).
 const KEY_ENTRY_OVERHEAD_BYTES: usize = 64;
@@ -279,7 +279,7 @@ pub fn clean_batch(
 mod tests {
     use super::*;
     use crate::ids::Offset;
-    use crate::kafka::record_batch::{encode_batch, patch_offsets};
+    use crate::record::{encode_batch, patch_offsets};
     use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
     /// A stored batch of `(key, value)` records at `base_offset`, timestamps 1000 + i.

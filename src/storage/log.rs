@@ -19,8 +19,8 @@ use crate::config::{TimestampType, TopicConfig};
 use crate::constants::{COALESCED_WRITE_BYTES_MAX, COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN};
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
-use crate::kafka::record_batch::{self, BatchHeader, HEADER_BYTES};
 use crate::metrics::ShardMetrics;
+use crate::record::{self, BatchHeader, HEADER_BYTES};
 use crate::signal::Signal;
 use crate::storage::batch::{Stored, StoredBatch};
 use crate::storage::cache::{BatchCache, CacheBudget, Evict};
@@ -1227,7 +1227,7 @@ fn set_stray_aside(dir: &Path, stray: Segment) -> Result<(), StorageError> {
 
 /// The leading batches of `bytes` (whole batches) that start below `limit`.
 fn below(bytes: Bytes, limit: Offset) -> Bytes {
-    let Ok(ranges) = record_batch::split_batches(&bytes) else {
+    let Ok(ranges) = record::split_batches(&bytes) else {
         return bytes;
     };
     let keep = ranges
@@ -1241,7 +1241,7 @@ fn below(bytes: Bytes, limit: Offset) -> Bytes {
 /// Checks the CRC of every batch in `batches` (whole batches read from `path` at `position`),
 /// so corruption on disk is reported instead of served.
 fn verify_crcs(batches: &[u8], path: &Path, position: u64) -> Result<(), StorageError> {
-    let ranges = record_batch::split_batches(batches).map_err(|e| corrupt(path, position, e.to_string()))?;
+    let ranges = record::split_batches(batches).map_err(|e| corrupt(path, position, e.to_string()))?;
     for range in ranges {
         let batch = &batches[range.clone()];
         let header =

@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::constants::{PRODUCERS_PER_PARTITION_MAX, PRODUCER_BATCHES_KEPT};
 use crate::error::KafkaCode;
 use crate::ids::Offset;
-use crate::kafka::record_batch::BatchHeader;
+use crate::record::BatchHeader;
 
 /// A batch's place in its producer's sequence and in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::record_batch::{patch_offsets, LOG_OVERHEAD_BYTES};
+    use crate::record::{patch_offsets, LOG_OVERHEAD_BYTES};
 
     /// A header-only batch as an idempotent producer sends it, placed at `base_offset`.
     fn batch(producer_id: i64, epoch: i16, first_seq: i32, records: i32, base_offset: i64) -> Vec<u8> {

@@ -24,7 +24,7 @@ use crate::constants::{
 };
 use crate::error::{IoContext, StorageError};
 use crate::ids::Offset;
-use crate::kafka::record_batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::record::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use crate::storage::batch::StoredBatch;
 use crate::storage::direct_write::AlignedBuffer;
 use crate::storage::index::{OffsetIndex, TimeIndex};
@@ -719,7 +719,7 @@ mod tests {
 
     #[test]
     fn appends_rewrite_the_partial_page_and_keep_every_byte() {
-        use crate::kafka::record_batch::tests::encode_batch;
+        use crate::record::tests::encode_batch;
         use kafka_protocol::records::Compression;
 
         let dir = tempfile::tempdir().unwrap();

@@ -27,7 +27,7 @@ use crate::cli::bench::batch::{read_stamps, BatchBuilder};
 use crate::cli::bench::report::{now_us, Stats};
 use crate::cli::bench::BenchArgs;
 use crate::cli::client::{frame_request, read_frame, Client};
-use crate::kafka::record_batch::BatchHeader;
+use crate::record::BatchHeader;
 
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;

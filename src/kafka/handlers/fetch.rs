@@ -45,7 +45,7 @@ use crate::error::KafkaCode;
 use crate::ids::{Offset, PartitionId, ShardId};
 use crate::kafka::frame::Splices;
 use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes};
-use crate::kafka::record_batch;
+use crate::record;
 use crate::shard::Shard;
 use crate::storage::batch::Stored;
 use crate::storage::log::{ReadError, LEADER_EPOCH};
@@ -507,7 +507,7 @@ fn limit_response_bytes(reads: &mut [Read], max_bytes: usize) {
                 }
             };
             // A run of several batches (a disk read): keep its leading batches that fit.
-            let ranges = record_batch::split_batches(&run).unwrap_or_else(|_| std::iter::once(0..run.len()).collect());
+            let ranges = record::split_batches(&run).unwrap_or_else(|_| std::iter::once(0..run.len()).collect());
             for range in ranges {
                 let first_of_response = used == 0;
                 if used + range.len() > max_bytes && !first_of_response {

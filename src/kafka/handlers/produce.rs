@@ -39,9 +39,9 @@ use crate::config::TopicConfig;
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::handlers::{error_code, fan_out, str_bytes};
-use crate::kafka::record_batch;
 use crate::kafka::record_validate::{self, Fault, Refusal, Rules};
 use crate::metrics::Stage;
+use crate::record;
 use crate::shard::Shard;
 use crate::storage::log::{AppendError, AppendOutcome, PartitionLog};
 use crate::storage::segment::now_ms;
@@ -257,7 +257,7 @@ fn check_batches(
         Some(records) if !records.is_empty() => records,
         _ => return Err(corrupt("no record batch".into())),
     };
-    let ranges = record_batch::split_batches(records).map_err(|e| corrupt(e.to_string()))?;
+    let ranges = record::split_batches(records).map_err(|e| corrupt(e.to_string()))?;
     let rules = Rules::for_topic(config, now_ms);
     let several = ranges.len() > 1;
     let mut batches = Vec::with_capacity(ranges.len());
@@ -285,7 +285,7 @@ fn check_batches(
                 ..
             }) => {
                 let mut rewritten = batch.to_vec();
-                record_batch::set_max_timestamp(&mut rewritten, largest);
+                record::set_max_timestamp(&mut rewritten, largest);
                 Bytes::from(rewritten)
             }
             Err(refusal) => {
@@ -298,7 +298,7 @@ fn check_batches(
                 return Err(refused(refusal, message));
             }
         };
-        let header = record_batch::BatchHeader::new(&batch).expect("validated");
+        let header = record::BatchHeader::new(&batch).expect("validated");
         if header.is_transactional() {
             return Err(transactions_refused());
         }

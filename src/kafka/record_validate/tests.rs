@@ -171,7 +171,7 @@ fn batches_from_the_kafka_encoder_validate_for_every_codec() {
         Compression::Lz4,
         Compression::Zstd,
     ] {
-        let batch = record_batch::tests::encode_batch(500, compression);
+        let batch = record::tests::encode_batch(500, compression);
         let header = validate_produced(&batch, &rules()).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
         assert_eq!(header.record_count(), 500);
     }

@@ -1,19 +1,4 @@
-//! A view of Kafka's RecordBatch v2 header, CRC32C validation and in-place offset patching.
-//!
-//! Batches are stored exactly as producers sent them. The broker never re-encodes records:
-//! [`validate`] checks the header and the CRC (the produce path then walks every record, see
-//! [`crate::kafka::record_validate`]), and the log writes the base offset and leader epoch
-//! into the header. Both fields lie before the CRC'd region (which starts at `attributes`),
-//! so patching them leaves the CRC valid.
-//!
-//! Header layout (big-endian):
-//! ```text
-//! 0  baseOffset i64        8  batchLength i32      12 partitionLeaderEpoch i32
-//! 16 magic i8              17 crc u32 (CRC32C of bytes 21..end)
-//! 21 attributes i16        23 lastOffsetDelta i32  27 baseTimestamp i64
-//! 35 maxTimestamp i64      43 producerId i64       51 producerEpoch i16
-//! 53 baseSequence i32      57 recordCount i32      61 records...
-//! ```
+//! The header view, validation and splitting of a run of batches.
 
 use crate::error::KafkaCode;
 use crate::ids::Offset;
@@ -22,7 +7,8 @@ use crate::ids::Offset;
 pub const HEADER_BYTES: usize = 61;
 /// Bytes before `batchLength` counts: baseOffset and batchLength itself.
 pub const LOG_OVERHEAD_BYTES: usize = 12;
-const CRC_START: usize = 21;
+/// Where the CRC'd region starts: `attributes`.
+pub(super) const CRC_START: usize = 21;
 
 /// Why a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +46,7 @@ pub struct BatchHeader<'a> {
     bytes: &'a [u8],
 }
 
-fn be_i16(b: &[u8], at: usize) -> i16 {
+pub(super) fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
 }
 fn be_i32(b: &[u8], at: usize) -> i32 {
@@ -192,73 +178,6 @@ pub fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
-/// Writes the offset the log assigned and the current leader epoch into the header.
-/// Neither is covered by the CRC, so the batch stays valid.
-pub fn patch_offsets(batch: &mut [u8], base_offset: Offset, leader_epoch: i32) {
-    assert!(batch.len() >= HEADER_BYTES, "patching a {}-byte batch", batch.len());
-    batch[0..8].copy_from_slice(&base_offset.0.to_be_bytes());
-    batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
-}
-
-/// Marks a batch as stamped with the broker's clock (LogAppendTime): sets the timestamp-type
-/// attribute and `maxTimestamp`, which lie inside the CRC'd region, so the CRC is recomputed.
-/// The batch is `head` followed by `rest` (the log patches a copy of the header alone);
-/// `head` holds at least the header.
-pub fn stamp_log_append_time(head: &mut [u8], rest: &[u8], now_ms: i64) {
-    assert!(head.len() >= HEADER_BYTES, "stamping a {}-byte header", head.len());
-    let attributes = be_i16(head, 21) | 0x08;
-    head[21..23].copy_from_slice(&attributes.to_be_bytes());
-    head[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..]), rest);
-    head[17..21].copy_from_slice(&crc.to_be_bytes());
-}
-
-/// Sets `maxTimestamp` (inside the CRC'd region, so the CRC is recomputed), as Kafka's log
-/// validator rewrites it to the largest record timestamp.
-pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
-    assert!(batch.len() >= HEADER_BYTES, "rewriting a {}-byte batch", batch.len());
-    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-}
-
-/// Encodes `(key, value, timestamp_ms)` records into one v2 batch as a plain (non-idempotent)
-/// producer sends it: base offset 0, no producer id, sequences unset.
-pub fn encode_batch(
-    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
-    compression: kafka_protocol::records::Compression,
-) -> Result<bytes::Bytes, String> {
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder batches records whose offset - sequence agrees; -1 keeps the batch's
-            // base sequence at -1, as a non-idempotent producer sends it.
-            sequence: i as i32 - 1,
-            timestamp,
-            key,
-            value,
-            headers: Default::default(),
-        })
-        .collect();
-    let mut out = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut out, records.iter(), &options).map_err(|e| e.to_string())?;
-    Ok(out.freeze())
-}
-
 /// Splits a produce request's `records` field into its batches. Each element is one whole
 /// batch by its length field; a trailing fragment is an error.
 pub fn split_batches(records: &[u8]) -> Result<Vec<std::ops::Range<usize>>, BatchError> {
@@ -283,50 +202,10 @@ pub fn split_batches(records: &[u8]) -> Result<Vec<std::ops::Range<usize>>, Batc
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use bytes::Bytes;
+    use crate::record::tests::encode_batch;
     use kafka_protocol::records::Compression;
-
-    /// `count` records with 100-byte values, as a producer would send them.
-    pub(crate) fn encode_batch(count: usize, compression: Compression) -> Bytes {
-        let records = (0..count).map(|i| {
-            let key = Bytes::from(format!("key-{i}"));
-            (
-                Some(key),
-                Some(Bytes::from(vec![b'v'; 100])),
-                1_700_000_000_000 + i as i64,
-            )
-        });
-        super::encode_batch(records, compression).unwrap()
-    }
-
-    #[test]
-    fn encoded_batches_validate_for_every_codec() {
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
-            let batch = encode_batch(10, compression);
-            let header = validate(&batch).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
-            assert_eq!(header.record_count(), 10);
-            assert_eq!(header.last_offset_delta(), 9);
-            assert_eq!(header.max_timestamp(), 1_700_000_000_009);
-        }
-    }
-
-    #[test]
-    fn patching_offsets_keeps_the_crc_valid() {
-        let mut batch = encode_batch(3, Compression::None).to_vec();
-        patch_offsets(&mut batch, Offset(1234), 7);
-        let header = validate(&batch).unwrap();
-        assert_eq!(header.base_offset(), Offset(1234));
-        assert_eq!(header.last_offset(), Offset(1236));
-        assert_eq!(header.partition_leader_epoch(), 7);
-    }
 
     #[test]
     fn flipped_bit_fails_the_crc() {
