@@ -40,6 +40,7 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
 use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
+use crate::kafka::context::Session;
 use crate::kafka::frame::ResponseFrame;
 use crate::kafka::{self, Handled};
 use crate::metrics::{ShardMetrics, Stage};
@@ -81,9 +82,12 @@ enum Closed {
 }
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+    let session = Session::plaintext(
+        stream
+            .peer_addr()
+            .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string()),
+    );
+    let peer = session.peer.as_str();
     let socket = stream.as_raw_fd();
     let (reader, writer) = stream.split();
     let writer = ResponseSocket { half: writer, socket };
@@ -94,7 +98,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         writer,
         pending,
         in_flight.clone(),
-        peer.clone(),
+        peer.to_string(),
         shard.clone(),
     ));
     let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
@@ -102,7 +106,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         shard: &shard,
         budget,
         in_flight,
-        peer: &peer,
+        session: &session,
     };
     match connection.read_requests(reader, queue).await {
         Ok(()) => {}
@@ -130,7 +134,7 @@ struct Connection<'a> {
     budget: Rc<Semaphore>,
     /// Requests read and not yet answered (shared with the writer).
     in_flight: Rc<Cell<usize>>,
-    peer: &'a str,
+    session: &'a Session,
 }
 
 type Reader = BufReader<futures::io::ReadHalf<TcpStream>>;
@@ -165,7 +169,7 @@ impl Connection<'_> {
             if produce {
                 self.shard.metrics.stage(Stage::Read, frame_started.elapsed());
             }
-            let handled = kafka::handle_frame(self.shard, frame, self.peer).await;
+            let handled = kafka::handle_frame(self.shard, frame, self.session).await;
             let closing = match &handled {
                 Handled::Ready(Err(reason)) => Some(reason.clone()),
                 _ => None,

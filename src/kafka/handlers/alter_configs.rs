@@ -3,18 +3,22 @@
 //! broker's or a group's).
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsRequest, AlterableConfig};
 use kafka_protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::config_resource;
+use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::str_bytes;
+use crate::kafka::handlers::{config_resource, Api};
 use crate::metadata::{authority, Refusal};
-use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::AlterConfigs, 0, 2);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let shard = ctx.shard;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = match (

@@ -1,18 +1,28 @@
 //! ApiVersions: the versions of every API Sluice serves, built from the one table.
 
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::APIS;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{Api, APIS};
 
-pub fn handle() -> ApiVersionsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::ApiVersions, 0, 4);
+
+pub async fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {
+    response()
+}
+
+/// Every API in the registry, at the versions it advertises.
+fn response() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(table())
 }
 
 /// The answer to an ApiVersions version we do not know (KIP-511): the error and our table,
 /// encoded as v0 so any client can read it.
 pub fn unsupported_version() -> ApiVersionsResponse {
-    handle().with_error_code(KafkaCode::UnsupportedVersion.code())
+    response().with_error_code(KafkaCode::UnsupportedVersion.code())
 }
 
 fn table() -> Vec<ApiVersion> {
@@ -32,7 +42,7 @@ mod tests {
 
     #[test]
     fn produce_is_advertised_from_v0() {
-        let produce = handle().api_keys.into_iter().find(|a| a.api_key == 0).unwrap();
+        let produce = response().api_keys.into_iter().find(|a| a.api_key == 0).unwrap();
         assert_eq!(produce.min_version, 0);
     }
 

@@ -7,16 +7,22 @@ use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDesc
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, ConsumerGroupDescribeResponse, DescribedGroup, Member, TopicPartitions,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{GroupId, TopicName};
 
 use crate::error::KafkaCode;
 use crate::group::assignor;
 use crate::group::on_coordinator;
-use crate::kafka::handlers::{error_code, str_bytes};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::metadata::MetadataSnapshot;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::ConsumerGroupDescribe, 0, 1);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+    let shard = ctx.shard;
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for id in request.group_ids {
         let group_id = id.0.to_string();

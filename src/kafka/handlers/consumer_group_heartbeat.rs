@@ -2,26 +2,30 @@
 //! the coordinator answers with their epoch and, when it changed, their assignment.
 
 use std::collections::BTreeSet;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, ConsumerGroupHeartbeatResponse, TopicPartitions,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::consumer::{Heartbeat, HeartbeatAnswer};
 use crate::group::on_coordinator;
-use crate::kafka::handlers::{error_code, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
+
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::ConsumerGroupHeartbeat, 0, 1);
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext<'_>,
     request: ConsumerGroupHeartbeatRequest,
-    client_id: String,
-    client_host: String,
 ) -> ConsumerGroupHeartbeatResponse {
+    let shard = ctx.shard;
+    let client_id = ctx.client_id.to_string();
+    let client_host = ctx.client_host();
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     // The group's own configs (IncrementalAlterConfigs on the GROUP resource) or the broker's.

@@ -1,15 +1,18 @@
 //! CreatePartitions: grow a topic; existing partitions never move.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
 use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
+use kafka_protocol::messages::ApiKey;
 
-use crate::kafka::handlers::str_bytes;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{str_bytes, Api};
 use crate::metadata::authority;
-use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::CreatePartitions, 0, 3);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let shard = ctx.shard;
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();

@@ -8,13 +8,20 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopi
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::{describe_configs, str_bytes};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{describe_configs, str_bytes, Api};
 use crate::metadata::{authority, Refusal, TopicMeta};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::CreateTopics, 2, 7);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let mut results = Vec::with_capacity(request.topics.len());
     let mut seen = std::collections::HashSet::new();
     for topic in request.topics {

@@ -1,16 +1,19 @@
 //! DeleteGroups: removes groups without members, and their committed offsets (tombstones).
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::{DeletableGroupResult, DeleteGroupsResponse};
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::{coordinator, on_coordinator};
-use crate::kafka::handlers::error_code;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
 
-pub async fn handle(shard: &Rc<Shard>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DeleteGroups, 0, 2);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let shard = ctx.shard;
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
         let group_id = id.0.to_string();

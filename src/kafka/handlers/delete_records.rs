@@ -7,17 +7,23 @@ use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::{error_code, fan_out_slots};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, fan_out_slots, Api};
 use crate::shard::Shard;
 use crate::storage::log::ReadError;
 
 /// (error, low watermark) of one partition.
 type Answer = (Option<KafkaCode>, i64);
 
-pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DeleteRecords, 0, 2);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let shard = ctx.shard;
     let snapshot = shard.metadata();
     let slots = request
         .topics

@@ -1,17 +1,21 @@
 //! DeleteTopics: by name (all versions) or by topic id (v6+).
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::str_bytes;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{str_bytes, Api};
 use crate::metadata::authority;
-use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DeleteTopics, 1, 6);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         request
             .topics

@@ -1,16 +1,19 @@
 //! DescribeCluster: this broker, the cluster id, and the controller (this broker).
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::BrokerId;
 
 use crate::kafka::authorized;
-use crate::kafka::handlers::str_bytes;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{str_bytes, Api};
 
-pub fn handle(shard: &Rc<Shard>, request: DescribeClusterRequest) -> DescribeClusterResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DescribeCluster, 0, 1);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let shard = ctx.shard;
     let node = BrokerId(shard.identity.node_id.0);
     DescribeClusterResponse::default()
         .with_cluster_authorized_operations(authorized::when_asked(

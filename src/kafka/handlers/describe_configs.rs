@@ -4,16 +4,16 @@
 //! from, as Kafka's sources and synonyms do: a topic override, a dynamic broker config (this
 //! broker's, then every broker's), the config file, or the default.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::config::{ConfigType, Effect, GroupConfig, TopicConfig, TopicKey, GROUP_KEYS, TOPIC_KEYS};
-use crate::kafka::handlers::config_resource;
+use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::str_bytes;
+use crate::kafka::handlers::{config_resource, Api};
 use crate::metadata::configs::ConfigTarget;
 use crate::metadata::{MetadataSnapshot, Topic};
 use crate::shard::Shard;
@@ -78,7 +78,11 @@ struct View<'a> {
     builtin: TopicConfig,
 }
 
-pub fn handle(shard: &Rc<Shard>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DescribeConfigs, 1, 4);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let shard = ctx.shard;
     let snapshot = shard.metadata();
     let view = View {
         shard,

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::GroupId;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -17,11 +18,17 @@ use crate::group::classic::GroupState;
 use crate::group::consumer::ConsumerGroup;
 use crate::group::on_coordinator;
 use crate::kafka::authorized;
-use crate::kafka::handlers::{error_code, str_bytes};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::metadata::MetadataSnapshot;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DescribeGroups, 0, 6);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let operations = authorized::when_asked(request.include_authorized_operations, authorized::GROUP_ALL);
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in request.groups {

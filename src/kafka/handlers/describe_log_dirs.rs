@@ -3,19 +3,23 @@
 //! usable bytes.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResponse, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 
 use crate::ids::{PartitionId, ShardId};
-use crate::kafka::handlers::{fan_out, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{fan_out, str_bytes, Api};
 
-pub async fn handle(shard: &Rc<Shard>, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DescribeLogDirs, 1, 4);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    let shard = ctx.shard;
     let snapshot = shard.metadata();
     let mut wanted: Vec<(ShardId, (String, PartitionId))> = Vec::new();
     let mut add = |name: &str, partition: i32| {

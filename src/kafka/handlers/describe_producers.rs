@@ -1,21 +1,24 @@
 //! DescribeProducers: the idempotent producers each asked-for partition remembers, from its
 //! owner shard. Transactions are not served, so no producer has an open transaction.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_producers_request::DescribeProducersRequest;
 use kafka_protocol::messages::describe_producers_response::{
     DescribeProducersResponse, PartitionResponse, ProducerState, TopicResponse,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::ProducerId;
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::fan_out_slots;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{fan_out_slots, Api};
 use crate::storage::producers::ActiveProducer;
 
-pub async fn handle(shard: &Rc<Shard>, request: DescribeProducersRequest) -> DescribeProducersResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DescribeProducers, 0, 0);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DescribeProducersRequest) -> DescribeProducersResponse {
+    let shard = ctx.shard;
     let snapshot = shard.metadata();
     let slots = request
         .topics

@@ -3,27 +3,33 @@
 //! Kafka's `max.request.partition.size.limit`, 2000), and a cursor naming where the next
 //! page starts. An empty topic list means every topic.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponse, DescribeTopicPartitionsResponsePartition,
     DescribeTopicPartitionsResponseTopic,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{BrokerId, TopicName};
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::authorized;
+use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::metadata::leadership;
-use crate::kafka::handlers::{error_code, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::storage::log::LEADER_EPOCH;
 
 /// Kafka's `max.request.partition.size.limit`: partitions one answer may carry.
 const PARTITIONS_PER_RESPONSE_MAX: i32 = 2000;
 
-pub fn handle(shard: &Rc<Shard>, request: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::DescribeTopicPartitions, 0, 0);
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
+    let shard = ctx.shard;
     let node = BrokerId(shard.identity.node_id.0);
     let snapshot = shard.metadata();
     let mut names: Vec<String> = if request.topics.is_empty() {

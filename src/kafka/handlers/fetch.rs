@@ -38,13 +38,15 @@ use futures::channel::oneshot;
 use futures::future::Either;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::error::KafkaCode;
 use crate::ids::{Offset, PartitionId, ShardId};
+use crate::kafka::context::RequestContext;
 use crate::kafka::frame::Splices;
-use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes};
+use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes, Api};
 use crate::record;
 use crate::shard::Shard;
 use crate::storage::batch::Stored;
@@ -89,9 +91,14 @@ enum Slot {
     Failed(KafkaCode),
 }
 
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::Fetch, 4, 18);
+
 /// The response, and the stored record bytes it carries by reference (see
 /// [`crate::kafka::frame`]): nothing is copied into the response.
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: FetchRequest) -> (FetchResponse, Splices) {
+pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchResponse, Splices) {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let started = Instant::now();
     let snapshot = shard.metadata();
     let mut topics = Vec::with_capacity(request.topics.len());

@@ -5,19 +5,23 @@
 //! librdkafka also reads this API's presence as "the broker supports LZ4", so it must be
 //! served for LZ4-compressed produce to happen at all.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::BrokerId;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::{error_code, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(shard: &Rc<Shard>, version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::FindCoordinator, 0, 6);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let node = BrokerId(shard.identity.node_id.0);
     let host = str_bytes(shard.identity.host.clone());
     let port = i32::from(shard.identity.port);

@@ -1,18 +1,22 @@
 //! Heartbeat: keeps a member's session alive and tells it when to rejoin. Answered at once,
 //! in every group state: nothing here waits on the rebalance.
 
-use std::rc::Rc;
 use std::time::Instant;
 
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::on_coordinator;
-use crate::kafka::handlers::error_code;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
 
-pub async fn handle(shard: &Rc<Shard>, request: HeartbeatRequest) -> HeartbeatResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::Heartbeat, 0, 4);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
     let error = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         // A group this coordinator does not know has no members: the sender must rejoin.

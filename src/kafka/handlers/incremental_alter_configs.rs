@@ -3,26 +3,33 @@
 //! their values, are checked on the metadata authority.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
 
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterableConfig, IncrementalAlterConfigsRequest};
 use kafka_protocol::messages::incremental_alter_configs_response::{
     AlterConfigsResourceResponse, IncrementalAlterConfigsResponse,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::config_resource;
+use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::str_bytes;
+use crate::kafka::handlers::{config_resource, Api};
 use crate::metadata::authority::{self, Inherited};
 use crate::metadata::Refusal;
-use crate::shard::Shard;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-pub async fn handle(shard: &Rc<Shard>, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::IncrementalAlterConfigs, 0, 1);
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let shard = ctx.shard;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = match config_resource::target(shard, resource.resource_type, &resource.resource_name)

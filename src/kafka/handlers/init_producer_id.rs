@@ -10,14 +10,20 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::ProducerId;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::error_code;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
 use crate::metadata::authority;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::InitProducerId, 0, 5);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let shard = ctx.shard;
     let failed = |code: KafkaCode| {
         InitProducerIdResponse::default()
             .with_error_code(error_code(Some(code)))

@@ -1,27 +1,28 @@
 //! JoinGroup: a member (re)joins a classic group; answered when the rebalance completes, or at
 //! once when the member keeps its place in the current generation.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
+use kafka_protocol::messages::ApiKey;
 
 use crate::constants::GROUP_MEMBERS_MAX;
 use crate::error::KafkaCode;
 use crate::group::classic::{self, JoinOutcome, Reply};
 use crate::group::on_coordinator;
-use crate::kafka::handlers::{error_code, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::storage::segment::now_ms;
 
-pub async fn handle(
-    shard: &Rc<Shard>,
-    version: i16,
-    request: JoinGroupRequest,
-    client_id: String,
-    client_host: String,
-) -> JoinGroupResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::JoinGroup, 0, 9);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
+    let client_id = ctx.client_id.to_string();
+    let client_host = ctx.client_host();
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {

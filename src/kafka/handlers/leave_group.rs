@@ -1,19 +1,24 @@
 //! LeaveGroup: members leave (v3+: several at once, static members by instance id); the rest
 //! rebalance.
 
-use std::rc::Rc;
 use std::time::Instant;
 
 use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::on_coordinator;
-use crate::kafka::handlers::{error_code, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::storage::segment::now_ms;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::LeaveGroup, 0, 5);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let group_id = request.group_id.0.to_string();
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         request

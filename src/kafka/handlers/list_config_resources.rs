@@ -3,21 +3,25 @@
 //! broker, and the groups given configs of their own. Sluice keeps no client-metrics
 //! resources, so v0 answers an empty list.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::list_config_resources_request::ListConfigResourcesRequest;
 use kafka_protocol::messages::list_config_resources_response::{ConfigResource, ListConfigResourcesResponse};
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
-use crate::kafka::handlers::str_bytes;
-use crate::shard::Shard;
+use crate::kafka::handlers::{str_bytes, Api};
 
+use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::config_resource::{
     RESOURCE_BROKER as BROKER, RESOURCE_BROKER_LOGGER as BROKER_LOGGER, RESOURCE_CLIENT_METRICS as CLIENT_METRICS,
     RESOURCE_GROUP as GROUP, RESOURCE_TOPIC as TOPIC,
 };
 
-pub fn handle(shard: &Rc<Shard>, version: i16, request: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::ListConfigResources, 0, 1);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     if version == 0 {
         return ListConfigResourcesResponse::default();
     }

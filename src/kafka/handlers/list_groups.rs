@@ -1,19 +1,22 @@
 //! ListGroups: every group on every shard, classic and consumer-protocol, optionally filtered
 //! by state (v4+) and type (v5+).
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::GroupId;
 
-use crate::kafka::handlers::str_bytes;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{str_bytes, Api};
 
 const CLASSIC: &str = "classic";
 const CONSUMER: &str = "consumer";
 
-pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroupsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::ListGroups, 0, 5);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let shard = ctx.shard;
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let per_shard = shard

@@ -9,10 +9,12 @@ use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::{error_code, fan_out_slots};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, fan_out_slots, Api};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
@@ -39,7 +41,12 @@ fn first_version(timestamp: i64) -> i16 {
 /// (error, timestamp, offset) for one partition.
 type Answer = (Option<KafkaCode>, i64, i64);
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::ListOffsets, 1, 11);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let snapshot = shard.metadata();
     let slots = request
         .topics

@@ -2,24 +2,30 @@
 //! when both the broker (`auto.create.topics.enable`) and the request allow it.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{BrokerId, TopicName};
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::authorized;
-use crate::kafka::handlers::{error_code, str_bytes};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::metadata::{authority, topic_name, Topic};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: MetadataRequest) -> MetadataResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::Metadata, 0, 13);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     let node = BrokerId(shard.identity.node_id.0);
     let topic_operations = authorized::when_asked(
         version >= 8 && request.include_topic_authorized_operations,

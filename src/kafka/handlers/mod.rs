@@ -44,18 +44,19 @@ use std::future::Future;
 use futures::future::LocalBoxFuture;
 use std::rc::Rc;
 
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::ids::ShardId;
+use crate::kafka::context::RequestContext;
 use crate::kafka::frame::Splices;
 use crate::shard::Shard;
 
 /// One served API: the versions advertised (`min..=max`) and decoded (`min_served..=max`).
 /// They differ only for Produce, which is advertised from v0 because librdkafka turns off
 /// compression when a broker's Produce minimum is above 0, while v0-v2 (the old message
-/// formats) are refused.
-#[derive(Clone, Copy, Debug)]
+/// formats) are refused. Each handler declares its own as `API`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Api {
     pub key: ApiKey,
     pub min: i16,
@@ -64,60 +65,99 @@ pub struct Api {
 }
 
 impl Api {
+    /// Versions `min..=max`, all of them advertised and served.
+    pub const fn new(key: ApiKey, min: i16, max: i16) -> Api {
+        Api::advertised_from(key, min, min, max)
+    }
+
+    /// Versions `min_served..=max` served, `min..=max` advertised.
+    pub const fn advertised_from(key: ApiKey, min: i16, min_served: i16, max: i16) -> Api {
+        assert!(min <= min_served && min_served <= max);
+        Api {
+            key,
+            min,
+            min_served,
+            max,
+        }
+    }
+
     pub fn serves(&self, version: i16) -> bool {
         (self.min_served..=self.max).contains(&version)
     }
 }
 
-const fn api(key: ApiKey, min: i16, max: i16) -> Api {
-    Api {
-        key,
-        min,
-        min_served: min,
-        max,
-    }
+/// The one registry: each line names a handler module and the request it serves, and how its
+/// answer leaves (`now`: a response or none; `later`: Produce, whose response becomes ready
+/// once its records are durable; `spliced`: Fetch, whose response carries stored bytes by
+/// reference). It generates [`APIS`] (so ApiVersions) and dispatch; a test checks that every
+/// handler module (a file declaring `API`) has its line here. (The modules are declared above,
+/// outside the macro, so that rustfmt sees them.)
+macro_rules! registry {
+    ($($module:ident: $variant:ident => $shape:ident),* $(,)?) => {
+        /// Everything Sluice serves, in registry order. The only source of ApiVersions.
+        pub const APIS: &[Api] = &[$($module::API),*];
+
+        /// Runs the handler registered for `request`.
+        async fn run(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, String> {
+            match request {
+                $(RequestKind::$variant(request) => Ok(registry!(@answer $shape, $module, $variant, ctx, request)),)*
+                other => Err(format!("no handler for {:?}", std::mem::discriminant(&other))),
+            }
+        }
+
+        /// The API key each registered handler is dispatched under, beside the one it declares.
+        #[cfg(test)]
+        fn registered() -> Vec<(&'static str, ApiKey, Api)> {
+            vec![$((stringify!($module), ApiKey::$variant, $module::API)),*]
+        }
+    };
+    (@answer now, $module:ident, $variant:ident, $ctx:ident, $request:ident) => {
+        Dispatched::Now(Some(ResponseKind::$variant($module::handle($ctx, $request).await)))
+    };
+    (@answer later, $module:ident, $variant:ident, $ctx:ident, $request:ident) => {{
+        let answer = $module::handle($ctx, $request).await;
+        Dispatched::Later(Box::pin(async move { answer.await.map(ResponseKind::$variant) }))
+    }};
+    (@answer spliced, $module:ident, $variant:ident, $ctx:ident, $request:ident) => {{
+        let (response, splices) = $module::handle($ctx, $request).await;
+        Dispatched::Spliced(ResponseKind::$variant(response), splices)
+    }};
 }
 
-/// Everything Sluice serves. The only source of ApiVersions.
-pub const APIS: &[Api] = &[
-    Api {
-        key: ApiKey::Produce,
-        min: 0,
-        min_served: 3,
-        max: 13,
-    },
-    api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 11),
-    api(ApiKey::Metadata, 0, 13),
-    api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 2, 10),
-    api(ApiKey::OffsetFetch, 1, 10),
-    api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::OffsetDelete, 0, 0),
-    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
-    api(ApiKey::ConsumerGroupDescribe, 0, 1),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::DescribeCluster, 0, 1),
-    api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::DescribeLogDirs, 1, 4),
-    api(ApiKey::DescribeProducers, 0, 0),
-    api(ApiKey::DescribeTopicPartitions, 0, 0),
-    api(ApiKey::ListConfigResources, 0, 1),
-];
+registry! {
+    produce: Produce => later,
+    fetch: Fetch => spliced,
+    list_offsets: ListOffsets => now,
+    metadata: Metadata => now,
+    find_coordinator: FindCoordinator => now,
+    join_group: JoinGroup => now,
+    sync_group: SyncGroup => now,
+    heartbeat: Heartbeat => now,
+    leave_group: LeaveGroup => now,
+    offset_commit: OffsetCommit => now,
+    offset_fetch: OffsetFetch => now,
+    describe_groups: DescribeGroups => now,
+    list_groups: ListGroups => now,
+    delete_groups: DeleteGroups => now,
+    offset_delete: OffsetDelete => now,
+    consumer_group_heartbeat: ConsumerGroupHeartbeat => now,
+    consumer_group_describe: ConsumerGroupDescribe => now,
+    api_versions: ApiVersions => now,
+    create_topics: CreateTopics => now,
+    delete_topics: DeleteTopics => now,
+    offset_for_leader_epoch: OffsetForLeaderEpoch => now,
+    describe_configs: DescribeConfigs => now,
+    create_partitions: CreatePartitions => now,
+    alter_configs: AlterConfigs => now,
+    incremental_alter_configs: IncrementalAlterConfigs => now,
+    describe_cluster: DescribeCluster => now,
+    delete_records: DeleteRecords => now,
+    init_producer_id: InitProducerId => now,
+    describe_log_dirs: DescribeLogDirs => now,
+    describe_producers: DescribeProducers => now,
+    describe_topic_partitions: DescribeTopicPartitions => now,
+    list_config_resources: ListConfigResources => now,
+}
 
 pub fn find(api_key: i16) -> Option<Api> {
     APIS.iter().find(|api| api.key as i16 == api_key).copied()
@@ -150,89 +190,9 @@ pub enum Dispatched {
     Later(LocalBoxFuture<'static, Option<ResponseKind>>),
 }
 
-/// Runs the handler for a decoded request; `frame_bytes` is the size of the frame it came in.
-pub async fn dispatch(
-    shard: &Rc<Shard>,
-    header: &RequestHeader,
-    request: RequestKind,
-    frame_bytes: usize,
-    peer: &str,
-) -> Result<Dispatched, String> {
-    let version = header.request_api_version;
-    if let RequestKind::Produce(r) = request {
-        let answer = produce::handle(shard, version, r, frame_bytes).await;
-        return Ok(Dispatched::Later(Box::pin(async move {
-            answer.await.map(ResponseKind::Produce)
-        })));
-    }
-    if let RequestKind::Fetch(r) = request {
-        let (response, splices) = fetch::handle(shard, version, r).await;
-        return Ok(Dispatched::Spliced(ResponseKind::Fetch(response), splices));
-    }
-    dispatch_now(shard, header, request, peer).await.map(Dispatched::Now)
-}
-
-async fn dispatch_now(
-    shard: &Rc<Shard>,
-    header: &RequestHeader,
-    request: RequestKind,
-    peer: &str,
-) -> Result<Option<ResponseKind>, String> {
-    let version = header.request_api_version;
-    let client_id = || header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
-    // Kafka reports a member's host as Java prints an address: "/" and the IP.
-    let client_host = || format!("/{}", peer.rsplit_once(':').map_or(peer, |(host, _)| host));
-    Ok(Some(match request {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(shard, version, r).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(shard, version, r).await),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(shard, version, r).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(shard, version, r).await),
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(shard, r).await),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(shard, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(shard, r).await),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(shard, r).await)
-        }
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(shard, version, r)),
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(join_group::handle(shard, version, r, client_id(), client_host()).await)
-        }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(shard, r).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(shard, r).await),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(shard, version, r).await),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(shard, r).await),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(shard, version, r).await),
-        RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(shard, version, r).await)
-        }
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(shard, r).await),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(shard, r).await),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(shard, r).await),
-        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
-            consumer_group_heartbeat::handle(shard, r, client_id(), client_host()).await,
-        ),
-        RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(shard, r).await)
-        }
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(shard, r).await),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(shard, r).await),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(shard, r)),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, r).await)
-        }
-        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(shard, r).await),
-        RequestKind::DescribeProducers(r) => {
-            ResponseKind::DescribeProducers(describe_producers::handle(shard, r).await)
-        }
-        RequestKind::DescribeTopicPartitions(r) => {
-            ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(shard, r))
-        }
-        RequestKind::ListConfigResources(r) => {
-            ResponseKind::ListConfigResources(list_config_resources::handle(shard, version, r))
-        }
-        other => return Err(format!("no handler for {:?}", std::mem::discriminant(&other))),
-    }))
+/// Runs the handler for a decoded request.
+pub async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, String> {
+    run(ctx, request).await
 }
 
 /// Runs `work` on each item's owner shard, one hop per shard (items of one shard run
@@ -350,4 +310,48 @@ pub fn error_code(error: Option<crate::error::KafkaCode>) -> i16 {
 
 pub fn str_bytes(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every advertised API is dispatched, under the key its handler declares, once.
+    #[test]
+    fn every_advertised_api_is_dispatched_under_its_own_key() {
+        let registered = registered();
+        assert_eq!(registered.len(), APIS.len());
+        for (_, dispatched_as, api) in &registered {
+            assert_eq!(
+                *dispatched_as, api.key,
+                "{:?} is dispatched as {dispatched_as:?}",
+                api.key
+            );
+            assert!(APIS.contains(api), "{:?} is not advertised", api.key);
+        }
+        let mut keys: Vec<i16> = APIS.iter().map(|api| api.key as i16).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), APIS.len(), "an API registered twice");
+        for api in APIS {
+            assert_eq!(find(api.key as i16), Some(*api));
+        }
+    }
+
+    /// A handler file (one declaring its `API`) that the registry does not list would be
+    /// compiled but never dispatched nor advertised.
+    #[test]
+    fn every_handler_module_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/kafka/handlers");
+        let mut handlers: Vec<String> = std::fs::read_dir(dir)
+            .expect("the handlers directory")
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains("\npub const API: Api =")))
+            .map(|path| path.file_stem().expect("a file name").to_string_lossy().into_owned())
+            .collect();
+        handlers.sort();
+        let mut registered: Vec<String> = registered().iter().map(|(module, ..)| module.to_string()).collect();
+        registered.sort();
+        assert_eq!(handlers, registered);
+    }
 }

@@ -8,16 +8,22 @@ use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::records::OffsetValue;
 use crate::group::{coordinator, on_coordinator};
 use crate::ids::PartitionId;
-use crate::kafka::handlers::error_code;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
 use crate::shard::Shard;
 use crate::storage::segment::now_ms;
 
-pub async fn handle(shard: &Rc<Shard>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::OffsetCommit, 2, 10);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
     let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
         .topics

@@ -1,20 +1,23 @@
 //! OffsetDelete: drops a group's committed offsets for some partitions, unless a live member
 //! is still subscribed to the topic (GROUP_SUBSCRIBED_TO_TOPIC).
 
-use std::rc::Rc;
-
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequest;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::{coordinator, on_coordinator, records};
-use crate::kafka::handlers::error_code;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
 
-pub async fn handle(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::OffsetDelete, 0, 0);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
     let wanted: Vec<(String, Vec<i32>)> = request
         .topics

@@ -8,11 +8,13 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{GroupId, TopicName};
 
 use crate::error::KafkaCode;
 use crate::group::on_coordinator;
-use crate::kafka::handlers::{error_code, str_bytes};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::shard::Shard;
 
 /// (offset, leader epoch, metadata) of one partition.
@@ -20,7 +22,12 @@ type Committed = (i64, i32, Option<String>);
 /// Per topic, per partition: what is committed.
 type GroupOffsets = Vec<(String, Vec<(i32, Committed)>)>;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::OffsetFetch, 1, 10);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
     if version < 8 {
         let wanted = request.topics.map(|topics| {
             topics

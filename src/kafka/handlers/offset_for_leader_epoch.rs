@@ -2,20 +2,23 @@
 //! node has had one leader epoch since the log began, so its end offset is the log end, and
 //! no epoch can be older than the current one (so nothing is fenced).
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::fan_out;
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{fan_out, Api};
 use crate::storage::log::LEADER_EPOCH;
 
-pub async fn handle(shard: &Rc<Shard>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::OffsetForLeaderEpoch, 2, 4);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let shard = ctx.shard;
     let snapshot = shard.metadata();
     let mut items = Vec::new();
     let mut answers: Vec<Vec<Option<EpochEndOffset>>> = Vec::new();

@@ -34,11 +34,13 @@ use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
+use kafka_protocol::messages::ApiKey;
 
 use crate::config::TopicConfig;
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::handlers::{error_code, fan_out, str_bytes};
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, fan_out, str_bytes, Api};
 use crate::kafka::record_validate::{self, Fault, Refusal, Rules};
 use crate::metrics::Stage;
 use crate::record;
@@ -96,8 +98,14 @@ struct AppendWork {
     durable: bool,
 }
 
+/// The versions served.
+pub const API: Api = Api::advertised_from(ApiKey::Produce, 0, 3, 13);
+
 /// `frame_bytes` is the size of the request frame the batches are slices of.
-pub async fn handle(shard: &Rc<Shard>, version: i16, request: ProduceRequest, frame_bytes: usize) -> Answer {
+pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
+    let frame_bytes = ctx.frame_bytes;
     let started = Instant::now();
     let acks = request.acks;
     let snapshot = shard.metadata();

@@ -1,20 +1,24 @@
 //! SyncGroup: the leader hands in the assignment; every member gets its share once the
 //! generation is durable.
 
-use std::rc::Rc;
 use std::time::Instant;
 
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
 use crate::group::classic::{Reply, SyncOutcome};
 use crate::group::{coordinator, on_coordinator};
-use crate::kafka::handlers::{error_code, str_bytes};
-use crate::shard::Shard;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::storage::segment::now_ms;
 
-pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupResponse {
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::SyncGroup, 0, 5);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
+    let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
     let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         let Some(group) = shard.groups.get(&group_id) else {

@@ -1,0 +1,101 @@
+//! Who sent a request and over what: the per-connection [`Session`] and the per-request
+//! [`RequestContext`] every handler receives.
+//!
+//! Today every connection is a PLAINTEXT one with the anonymous principal, as in a Kafka
+//! broker without security. SASL will set the principal once it authenticates a session, and
+//! ACLs will be checked against it through the context, so no handler signature changes then.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::shard::Shard;
+
+/// The listener name of the plaintext listener, as Kafka names it.
+pub const PLAINTEXT_LISTENER: &str = "PLAINTEXT";
+
+/// An authenticated identity, in Kafka's form `Type:name` (`User:alice`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: String,
+    pub name: String,
+}
+
+impl Principal {
+    /// The principal of a connection that has not authenticated: Kafka's `User:ANONYMOUS`.
+    pub fn anonymous() -> Principal {
+        Principal {
+            kind: "User".to_string(),
+            name: "ANONYMOUS".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+/// One client connection, as the requests on it see it.
+#[derive(Debug)]
+pub struct Session {
+    /// Unique within the process for its life.
+    pub connection_id: u64,
+    /// The listener the connection was accepted on.
+    pub listener: &'static str,
+    /// The client's address (`ip:port`), or "unknown peer".
+    pub peer: String,
+    pub principal: Principal,
+}
+
+/// Connection ids are taken once per accepted connection, never per request.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Session {
+    /// A new anonymous session on the plaintext listener.
+    pub fn plaintext(peer: String) -> Session {
+        Session {
+            connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            listener: PLAINTEXT_LISTENER,
+            peer,
+            principal: Principal::anonymous(),
+        }
+    }
+}
+
+/// What a handler knows of its request besides the body: the shard it runs on, the session it
+/// came over, and the header's client id and version.
+pub struct RequestContext<'a> {
+    pub shard: &'a Rc<Shard>,
+    pub session: &'a Session,
+    /// The header's client id ("" when the client sent none).
+    pub client_id: &'a str,
+    /// The version the handler serves (a v10 OffsetCommit or OffsetFetch is served as the v9
+    /// it is but for topic ids: see [`crate::kafka::topic_ids`]).
+    pub api_version: i16,
+    /// The size of the frame the request came in: produce batches are slices of it.
+    pub frame_bytes: usize,
+}
+
+impl RequestContext<'_> {
+    /// The client's host as Kafka reports a member's host: "/" and the IP, as Java prints an
+    /// address.
+    pub fn client_host(&self) -> String {
+        let peer = self.session.peer.as_str();
+        format!("/{}", peer.rsplit_once(':').map_or(peer, |(host, _)| host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_get_distinct_ids_and_the_anonymous_principal() {
+        let first = Session::plaintext("127.0.0.1:5000".to_string());
+        let second = Session::plaintext("127.0.0.1:5001".to_string());
+        assert_ne!(first.connection_id, second.connection_id);
+        assert_eq!(first.principal.to_string(), "User:ANONYMOUS");
+        assert_eq!(first.listener, "PLAINTEXT");
+    }
+}
