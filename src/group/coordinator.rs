@@ -107,6 +107,31 @@ impl GroupCoordinator {
         self.groups.borrow().get(id).map(|e| e.group.clone())
     }
 
+    /// Why an offset commit from `member` (with its static `instance` id, if any) at
+    /// `generation` (a classic generation or a consumer-protocol member epoch) is refused, if
+    /// it is. A member of neither kind of group may commit only as a simple consumer
+    /// (generation -1, no member id) of a group with no members.
+    pub fn commit_error(
+        &self,
+        group_id: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Option<KafkaCode> {
+        if let Some(group) = self.consumer_group(group_id) {
+            // Consumer-protocol members commit with their member epoch.
+            if generation >= 0 || !member.is_empty() {
+                return group.borrow().commit_allowed(member, generation).err();
+            }
+            return (!group.borrow().members.is_empty()).then_some(KafkaCode::UnknownMemberId);
+        }
+        match self.get(group_id) {
+            Some(group) => group.borrow().commit_error(member, instance, generation),
+            // No such group: only a simple (generation -1) commit creates one.
+            None => (generation >= 0).then_some(KafkaCode::IllegalGeneration),
+        }
+    }
+
     /// Ids and a summary of every classic group on this shard (not the offset holders of
     /// consumer-protocol groups).
     pub fn list(&self) -> Vec<(String, String, GroupState)> {

@@ -9,6 +9,7 @@ use futures::channel::oneshot;
 use indexmap::IndexMap;
 
 use super::{after, Group, GroupLimits, GroupState, JoinOutcome, JoinRequest, Member, Reply, NEW_MEMBER_JOIN_TIMEOUT};
+use crate::constants::GROUP_MEMBERS_MAX;
 use crate::error::KafkaCode;
 
 impl Group {
@@ -27,6 +28,9 @@ impl Group {
     fn admit(&mut self, request: JoinRequest, now: Instant, now_ms: i64, limits: &GroupLimits) -> Reply<JoinOutcome> {
         let member_id = request.member_id.clone();
         let refuse = |code| Reply::Now(JoinOutcome::failed(code, &member_id));
+        if member_id.is_empty() && self.members.len() >= GROUP_MEMBERS_MAX {
+            return refuse(KafkaCode::GroupMaxSizeReached);
+        }
         if self.state == GroupState::Dead {
             return refuse(KafkaCode::CoordinatorNotAvailable);
         }

@@ -7,7 +7,6 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::ApiKey;
 
-use crate::constants::GROUP_MEMBERS_MAX;
 use crate::error::KafkaCode;
 use crate::group::classic::{self, JoinOutcome, Reply};
 use crate::group::on_coordinator;
@@ -48,10 +47,6 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
             supports_skip_assignment: version >= 9,
         };
         let group = shard.groups.get_or_create(&shard, &group_id);
-        let full = join.member_id.is_empty() && group.borrow().members.len() >= GROUP_MEMBERS_MAX;
-        if full {
-            return JoinOutcome::failed(KafkaCode::GroupMaxSizeReached, "");
-        }
         let reply = group
             .borrow_mut()
             .join(join, Instant::now(), now_ms(), &shard.groups.limits);

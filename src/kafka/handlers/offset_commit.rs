@@ -73,7 +73,10 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
     let generation = request.generation_id_or_member_epoch;
     let member = request.member_id.to_string();
     let instance = request.group_instance_id.as_ref().map(|s| s.to_string());
-    if let Some(code) = membership_error(shard, group_id, &member, instance.as_deref(), generation) {
+    if let Some(code) = shard
+        .groups
+        .commit_error(group_id, &member, instance.as_deref(), generation)
+    {
         return every(code);
     }
     let snapshot = shard.metadata();
@@ -123,26 +126,4 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
     let group = shard.groups.get_or_create(shard, group_id);
     group.borrow_mut().offsets.extend(accepted);
     codes
-}
-
-/// Why a commit from `member` at `generation` is refused, if it is.
-fn membership_error(
-    shard: &Rc<Shard>,
-    group_id: &str,
-    member: &str,
-    instance: Option<&str>,
-    generation: i32,
-) -> Option<KafkaCode> {
-    if let Some(group) = shard.groups.consumer_group(group_id) {
-        // Consumer-protocol members commit with their member epoch.
-        if generation >= 0 || !member.is_empty() {
-            return group.borrow().commit_allowed(member, generation).err();
-        }
-        return (!group.borrow().members.is_empty()).then_some(KafkaCode::UnknownMemberId);
-    }
-    match shard.groups.get(group_id) {
-        Some(group) => group.borrow().commit_error(member, instance, generation),
-        // No such group: only a simple (generation -1) commit creates one.
-        None => (generation >= 0).then_some(KafkaCode::IllegalGeneration),
-    }
 }
