@@ -82,9 +82,6 @@ pub const SHARD_CACHE_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 /// Longest `max_wait_ms` a fetch may park for, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
 
-/// Longest a graceful shutdown waits for in-flight requests before flushing and exiting.
-pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
-
 /// Batches remembered per idempotent producer and partition: a retry of any of them is
 /// answered with its original offsets. Five is the most in-flight requests an idempotent
 /// client may have (`max.in.flight.requests.per.connection`).
@@ -144,6 +141,21 @@ pub const FETCH_RESPONSE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Largest `fetch.read.memory.bytes`: bytes one shard may hold read from disk for fetches
 /// that are being answered.
 pub const SHARD_FETCH_READ_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
+
+/// Each connection's read buffer: small requests arrive through it whole (length and body
+/// in one read); large frame bodies bypass it once they flow. Every open connection holds
+/// one, so it is kept small.
+pub const CONNECTION_READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Largest request head (request line and headers) a metrics scrape may send.
+pub const METRICS_REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+
+/// Bytes read per step when replaying an offsets partition at start-up.
+pub const OFFSETS_REPLAY_READ_BYTES: usize = 1024 * 1024;
+
+/// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
+/// readable within this even if a topic asks for less frequent flushing.
+pub const FLUSH_DELAY_MS_MAX: i64 = 60_000;
 
 const _: () = assert!(FRAME_BYTES_MAX <= CONNECTION_IN_FLIGHT_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX <= FRAME_BYTES_MAX);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
+use crate::constants::OFFSETS_REPLAY_READ_BYTES;
 use crate::error::KafkaCode;
 use crate::group::classic::{Group, GroupLimits, GroupState};
 use crate::group::consumer::ConsumerGroup;
@@ -26,9 +27,6 @@ use crate::storage::segment::now_ms;
 
 /// The internal topic holding offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Bytes read per step when replaying an offsets partition at start-up.
-const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
 /// How long a group's timer waits before retrying to write the tombstones of expired offsets.
 const RETENTION_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -230,7 +228,7 @@ impl GroupCoordinator {
             let mut records = 0usize;
             while offset < end {
                 let batches = log
-                    .read(offset, REPLAY_READ_BYTES)
+                    .read(offset, OFFSETS_REPLAY_READ_BYTES)
                     .await
                     .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
                 if batches.is_empty() {

@@ -39,7 +39,9 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 
-use crate::constants::{CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX};
+use crate::constants::{
+    CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX, CONNECTION_READ_BUFFER_BYTES,
+};
 use crate::kafka::context::Session;
 use crate::kafka::frame::ResponseFrame;
 use crate::kafka::{self, Handled};
@@ -57,10 +59,6 @@ struct InFlight {
     _held: [Reservation; 2],
 }
 
-/// Each connection's read buffer: small requests arrive through it whole (length and body
-/// in one read); large frame bodies bypass it once they flow. Every open connection holds
-/// one, so it is kept small.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Responses already answered go out together, in one vectored send, while they add up to
 /// less than this; the requests they answer hold their budget until the send completes.
 const RESPONSE_GATHER_BYTES_MAX: usize = 1024 * 1024;
@@ -101,7 +99,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         peer.to_string(),
         shard.clone(),
     ));
-    let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, reader);
     let connection = Connection {
         shard: &shard,
         budget,
@@ -262,7 +260,7 @@ impl Connection<'_> {
         let mut filled = 0usize;
         while filled < length {
             let buffered = reader.buffer().len();
-            if buffered == 0 && filled > 0 && length - filled >= READ_BUFFER_BYTES {
+            if buffered == 0 && filled > 0 && length - filled >= CONNECTION_READ_BUFFER_BYTES {
                 if allocated == filled {
                     allocated = self
                         .grow(&mut frame, &mut arriving, allocated, filled + 1, length, deadline)
@@ -333,7 +331,10 @@ impl Connection<'_> {
         length: usize,
         deadline: Instant,
     ) -> Result<usize, Result<Closed, Interrupt>> {
-        let size = (allocated * 2).max(needed).max(READ_BUFFER_BYTES).min(length);
+        let size = (allocated * 2)
+            .max(needed)
+            .max(CONNECTION_READ_BUFFER_BYTES)
+            .min(length);
         let growth = (size - allocated) as u64;
         if self.shard.request_memory.budget.available() < growth {
             ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);

@@ -7,11 +7,10 @@ use std::rc::Rc;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::constants::METRICS_REQUEST_HEAD_BYTES_MAX;
 use crate::metrics;
 use crate::shard::Shard;
 
-/// Largest request head (request line and headers) a scrape may send.
-const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 /// Longest a scrape may take to send its request head.
 const SCRAPE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -57,7 +56,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut chunk = [0u8; 512];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         let read = stream.read(&mut chunk).await.ok()?;
-        if read == 0 || head.len() + read > REQUEST_HEAD_BYTES_MAX {
+        if read == 0 || head.len() + read > METRICS_REQUEST_HEAD_BYTES_MAX {
             return None;
         }
         head.extend_from_slice(&chunk[..read]);

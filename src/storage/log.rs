@@ -16,7 +16,7 @@ use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::constants::{COALESCED_WRITE_BYTES_MAX, COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN};
+use crate::constants::{COALESCED_WRITE_BYTES_MAX, COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN, FLUSH_DELAY_MS_MAX};
 use crate::error::{IoContext, StorageError};
 use crate::ids::{Offset, PartitionId};
 use crate::metrics::ShardMetrics;
@@ -1190,10 +1190,6 @@ fn corrupt(path: &Path, position: u64, reason: String) -> StorageError {
         reason,
     }
 }
-
-/// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
-/// readable within this even if a topic asks for less frequent flushing.
-const FLUSH_DELAY_MS_MAX: i64 = 60_000;
 
 /// Whether `last`, the newest segment file, is one this log never wrote: empty, named past
 /// where the segment before it ends, and past the recovery point. A segment the log rolled

@@ -9,9 +9,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
+use crate::record::HEADER_BYTES;
+
 /// Bytes of the creation time at the start of every value.
 pub const STAMP_BYTES: usize = 8;
-const HEADER_BYTES: usize = 61;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Codec {
