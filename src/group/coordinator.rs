@@ -19,9 +19,9 @@ use crate::error::KafkaCode;
 use crate::group::classic::{Group, GroupLimits, GroupState};
 use crate::group::consumer::ConsumerGroup;
 use crate::group::records::{self, GroupValue, Key, OffsetValue};
+use crate::group::GroupHost;
 use crate::ids::PartitionId;
 use crate::record;
-use crate::shard::Shard;
 use crate::signal::Signal;
 use crate::storage::segment::now_ms;
 
@@ -153,7 +153,7 @@ impl GroupCoordinator {
     }
 
     /// The group, created (Empty) with its timer if it does not exist yet.
-    pub fn get_or_create(&self, shard: &Rc<Shard>, id: &str) -> Rc<RefCell<Group>> {
+    pub fn get_or_create(&self, shard: &Rc<impl GroupHost>, id: &str) -> Rc<RefCell<Group>> {
         if let Some(group) = self.get(id) {
             return group;
         }
@@ -172,7 +172,7 @@ impl GroupCoordinator {
 
     /// Drops every committed offset of `topic` (just deleted) from this shard's groups,
     /// writing a tombstone for each so they stay gone after a restart.
-    pub async fn forget_topic(&self, shard: &Rc<Shard>, topic: &str) {
+    pub async fn forget_topic(&self, shard: &Rc<impl GroupHost>, topic: &str) {
         let groups: Vec<Rc<RefCell<Group>>> = self.groups.borrow().values().map(|e| e.group.clone()).collect();
         for group in groups {
             let (id, keys) = {
@@ -210,14 +210,14 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds offsets and generations from the offsets partitions this shard owns.
-    pub async fn load(&self, shard: &Rc<Shard>) -> Result<(), String> {
+    pub async fn load(&self, shard: &Rc<impl GroupHost>) -> Result<(), String> {
         let snapshot = shard.metadata();
         let Some(topic) = snapshot.topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
         for p in 0..topic.partition_count() {
             let partition = PartitionId(p);
-            if topic.owner(partition) != Some(shard.id) {
+            if topic.owner(partition) != Some(shard.shard_id()) {
                 continue;
             }
             let log = shard
@@ -264,7 +264,7 @@ impl GroupCoordinator {
     }
 
     /// Applies one replayed record.
-    fn apply(&self, shard: &Rc<Shard>, key: Option<Bytes>, value: Option<Bytes>) {
+    fn apply(&self, shard: &Rc<impl GroupHost>, key: Option<Bytes>, value: Option<Bytes>) {
         let Some(key) = key.and_then(records::decode_key) else {
             return;
         };
@@ -331,7 +331,11 @@ impl GroupCoordinator {
 }
 
 /// Appends `(key, value)` records to a group's offsets partition and makes them durable.
-pub async fn persist(shard: &Rc<Shard>, group: &str, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), KafkaCode> {
+pub async fn persist(
+    shard: &Rc<impl GroupHost>,
+    group: &str,
+    entries: Vec<(Bytes, Option<Bytes>)>,
+) -> Result<(), KafkaCode> {
     let snapshot = shard.metadata();
     let topic = snapshot
         .topic(OFFSETS_TOPIC)
@@ -393,13 +397,13 @@ pub fn deletion_records(group: &Group) -> Vec<(Bytes, Option<Bytes>)> {
 /// retention. It sleeps until the next deadline or until the group re-arms it, and ends with
 /// the group. [`Group::tick`] leaves no deadline due, so the sleep is never zero: a timer
 /// that is already due completes without yielding, and a loop on it would stall the shard.
-async fn run_timer(shard: Rc<Shard>, id: String, group: Rc<RefCell<Group>>, timer: Rc<Signal>) {
+async fn run_timer(shard: Rc<impl GroupHost>, id: String, group: Rc<RefCell<Group>>, timer: Rc<Signal>) {
     loop {
         if group.borrow().state == GroupState::Dead {
             return;
         }
         let rearmed = timer.wait();
-        let coordinator = &shard.groups;
+        let coordinator = shard.groups();
         let retention_ms = coordinator.retention_deadline(&group.borrow());
         let next = group.borrow().next_deadline();
         let mut sleep_for = next.map(|d| d.saturating_duration_since(Instant::now()));

@@ -6,7 +6,7 @@
 //! shard's [`coordinator::GroupCoordinator`] runs the [`classic`] protocol or the broker-assigned
 //! [`consumer`] protocol (KIP-848, with the [`assignor`]s) and writes
 //! offsets and generations as records into that partition, from which they are rebuilt at
-//! start-up.
+//! start-up. The coordinator sees its shard only through the narrow [`GroupHost`] handle.
 
 pub mod assignor;
 pub mod classic;
@@ -16,19 +16,40 @@ pub mod records;
 
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::KafkaCode;
-use crate::ids::PartitionId;
-use crate::shard::Shard;
+use crate::ids::{PartitionId, ShardId};
+use crate::metadata::MetadataSnapshot;
+use crate::storage::log::PartitionLog;
 
-pub use coordinator::OFFSETS_TOPIC;
+pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+
+/// What group coordination needs of the shard it runs on, and no more: the shard's id, the
+/// metadata it sees, the logs of the offsets partitions it owns, its coordinator, and a hop
+/// to another shard. The shard implements it; group/ knows nothing else of the shard.
+pub trait GroupHost: 'static {
+    fn shard_id(&self) -> ShardId;
+    fn metadata(&self) -> Arc<MetadataSnapshot>;
+    /// The log of `topic`-`partition` if this shard owns it.
+    fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>>;
+    /// This shard's group coordinator.
+    fn groups(&self) -> &GroupCoordinator;
+    /// Runs `work` on shard `target` with that shard's handle; Err when the shard has stopped.
+    fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> impl Future<Output = Result<R, ()>>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static;
+}
 
 /// Runs `work` on the coordinator shard of `group`, or answers COORDINATOR_NOT_AVAILABLE
 /// when the offsets topic is missing or the shard has stopped.
-pub async fn on_coordinator<R, F, Fut>(shard: &Rc<Shard>, group: &str, work: F) -> Result<R, KafkaCode>
+pub async fn on_coordinator<H, R, F, Fut>(shard: &Rc<H>, group: &str, work: F) -> Result<R, KafkaCode>
 where
+    H: GroupHost,
     R: Send + 'static,
-    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    F: FnOnce(Rc<H>) -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
 {
     let snapshot = shard.metadata();
@@ -38,7 +59,7 @@ where
     let partition = PartitionId(records::partition_for(group, topic.partition_count()));
     let owner = topic.owner(partition).ok_or(KafkaCode::CoordinatorNotAvailable)?;
     shard
-        .invoke_on(owner, work)
+        .on_shard(owner, work)
         .await
-        .map_err(|_| KafkaCode::CoordinatorNotAvailable)
+        .map_err(|()| KafkaCode::CoordinatorNotAvailable)
 }

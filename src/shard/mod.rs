@@ -25,7 +25,7 @@ use glommio::sync::Semaphore;
 use crate::config::ServerConfig;
 use crate::error::StorageError;
 use crate::group::classic::GroupLimits;
-use crate::group::coordinator::GroupCoordinator;
+use crate::group::{GroupCoordinator, GroupHost};
 use crate::ids::{NodeId, PartitionId, ShardId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::metrics::{ShardMetrics, Snapshot};
@@ -399,5 +399,34 @@ impl Shard {
                 tracing::error!("closing {}-{}: {e}", log.topic, log.partition);
             }
         }
+    }
+}
+
+impl GroupHost for Shard {
+    fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    fn metadata(&self) -> Arc<MetadataSnapshot> {
+        Shard::metadata(self)
+    }
+
+    fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
+        Shard::partition(self, topic, partition)
+    }
+
+    fn groups(&self) -> &GroupCoordinator {
+        &self.groups
+    }
+
+    async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> Result<R, ()>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        self.invoke_on(target, work).await.map_err(|unavailable| {
+            tracing::debug!("{unavailable}");
+        })
     }
 }
