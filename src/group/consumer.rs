@@ -143,6 +143,54 @@ impl ConsumerGroup {
         now: Instant,
         topics: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
     ) -> HeartbeatAnswer {
+        let answer = self.answer(request, session_timeout, now, topics);
+        self.check_invariants();
+        answer
+    }
+
+    /// Panics, with the group and the values, if a promise of this module is broken: a
+    /// partition held (assigned or not yet released) by two members at once, or an epoch
+    /// ahead of the one it follows (member epoch <= assignment epoch <= group epoch).
+    fn check_invariants(&self) {
+        assert!(
+            self.assignment_epoch <= self.group_epoch,
+            "group {}: assignment epoch {} ahead of group epoch {}",
+            self.id,
+            self.assignment_epoch,
+            self.group_epoch
+        );
+        let mut holders: BTreeMap<(uuid::Uuid, i32), &str> = BTreeMap::new();
+        for member in self.members.values() {
+            assert!(
+                member.epoch <= self.assignment_epoch,
+                "group {}: member {} at epoch {} ahead of assignment epoch {}",
+                self.id,
+                member.id,
+                member.epoch,
+                self.assignment_epoch
+            );
+            let held: BTreeSet<(uuid::Uuid, i32)> = [&member.assigned, &member.unreleased]
+                .into_iter()
+                .flat_map(|a| a.iter().flat_map(|(topic, ps)| ps.iter().map(move |p| (*topic, *p))))
+                .collect();
+            for key in held {
+                if let Some(other) = holders.insert(key, &member.id) {
+                    panic!(
+                        "group {}: partition {}-{} held by both {other} and {}",
+                        self.id, key.0, key.1, member.id
+                    );
+                }
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        request: Heartbeat,
+        session_timeout: Duration,
+        now: Instant,
+        topics: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+    ) -> HeartbeatAnswer {
         if let Some(assignor) = &request.assignor {
             if !assignor::ASSIGNORS.contains(&assignor.as_str()) {
                 return HeartbeatAnswer::failed(
@@ -356,6 +404,7 @@ impl ConsumerGroup {
         if !gone.is_empty() {
             self.group_epoch += 1;
         }
+        self.check_invariants();
         gone
     }
 
@@ -403,6 +452,18 @@ mod tests {
             .and_then(|a| a.get(&T))
             .map(|p| p.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    #[should_panic(expected = "held by both a and b")]
+    fn a_partition_held_twice_is_caught() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g");
+        group.heartbeat(beat("a", 0, None), SESSION, now, &topics);
+        group.heartbeat(beat("b", 0, None), SESSION, now, &topics);
+        let b = group.members.get_mut("b").expect("b joined");
+        b.assigned.entry(T).or_default().insert(0);
+        group.check_invariants();
     }
 
     #[test]

@@ -219,4 +219,47 @@ mod tests {
         assert_eq!(decode_group_value(group_value(&group)), Some(group));
         assert_eq!(decode_key(Bytes::from_static(&[0, 9])), None);
     }
+
+    /// Golden bytes: these records are Kafka's own `__consumer_offsets` layouts (offset key
+    /// v1, group key v2, offset value v3, group value v3), and logs written by earlier builds
+    /// must keep replaying, so the bytes must never change silently.
+    #[test]
+    fn record_layouts_are_pinned() {
+        assert_eq!(
+            offset_key("g", "orders", 7).as_ref(),
+            &[0, 1, 0, 1, b'g', 0, 6, b'o', b'r', b'd', b'e', b'r', b's', 0, 0, 0, 7][..]
+        );
+        assert_eq!(group_key("grp").as_ref(), &[0, 2, 0, 3, b'g', b'r', b'p'][..]);
+        let offset = OffsetValue {
+            offset: 0x0102_0304_0506_0708,
+            leader_epoch: 5,
+            metadata: "m".into(),
+            commit_timestamp_ms: 0x1122,
+        };
+        assert_eq!(
+            offset_value(&offset).as_ref(),
+            &[
+                0, 3, // version
+                1, 2, 3, 4, 5, 6, 7, 8, // offset
+                0, 0, 0, 5, // leader epoch
+                0, 1, b'm', // metadata
+                0, 0, 0, 0, 0, 0, 0x11, 0x22, // commit timestamp
+            ][..]
+        );
+        let group = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: None,
+            state_timestamp_ms: 9,
+        };
+        let mut expected = vec![0, 3, 0, 8];
+        expected.extend_from_slice(b"consumer");
+        expected.extend_from_slice(&[0, 0, 0, 3, 0, 5]);
+        expected.extend_from_slice(b"range");
+        expected.extend_from_slice(&[0xff, 0xff]); // no leader
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+        expected.extend_from_slice(&[0, 0, 0, 0]); // no members
+        assert_eq!(group_value(&group).as_ref(), &expected[..]);
+    }
 }

@@ -167,6 +167,15 @@ mod tests {
     }
 
     #[test]
+    fn time_index_golden_encoding_round_trips() {
+        let mut index = TimeIndex::default();
+        index.push(0x0102_0304_0506_0708, 9);
+        let bytes = index.encode();
+        assert_eq!(bytes, [1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 9]);
+        assert_eq!(TimeIndex::decode(&bytes), Some(index));
+    }
+
+    #[test]
     fn time_lookup_starts_before_the_first_newer_record() {
         let mut index = TimeIndex::default();
         index.push(100, 0);

@@ -449,4 +449,27 @@ mod tests {
             }
         );
     }
+
+    /// Golden bytes of the producer-state snapshot (`producer-state`): a file an earlier build
+    /// wrote must still load, so its layout must never change silently.
+    #[test]
+    fn snapshot_layout_is_pinned() {
+        let mut state = ProducerState::default();
+        record(&mut state, &batch(7, 2, 0, 3, 10));
+        let bytes = state.encode(Offset(13));
+        let mut body = Vec::new();
+        body.extend_from_slice(b"SPS1");
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]); // offset
+        body.extend_from_slice(&[0, 0, 0, 1]); // producers
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]); // producer id
+        body.extend_from_slice(&[0, 2]); // epoch
+        body.extend_from_slice(&1_000i64.to_be_bytes()); // last append
+        body.push(1); // batches
+        body.extend_from_slice(&[0, 0, 0, 0]); // first sequence
+        body.extend_from_slice(&[0, 0, 0, 2]); // last sequence
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 10]); // base offset
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 12]); // last offset
+        assert_eq!(&bytes[..bytes.len() - 4], &body[..]);
+        assert_eq!(&bytes[bytes.len() - 4..], &crc32c::crc32c(&body).to_be_bytes()[..]);
+    }
 }
