@@ -8,11 +8,11 @@
 //! Shard 0 is the metadata authority: it alone changes topics, then hands every shard the new
 //! immutable snapshot with [`Shard::publish`].
 
+pub mod partitions;
 pub mod placement;
 pub mod runtime;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::metrics::{ShardMetrics, Snapshot};
 use crate::storage::cache::CacheBudget;
 use crate::storage::log::{partition_dir, PartitionLog};
+use partitions::PartitionMap;
 
 /// Scheduler shares of the background queue; request handling runs with glommio's default
 /// 1000, so maintenance gets about a tenth of a busy shard.
@@ -67,11 +68,11 @@ pub struct Shard {
     pub config: Arc<ServerConfig>,
     pub identity: Arc<BrokerIdentity>,
     metadata: RefCell<Arc<MetadataSnapshot>>,
-    partitions: RefCell<HashMap<(String, PartitionId), Rc<PartitionLog>>>,
+    partitions: RefCell<PartitionMap<Rc<PartitionLog>>>,
     /// Partitions this shard owns but refuses to serve (their log is corrupt), with why.
-    offline: RefCell<HashMap<(String, PartitionId), String>>,
+    offline: RefCell<PartitionMap<String>>,
     /// Every shard's offline partitions, as they told this one: Metadata reports them leaderless.
-    offline_anywhere: RefCell<HashSet<(String, PartitionId)>>,
+    offline_anywhere: RefCell<PartitionMap<()>>,
     senders: Senders<Job>,
     pub authority: Option<Authority>,
     closing: Cell<bool>,
@@ -117,9 +118,9 @@ impl Shard {
             config,
             identity,
             metadata: RefCell::new(snapshot),
-            partitions: RefCell::new(HashMap::new()),
-            offline: RefCell::new(HashMap::new()),
-            offline_anywhere: RefCell::new(HashSet::new()),
+            partitions: RefCell::default(),
+            offline: RefCell::default(),
+            offline_anywhere: RefCell::default(),
             senders,
             authority: store.map(|store| Authority {
                 store: RefCell::new(store),
@@ -182,7 +183,7 @@ impl Shard {
 
     /// The open log of a partition this shard owns.
     pub fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
-        self.partitions.borrow().get(&(topic.to_string(), partition)).cloned()
+        self.partitions.borrow().get(topic, partition).cloned()
     }
 
     /// The log a request for `topic`-`partition` should use on this shard, or the code to
@@ -192,7 +193,7 @@ impl Shard {
         if let Some(log) = self.partition(topic, partition) {
             return Ok(log);
         }
-        if self.offline.borrow().contains_key(&(topic.to_string(), partition)) {
+        if self.offline.borrow().contains(topic, partition) {
             return Err(crate::error::KafkaCode::KafkaStorageError);
         }
         Err(crate::error::KafkaCode::NotLeaderOrFollower)
@@ -200,7 +201,7 @@ impl Shard {
 
     /// Whether the partition's owner (any shard) refused its log.
     pub fn is_offline_anywhere(&self, topic: &str, partition: PartitionId) -> bool {
-        self.offline_anywhere.borrow().contains(&(topic.to_string(), partition))
+        self.offline_anywhere.borrow().contains(topic, partition)
     }
 
     /// Tells every shard (this one included) that a partition went offline.
@@ -209,7 +210,7 @@ impl Shard {
         glommio::spawn_local(async move {
             shard
                 .invoke_on_all(move |target| async move {
-                    target.offline_anywhere.borrow_mut().insert(key);
+                    target.offline_anywhere.borrow_mut().insert(&key.0, key.1, ());
                 })
                 .await;
         })
@@ -243,7 +244,7 @@ impl Shard {
                 .collect()
         };
         for log in stale {
-            self.partitions.borrow_mut().remove(&(log.topic.clone(), log.partition));
+            self.partitions.borrow_mut().remove(&log.topic, log.partition);
             let deleted = snapshot.topic(&log.topic).is_none_or(|t| t.meta.id != log.topic_id);
             if deleted {
                 log.delete().await?;
@@ -261,8 +262,7 @@ impl Shard {
                     log.set_config(topic.config.clone());
                     continue;
                 }
-                let key = (topic.meta.name.clone(), partition);
-                if self.offline.borrow().contains_key(&key) {
+                if self.offline.borrow().contains(&topic.meta.name, partition) {
                     continue;
                 }
                 let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
@@ -278,13 +278,15 @@ impl Shard {
                 .await;
                 match opened {
                     Ok(log) => {
-                        self.partitions.borrow_mut().insert(key, log);
+                        self.partitions.borrow_mut().insert(&topic.meta.name, partition, log);
                     }
                     Err(e @ StorageError::Corrupt { .. }) => {
                         // Refuse this partition, loudly; every other partition keeps serving.
                         tracing::error!("{}-{partition} is offline: {e}", topic.meta.name);
-                        self.offline.borrow_mut().insert(key.clone(), e.to_string());
-                        self.announce_offline(key);
+                        self.offline
+                            .borrow_mut()
+                            .insert(&topic.meta.name, partition, e.to_string());
+                        self.announce_offline((topic.meta.name.clone(), partition));
                     }
                     Err(e) => return Err(e),
                 }
@@ -292,10 +294,10 @@ impl Shard {
         }
         self.offline
             .borrow_mut()
-            .retain(|(topic, _), _| snapshot.topic(topic).is_some());
+            .retain_topics(|topic| snapshot.topic(topic).is_some());
         self.offline_anywhere
             .borrow_mut()
-            .retain(|(topic, _)| snapshot.topic(topic).is_some());
+            .retain_topics(|topic| snapshot.topic(topic).is_some());
         *self.metadata.borrow_mut() = snapshot;
         Ok(())
     }
