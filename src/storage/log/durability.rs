@@ -1,0 +1,94 @@
+//! Durability: one flusher per log fdatasyncs until nothing appended is left unflushed
+//! (group commit: appends made during a flush ride the next one), and moves the high
+//! watermark, which on a single node is the durable offset.
+
+use super::*;
+
+impl PartitionLog {
+    /// Waits until everything appended so far is durable.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        self.wait_durable(self.end_offset()).await
+    }
+
+    /// Waits until the high watermark reaches `target`, cutting any `flush.ms` delay short.
+    /// Concurrent writers share flushes: one fdatasync covers every append made before it.
+    pub async fn wait_durable(&self, target: Offset) -> Result<(), StorageError> {
+        loop {
+            if self.durable.get() >= target {
+                return Ok(());
+            }
+            if !self.flushing.get() {
+                if let Some(failure) = self.flush_failure.borrow().clone() {
+                    return Err(StorageError::io("flush", &self.dir, std::io::Error::other(failure)));
+                }
+            }
+            let woken = self.signal.wait();
+            self.urgent.notify_all();
+            self.kick_flusher();
+            let _ = woken.await;
+        }
+    }
+
+    /// Starts the flusher unless it runs already: the group commit. Appends made while a flush
+    /// is in flight ride the next one.
+    pub(super) fn kick_flusher(&self) {
+        if self.flushing.replace(true) {
+            if self.unflushed_records.get() >= self.config.borrow().flush_messages {
+                self.urgent.notify_all();
+            }
+            return;
+        }
+        let Some(log) = self.weak_self.borrow().upgrade() else {
+            self.flushing.set(false);
+            return;
+        };
+        glommio::spawn_local(async move { log.flush_loop().await }).detach();
+    }
+
+    /// fdatasync until nothing appended is left unflushed, then stop. `flush.ms` delays each
+    /// round (0, the default, flushes at once) unless a writer waits or `flush.messages`
+    /// records have accumulated.
+    pub(super) async fn flush_loop(self: Rc<Self>) {
+        loop {
+            let delay_ms = self.config.borrow().flush_ms.clamp(0, FLUSH_DELAY_MS_MAX);
+            let pressing = self.unflushed_records.get() >= self.config.borrow().flush_messages;
+            if delay_ms > 0 && !pressing {
+                let woken = self.urgent.wait();
+                let delay = glommio::timer::sleep(std::time::Duration::from_millis(delay_ms as u64));
+                futures::future::select(woken, Box::pin(delay)).await;
+            }
+            let target = self.end_offset();
+            let records = self.unflushed_records.replace(0);
+            let started = std::time::Instant::now();
+            let (file, path) = {
+                let state = self.state.borrow();
+                (state.active().file.clone(), state.active().log_path.clone())
+            };
+            // Segments rolled before `target` was read were sealed, and sealing flushes them.
+            match Segment::flush(&file, &path).await {
+                Ok(()) => {
+                    self.metrics
+                        .flush_latency_us
+                        .observe(started.elapsed().as_micros() as u64);
+                    self.metrics.flush_records.observe(records.max(0) as u64);
+                    self.flush_failure.borrow_mut().take();
+                    if target > self.durable.get() {
+                        self.durable.set(target);
+                    }
+                    self.signal.notify_all();
+                }
+                Err(e) => {
+                    tracing::error!("{}-{}: flush failed: {e}", self.topic, self.partition);
+                    *self.flush_failure.borrow_mut() = Some(e.to_string());
+                    self.flushing.set(false);
+                    self.signal.notify_all();
+                    return;
+                }
+            }
+            if self.end_offset() <= self.durable.get() || self.closed.get() {
+                self.flushing.set(false);
+                return;
+            }
+        }
+    }
+}
