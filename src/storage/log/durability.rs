@@ -5,6 +5,20 @@
 use super::*;
 
 impl PartitionLog {
+    /// Moves the high watermark (on a single node, the durable offset) to `offset`. It never
+    /// moves backwards and never passes the log end: a consumer must never be shown a record
+    /// the log does not hold, nor lose sight of one it was shown.
+    pub(super) fn advance_high_watermark(&self, offset: Offset) {
+        let (current, end) = (self.durable.get(), self.end_offset());
+        assert!(
+            current <= offset && offset <= end,
+            "{}-{}: high watermark {current} -> {offset} with log end {end}",
+            self.topic,
+            self.partition
+        );
+        self.durable.set(offset);
+    }
+
     /// Waits until everything appended so far is durable.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.wait_durable(self.end_offset()).await
@@ -73,7 +87,7 @@ impl PartitionLog {
                     self.metrics.flush_records.observe(records.max(0) as u64);
                     self.flush_failure.borrow_mut().take();
                     if target > self.durable.get() {
-                        self.durable.set(target);
+                        self.advance_high_watermark(target);
                     }
                     self.signal.notify_all();
                 }

@@ -240,7 +240,7 @@ impl PartitionLog {
             return Ok(());
         }
         self.seal_active().await?;
-        self.durable.set(self.end_offset());
+        self.advance_high_watermark(self.end_offset());
         self.signal.notify_all();
         self.write_recovery_point().await?;
         self.snapshot_producers().await

@@ -97,7 +97,7 @@ impl PartitionLog {
             (state.active().file.clone(), state.active().log_path.clone())
         };
         Segment::flush(&file, &path).await?;
-        log.durable.set(log.end_offset());
+        log.advance_high_watermark(log.end_offset());
         log.write_recovery_point().await?;
         log.recover_producers().await?;
         Ok(log)
