@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cache;
 pub mod compaction;
 pub mod direct_write;
+pub mod epoch_cache;
 pub mod index;
 pub mod log;
 pub mod probe;
