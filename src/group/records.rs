@@ -190,6 +190,16 @@ mod tests {
         assert_eq!(partition_for("telemetry-ingest", 50), 44);
     }
 
+    fn sample_group() -> GroupValue {
+        GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: None,
+            state_timestamp_ms: 9,
+        }
+    }
+
     #[test]
     fn keys_and_values_round_trip() {
         let key = offset_key("g", "orders", 7);
@@ -209,13 +219,7 @@ mod tests {
             commit_timestamp_ms: 1,
         };
         assert_eq!(decode_offset_value(offset_value(&offset)), Some(offset));
-        let group = GroupValue {
-            protocol_type: "consumer".into(),
-            generation: 3,
-            protocol: Some("range".into()),
-            leader: None,
-            state_timestamp_ms: 9,
-        };
+        let group = sample_group();
         assert_eq!(decode_group_value(group_value(&group)), Some(group));
         assert_eq!(decode_key(Bytes::from_static(&[0, 9])), None);
     }
@@ -246,13 +250,7 @@ mod tests {
                 0, 0, 0, 0, 0, 0, 0x11, 0x22, // commit timestamp
             ][..]
         );
-        let group = GroupValue {
-            protocol_type: "consumer".into(),
-            generation: 3,
-            protocol: Some("range".into()),
-            leader: None,
-            state_timestamp_ms: 9,
-        };
+        let group = sample_group();
         let mut expected = vec![0, 3, 0, 8];
         expected.extend_from_slice(b"consumer");
         expected.extend_from_slice(&[0, 0, 0, 3, 0, 5]);

@@ -40,19 +40,12 @@ pub fn encode_batch(
 
 #[cfg(test)]
 mod tests {
-    use crate::record::tests::encode_batch;
+    use crate::record::tests::{encode_batch, COMPRESSIONS};
     use crate::record::validate;
-    use kafka_protocol::records::Compression;
 
     #[test]
     fn encoded_batches_validate_for_every_codec() {
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for compression in COMPRESSIONS {
             let batch = encode_batch(10, compression);
             let header = validate(&batch).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
             assert_eq!(header.record_count(), 10);

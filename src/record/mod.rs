@@ -32,6 +32,15 @@ pub(crate) mod tests {
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
 
+    /// Every codec a v2 batch may use.
+    pub(crate) const COMPRESSIONS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
     /// `count` records with 100-byte values, as a producer would send them.
     pub(crate) fn encode_batch(count: usize, compression: Compression) -> Bytes {
         let records = (0..count).map(|i| {

@@ -309,13 +309,7 @@ mod tests {
 
     #[test]
     fn the_newest_record_per_key_stays_with_its_offset_for_every_codec() {
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for compression in crate::record::tests::COMPRESSIONS {
             let old = stored(
                 10,
                 &[("a", Some("a1")), ("b", Some("b1")), ("c", Some("c1"))],

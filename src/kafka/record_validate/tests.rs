@@ -4,7 +4,6 @@
 use super::*;
 use bytes::BytesMut;
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
-use kafka_protocol::records::Compression;
 
 /// The broker's clock in these tests: a little after the records `encode_batch` makes.
 pub(crate) const NOW_MS: i64 = 1_700_000_100_000;
@@ -164,13 +163,7 @@ const CODECS: [u8; 5] = [0, 1, 2, 3, 4];
 
 #[test]
 fn batches_from_the_kafka_encoder_validate_for_every_codec() {
-    for compression in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ] {
+    for compression in record::tests::COMPRESSIONS {
         let batch = record::tests::encode_batch(500, compression);
         let header = validate_produced(&batch, &rules()).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
         assert_eq!(header.record_count(), 500);
