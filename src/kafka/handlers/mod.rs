@@ -97,8 +97,8 @@ macro_rules! registry {
         /// Everything Sluice serves, in registry order. The only source of ApiVersions.
         pub const APIS: &[Api] = &[$($module::API),*];
 
-        /// Runs the handler registered for `request`.
-        async fn run(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, String> {
+        /// Runs the handler registered for a decoded request.
+        pub async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, String> {
             match request {
                 $(RequestKind::$variant(request) => Ok(registry!(@answer $shape, $module, $variant, ctx, request)),)*
                 other => Err(format!("no handler for {:?}", std::mem::discriminant(&other))),
@@ -188,11 +188,6 @@ pub enum Dispatched {
     /// A response carrying stored record bytes by reference (Fetch).
     Spliced(ResponseKind, Splices),
     Later(LocalBoxFuture<'static, Option<ResponseKind>>),
-}
-
-/// Runs the handler for a decoded request.
-pub async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, String> {
-    run(ctx, request).await
 }
 
 /// Runs `work` on each item's owner shard, one hop per shard (items of one shard run
