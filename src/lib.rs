@@ -9,13 +9,17 @@
 //! - Every shard listens on the Kafka port with SO_REUSEPORT and owns the connections it
 //!   accepts ([`net`]). Requests are decoded on the connection's shard ([`kafka`]) and the
 //!   work for each partition runs on the partition's owner: one hop per (request, shard).
+//!   Handlers are found through one registry ([`kafka::handlers`]: dispatch and ApiVersions
+//!   come from each handler's own `API`) and each receives a [`kafka::context::RequestContext`]
+//!   (its shard, the connection's session and principal, client id, version).
 //! - Each partition is owned by exactly one shard, chosen by the pure
 //!   [`shard::placement`] function and recorded in topic metadata. Its log
 //!   ([`storage::log::PartitionLog`]) is segmented, appended with direct I/O, indexed
 //!   sparsely, and fronted by a cache of recent batches. Batches are read and patched as
 //!   bytes through [`record`], the leaf every layer shares.
 //! - Consumer groups are coordinated on the shard owning their `__consumer_offsets` partition
-//!   ([`group`]); offsets and generations are records in that partition.
+//!   ([`group`]); offsets and generations are records in that partition. The coordinator
+//!   sees its shard only through [`group::GroupHost`].
 //! - Topic metadata has one writer, shard 0 ([`metadata::authority`]); every shard reads an
 //!   immutable snapshot ([`metadata::MetadataSnapshot`]).
 //! - Idempotent producers are deduplicated by the partition's log
