@@ -3,9 +3,11 @@
 //! A Kafka-compatible event-streaming broker, thread-per-core on io_uring (glommio).
 //!
 //! ## What runs where
-//! - `sluice serve` starts one **shard** per configured CPU ([`shard::runtime`]): a glommio
-//!   executor pinned to that CPU with its own io_uring rings. Shards share nothing mutable and
-//!   talk only through the channel mesh ([`shard::Shard::invoke_on`]).
+//! - `sluice serve` starts one **shard** per configured CPU ([`node::startup`]): an executor
+//!   pinned to that CPU with its own io_uring rings ([`runtime`], which knows no protocol).
+//!   Shards share nothing mutable and talk only through the mesh ([`node::Shard::invoke_on`],
+//!   over [`runtime::mesh`]). A [`node::Shard`] is the per-shard context: its partition
+//!   registry, groups, metadata snapshot and budgets.
 //! - Every shard listens on the Kafka port with SO_REUSEPORT and owns the connections it
 //!   accepts ([`net`]). Requests are decoded on the connection's shard ([`kafka`]) and the
 //!   work for each partition runs on the partition's owner: one hop per (request, shard).
@@ -13,14 +15,14 @@
 //!   come from each handler's own `API`) and each receives a [`kafka::context::RequestContext`]
 //!   (its shard, the connection's session and principal, client id, version).
 //! - Each partition is owned by exactly one shard, chosen by the pure
-//!   [`shard::placement`] function and recorded in topic metadata. Its log
+//!   [`node::placement`] function and recorded in topic metadata. Its log
 //!   ([`storage::log::PartitionLog`]) is segmented, appended with direct I/O, indexed
 //!   sparsely, and fronted by a cache of recent batches. Batches are read and patched as
 //!   bytes through [`record`], the leaf every layer shares.
 //! - Consumer groups are coordinated on the shard owning their `__consumer_offsets` partition
 //!   ([`group`]); offsets and generations are records in that partition. The coordinator
 //!   sees its shard only through [`group::GroupHost`].
-//! - Topic metadata has one writer, shard 0 ([`metadata::authority`]); every shard reads an
+//! - Topic metadata has one writer, shard 0 ([`node::authority`]); every shard reads an
 //!   immutable snapshot ([`metadata::MetadataSnapshot`]).
 //! - Idempotent producers are deduplicated by the partition's log
 //!   ([`storage::producers`]); compacted topics are cleaned in each shard's low-priority
@@ -43,7 +45,9 @@ pub mod kafka;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod node;
 pub mod record;
-pub mod shard;
+pub mod runtime;
 pub mod signal;
 pub mod storage;
+pub mod text;

@@ -212,15 +212,11 @@ impl ShardMetrics {
     /// Folds in the reactor's file I/O counts since the last call (glommio resets them).
     /// Runs on the shard's executor, before [`ShardMetrics::snapshot`].
     pub fn gather_io(&self) {
-        let stats = glommio::executor().io_stats().all_rings();
-        let (reads, read_bytes) = stats.file_reads();
-        let (buffered_reads, buffered_read_bytes) = stats.file_buffered_reads();
-        let (writes, write_bytes) = stats.file_writes();
-        let (buffered_writes, buffered_write_bytes) = stats.file_buffered_writes();
-        bump(&self.io_reads, reads + buffered_reads);
-        bump(&self.io_read_bytes, read_bytes + buffered_read_bytes);
-        bump(&self.io_writes, writes + buffered_writes);
-        bump(&self.io_write_bytes, write_bytes + buffered_write_bytes);
+        let io = crate::runtime::io_counts();
+        bump(&self.io_reads, io.reads);
+        bump(&self.io_read_bytes, io.read_bytes);
+        bump(&self.io_writes, io.writes);
+        bump(&self.io_write_bytes, io.write_bytes);
     }
 
     /// Everything counted so far, with the gauges the shard knows (`partitions`), to send to

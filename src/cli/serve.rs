@@ -58,5 +58,5 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.set_by_flag("cores");
         config.cores = Some(cores);
     }
-    crate::shard::runtime::serve(config)
+    crate::node::startup::serve(config, crate::net::serve_shard)
 }

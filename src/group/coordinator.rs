@@ -79,7 +79,7 @@ impl GroupCoordinator {
                 timer: timer.clone(),
             },
         );
-        glommio::spawn_local(run_consumer_timer(id.to_string(), group.clone(), timer)).detach();
+        crate::runtime::spawn_detached(run_consumer_timer(id.to_string(), group.clone(), timer));
         group
     }
 
@@ -166,7 +166,7 @@ impl GroupCoordinator {
                 timer: timer.clone(),
             },
         );
-        glommio::spawn_local(run_timer(shard.clone(), id.to_string(), group.clone(), timer)).detach();
+        crate::runtime::spawn_detached(run_timer(shard.clone(), id.to_string(), group.clone(), timer));
         group
     }
 
@@ -196,7 +196,7 @@ impl GroupCoordinator {
                 }
                 Err(code) => tracing::error!(
                     "group {}: removing the offsets of deleted topic {topic}: {code:?}",
-                    crate::net::error_log::escape(&id)
+                    crate::text::escape(&id)
                 ),
             }
         }
@@ -413,7 +413,7 @@ async fn run_timer(shard: Rc<impl GroupHost>, id: String, group: Rc<RefCell<Grou
         }
         match sleep_for {
             Some(duration) => {
-                futures::future::select(rearmed, Box::pin(glommio::timer::sleep(duration))).await;
+                futures::future::select(rearmed, Box::pin(crate::runtime::sleep(duration))).await;
             }
             None => {
                 let _ = rearmed.await;
@@ -437,7 +437,7 @@ async fn run_timer(shard: Rc<impl GroupHost>, id: String, group: Rc<RefCell<Grou
             let tombstones = deletion_records(&group.borrow());
             tracing::info!(
                 "group {}: empty past offsets.retention.minutes, expiring its offsets",
-                crate::net::error_log::escape(&id)
+                crate::text::escape(&id)
             );
             match persist(&shard, &id, tombstones).await {
                 Ok(()) => {
@@ -447,9 +447,9 @@ async fn run_timer(shard: Rc<impl GroupHost>, id: String, group: Rc<RefCell<Grou
                 Err(code) => {
                     tracing::warn!(
                         "group {}: writing the tombstones of its expired offsets: {code:?}; retrying",
-                        crate::net::error_log::escape(&id)
+                        crate::text::escape(&id)
                     );
-                    glommio::timer::sleep(RETENTION_RETRY_DELAY).await;
+                    crate::runtime::sleep(RETENTION_RETRY_DELAY).await;
                 }
             }
         }
@@ -464,7 +464,7 @@ async fn run_consumer_timer(id: String, group: Rc<RefCell<ConsumerGroup>>, timer
         let next = group.borrow().next_deadline();
         match next {
             Some(deadline) => {
-                let sleep = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+                let sleep = crate::runtime::sleep(deadline.saturating_duration_since(Instant::now()));
                 futures::future::select(rearmed, Box::pin(sleep)).await;
             }
             None => {
@@ -475,8 +475,8 @@ async fn run_consumer_timer(id: String, group: Rc<RefCell<ConsumerGroup>>, timer
             tracing::info!(
                 target: "sluice::group",
                 "group {}: member {} removed (session or release timeout)",
-                crate::net::error_log::escape(&id),
-                crate::net::error_log::escape(&member)
+                crate::text::escape(&id),
+                crate::text::escape(&member)
             );
         }
     }

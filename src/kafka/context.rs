@@ -8,7 +8,7 @@
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// The listener name of the plaintext listener, as Kafka names it.
 pub const PLAINTEXT_LISTENER: &str = "PLAINTEXT";

@@ -22,7 +22,7 @@ use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::shard::Shard;
+use crate::node::Shard;
 use context::{RequestContext, Session};
 use frame::{ResponseFrame, Splices};
 

@@ -4,7 +4,6 @@
 //! hands every shard an immutable [`MetadataSnapshot`] (an `Arc`), so lookups on the request
 //! path are shard-local reads. Topic names are validated here as Kafka validates them.
 
-pub mod authority;
 pub mod configs;
 pub mod topic_name;
 
@@ -18,7 +17,6 @@ use crate::config::{GroupDefaults, ServerConfig, TopicConfig};
 use crate::error::{KafkaCode, StorageError};
 use crate::ids::{PartitionId, ShardId};
 use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides};
-use crate::shard::placement;
 
 /// A topic as persisted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,13 +119,25 @@ pub struct MetadataStore {
     producer_ids_allocated: i64,
     /// Partitions this broker may hold in all (`max.partitions`).
     partitions_max: u64,
+    place: PlaceTopic,
 }
+
+/// Which shard owns each partition of a topic: `(topic id, partition count, shard count)` to
+/// one owner per partition. A pure function whose results are persisted, so it must never
+/// change (`node::placement::place_topic`).
+pub type PlaceTopic = fn(uuid::Uuid, i32, usize) -> Vec<ShardId>;
 
 impl MetadataStore {
     /// Loads the metadata under `data_dir`, or starts empty with a new cluster id. When the
     /// shard count changed since the last run, every partition is re-placed and the result
     /// persisted before any shard starts.
-    pub fn load(data_dir: &Path, config: &ServerConfig, shard_count: usize) -> Result<MetadataStore, StorageError> {
+    /// `place` spreads a topic's partitions over the `shard_count` shards (node/ supplies it).
+    pub fn load(
+        data_dir: &Path,
+        config: &ServerConfig,
+        shard_count: usize,
+        place: PlaceTopic,
+    ) -> Result<MetadataStore, StorageError> {
         let statics = config.topic_defaults.clone();
         let dir = data_dir.join("meta");
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io("create metadata directory", &dir, e))?;
@@ -151,6 +161,7 @@ impl MetadataStore {
                     topics: persisted.topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
                     producer_ids_allocated: persisted.producer_ids_allocated,
                     partitions_max: crate::constants::BROKER_PARTITIONS_MAX,
+                    place,
                 };
                 if store.shard_count != shard_count {
                     tracing::info!(
@@ -159,7 +170,7 @@ impl MetadataStore {
                     );
                     store.shard_count = shard_count;
                     for topic in store.topics.values_mut() {
-                        topic.placement = placement::place_topic(topic.id, topic.placement.len() as i32, shard_count);
+                        topic.placement = place(topic.id, topic.placement.len() as i32, shard_count);
                     }
                     store.persist_blocking()?;
                 }
@@ -178,6 +189,7 @@ impl MetadataStore {
                     topics: BTreeMap::new(),
                     producer_ids_allocated: 0,
                     partitions_max: crate::constants::BROKER_PARTITIONS_MAX,
+                    place,
                 };
                 store.persist_blocking()?;
                 store
@@ -290,7 +302,7 @@ impl MetadataStore {
         Ok(TopicMeta {
             name: name.to_string(),
             id,
-            placement: placement::place_topic(id, partitions, self.shard_count),
+            placement: (self.place)(id, partitions, self.shard_count),
             overrides,
             internal: false,
         })
@@ -361,7 +373,7 @@ impl MetadataStore {
         }
         check_partition_count(count)?;
         self.check_partitions_max(count - current)?;
-        Ok(placement::place_topic(topic.id, count, self.shard_count))
+        Ok((self.place)(topic.id, count, self.shard_count))
     }
 
     pub fn set_placement(&mut self, name: &str, placement: Vec<ShardId>) {
@@ -514,9 +526,7 @@ pub struct PersistJob {
 
 impl PersistJob {
     pub async fn run(self) -> Result<(), StorageError> {
-        glommio::executor()
-            .spawn_blocking(move || write_atomically(&self.path, &self.bytes))
-            .await
+        crate::runtime::spawn_blocking(move || write_atomically(&self.path, &self.bytes)).await
     }
 }
 
@@ -581,11 +591,12 @@ fn new_cluster_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::placement::place_topic;
 
     #[test]
     fn create_validates_and_places() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::load(dir.path(), &ServerConfig::default(), 2).unwrap();
+        let store = MetadataStore::load(dir.path(), &ServerConfig::default(), 2, place_topic).unwrap();
         let meta = store.plan_create("orders", 4, BTreeMap::new()).unwrap();
         assert_eq!(meta.placement.len(), 4);
         assert_eq!(
@@ -607,7 +618,7 @@ mod tests {
     #[test]
     fn topics_and_partitions_past_max_partitions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = MetadataStore::load(dir.path(), &ServerConfig::default(), 2).unwrap();
+        let mut store = MetadataStore::load(dir.path(), &ServerConfig::default(), 2, place_topic).unwrap();
         store.set_partitions_max(10);
         let meta = store.plan_create("a", 8, BTreeMap::new()).unwrap();
         store.insert(meta);
@@ -625,12 +636,12 @@ mod tests {
     #[test]
     fn shard_count_change_re_places_on_load() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = MetadataStore::load(dir.path(), &ServerConfig::default(), 1).unwrap();
+        let mut store = MetadataStore::load(dir.path(), &ServerConfig::default(), 1, place_topic).unwrap();
         let meta = store.plan_create("t", 4, BTreeMap::new()).unwrap();
         store.topics.insert(meta.name.clone(), meta);
         store.persist_blocking().unwrap();
         let cluster_id = store.cluster_id.clone();
-        let reloaded = MetadataStore::load(dir.path(), &ServerConfig::default(), 2).unwrap();
+        let reloaded = MetadataStore::load(dir.path(), &ServerConfig::default(), 2, place_topic).unwrap();
         assert_eq!(reloaded.cluster_id, cluster_id);
         let shards: Vec<usize> = reloaded.get("t").unwrap().placement.iter().map(|s| s.0).collect();
         assert!(shards.contains(&0) && shards.contains(&1), "{shards:?}");

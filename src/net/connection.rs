@@ -47,7 +47,8 @@ use crate::kafka::frame::ResponseFrame;
 use crate::kafka::{self, Handled};
 use crate::metrics::{ShardMetrics, Stage};
 use crate::net::request_memory::{ArrivingFrame, GrowFailed, Reservation};
-use crate::shard::Shard;
+use crate::net::ShardConnections;
+use crate::node::Shard;
 
 /// A handled request waiting for its response to be written, in the order it arrived.
 struct InFlight {
@@ -79,7 +80,7 @@ enum Closed {
     Internal(String),
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, stream: TcpStream) {
     let session = Session::plaintext(
         stream
             .peer_addr()
@@ -92,7 +93,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
     let in_flight = Rc::new(Cell::new(0usize));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
-    let writer_task = glommio::spawn_local(write_responses(
+    let writer_task = crate::runtime::spawn(write_responses(
         writer,
         pending,
         in_flight.clone(),
@@ -102,6 +103,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, reader);
     let connection = Connection {
         shard: &shard,
+        shared: &shared,
         budget,
         in_flight,
         session: &session,
@@ -110,7 +112,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         Ok(()) => {}
         Err(Closed::Refused(reason)) => {
             ShardMetrics::add(&shard.metrics.connection_errors, 1);
-            shard
+            shared
                 .error_log
                 .info(&format!("shard {}: closing connection from {peer}: {reason}", shard.id));
         }
@@ -128,6 +130,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 struct Connection<'a> {
     shard: &'a Rc<Shard>,
+    shared: &'a ShardConnections,
     /// This connection's in-flight request bytes.
     budget: Rc<Semaphore>,
     /// Requests read and not yet answered (shared with the writer).
@@ -180,7 +183,7 @@ impl Connection<'_> {
                 let answer_bytes = (response.len() as u64).min(CONNECTION_IN_FLIGHT_BYTES_MAX as u64);
                 held = [
                     Reservation::empty(&self.budget),
-                    Reservation::empty(&self.shard.request_memory.budget),
+                    Reservation::empty(&self.shared.request_memory.budget),
                 ];
                 held[0].grow(answer_bytes).await.map_err(Closed::Internal)?;
             }
@@ -249,7 +252,7 @@ impl Connection<'_> {
         };
         let truncated = |filled: usize| Closed::Io(format!("truncated frame: {filled} of {length} bytes arrived"));
         let io = |e: std::io::Error| Closed::Io(format!("reading a frame of {length} bytes: {e}"));
-        let mut arriving = self.shard.request_memory.arriving();
+        let mut arriving = self.shared.request_memory.arriving();
         // `allocated` is what the frame's buffer holds (and the budget gave). Bytes are
         // appended as they come, so nothing is zeroed first except where a direct read is
         // about to land.
@@ -336,7 +339,7 @@ impl Connection<'_> {
             .max(CONNECTION_READ_BUFFER_BYTES)
             .min(length);
         let growth = (size - allocated) as u64;
-        if self.shard.request_memory.budget.available() < growth {
+        if self.shared.request_memory.budget.available() < growth {
             ShardMetrics::add(&self.shard.metrics.request_budget_waits, 1);
         }
         match within(deadline, arriving.grow(growth)).await {

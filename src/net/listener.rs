@@ -6,13 +6,22 @@ use std::time::Duration;
 use glommio::net::TcpListener;
 
 use crate::metrics::ShardMetrics;
-use crate::shard::Shard;
+use crate::net::ShardConnections;
+use crate::node::Shard;
 
 /// Pause after a failed accept (e.g. out of descriptors) so a persistent failure does not spin.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
+/// Binds `addr` (SO_REUSEPORT, as every shard does) and accepts on it until the returned task
+/// is dropped at shutdown.
+pub fn listen(shard: Rc<Shard>, addr: std::net::SocketAddr) -> Result<crate::runtime::Task<()>, String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
+    Ok(crate::runtime::spawn(accept_loop(shard, listener)))
+}
+
 /// Accepts until the task is dropped at shutdown; each connection runs as its own task.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let shared = Rc::new(ShardConnections::new(&shard.config));
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -24,7 +33,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }
-                glommio::spawn_local(crate::net::connection::serve(shard.clone(), stream)).detach();
+                glommio::spawn_local(crate::net::connection::serve(shard.clone(), shared.clone(), stream)).detach();
             }
             Err(e) => {
                 // Running out of descriptors must not end the listener: retry after a pause,

@@ -9,12 +9,20 @@ use glommio::net::{TcpListener, TcpStream};
 
 use crate::constants::METRICS_REQUEST_HEAD_BYTES_MAX;
 use crate::metrics;
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// Longest a scrape may take to send its request head.
 const SCRAPE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
+/// Serves scrapes on `fd`, a bound and listening TCP socket handed over by start-up and owned
+/// by nothing else from here on, until the returned task is dropped.
+pub fn serve_listener(shard: Rc<Shard>, fd: std::os::fd::RawFd) -> crate::runtime::Task<()> {
+    // SAFETY: the caller hands over a listening TCP socket it no longer uses or closes.
+    let listener = unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    crate::runtime::spawn(serve(shard, listener))
+}
+
+async fn serve(shard: Rc<Shard>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {

@@ -7,3 +7,40 @@ pub mod error_log;
 pub mod listener;
 pub mod metrics_http;
 pub mod request_memory;
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use crate::config::ServerConfig;
+use crate::node::Shard;
+use crate::runtime::Task;
+use error_log::ErrorLog;
+use request_memory::RequestMemory;
+
+/// Starts serving `shard`'s clients: the Kafka listener on `listen` and, when given, the
+/// metrics endpoint on the bound socket `metrics_fd`. Dropping the tasks stops both.
+pub fn serve_shard(shard: Rc<Shard>, listen: SocketAddr, metrics_fd: Option<RawFd>) -> Result<Vec<Task<()>>, String> {
+    let mut serving = vec![listener::listen(shard.clone(), listen)?];
+    if let Some(fd) = metrics_fd {
+        serving.push(metrics_http::serve_listener(shard, fd));
+    }
+    Ok(serving)
+}
+
+/// What all of one shard's connections share.
+pub struct ShardConnections {
+    /// Request bytes in flight across the shard's connections (`queued.max.request.bytes`).
+    pub request_memory: Rc<RequestMemory>,
+    /// The rate limit on logging connection errors.
+    pub error_log: ErrorLog,
+}
+
+impl ShardConnections {
+    pub fn new(config: &ServerConfig) -> ShardConnections {
+        ShardConnections {
+            request_memory: Rc::new(RequestMemory::new(config.queued_max_request_bytes)),
+            error_log: ErrorLog::default(),
+        }
+    }
+}

@@ -298,7 +298,7 @@ impl Group {
         tracing::debug!(
             target: "sluice::group",
             "group {}: preparing a rebalance of generation {}",
-            crate::net::error_log::escape(&self.id),
+            crate::text::escape(&self.id),
             self.generation
         );
         self.maybe_complete_join(now, now_ms);
@@ -340,7 +340,7 @@ impl Group {
             tracing::info!(
                 target: "sluice::group",
                 "group {}: {} members did not rejoin in time",
-                crate::net::error_log::escape(&self.id),
+                crate::text::escape(&self.id),
                 absent.len()
             );
         }

@@ -470,8 +470,8 @@ impl Group {
             tracing::info!(
                 target: "sluice::group",
                 "group {}: member {} session expired",
-                crate::net::error_log::escape(&self.id),
-                crate::net::error_log::escape(id)
+                crate::text::escape(&self.id),
+                crate::text::escape(id)
             );
             self.remove_member(id, KafkaCode::UnknownMemberId);
         }

@@ -164,7 +164,7 @@ impl Group {
         tracing::info!(
             target: "sluice::group",
             "group {}: {} members sent no SyncGroup within the rebalance timeout",
-            crate::net::error_log::escape(&self.id),
+            crate::text::escape(&self.id),
             late.len()
         );
         for id in &late {

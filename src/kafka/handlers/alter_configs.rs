@@ -12,7 +12,8 @@ use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::str_bytes;
 use crate::kafka::handlers::{config_resource, Api};
-use crate::metadata::{authority, Refusal};
+use crate::metadata::Refusal;
+use crate::node::authority;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::AlterConfigs, 0, 2);

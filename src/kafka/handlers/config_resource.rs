@@ -5,7 +5,7 @@ use std::rc::Rc;
 use crate::error::KafkaCode;
 use crate::metadata::configs::ConfigTarget;
 use crate::metadata::Refusal;
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// Kafka's ConfigResource types.
 pub const RESOURCE_TOPIC: i8 = 2;

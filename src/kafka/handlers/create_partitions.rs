@@ -6,7 +6,7 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
-use crate::metadata::authority;
+use crate::node::authority;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::CreatePartitions, 0, 3);

@@ -13,8 +13,9 @@ use kafka_protocol::messages::ApiKey;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{describe_configs, str_bytes, Api};
-use crate::metadata::{authority, Refusal, TopicMeta};
-use crate::shard::Shard;
+use crate::metadata::{Refusal, TopicMeta};
+use crate::node::authority;
+use crate::node::Shard;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::CreateTopics, 2, 7);

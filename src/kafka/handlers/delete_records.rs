@@ -13,7 +13,7 @@ use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, fan_out_slots, Api};
-use crate::shard::Shard;
+use crate::node::Shard;
 use crate::storage::log::ReadError;
 
 /// (error, low watermark) of one partition.

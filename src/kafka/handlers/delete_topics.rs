@@ -8,7 +8,7 @@ use kafka_protocol::messages::TopicName;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
-use crate::metadata::authority;
+use crate::node::authority;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::DeleteTopics, 1, 6);

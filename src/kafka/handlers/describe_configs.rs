@@ -16,7 +16,7 @@ use crate::kafka::handlers::str_bytes;
 use crate::kafka::handlers::{config_resource, Api};
 use crate::metadata::configs::ConfigTarget;
 use crate::metadata::{MetadataSnapshot, Topic};
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// Kafka's ConfigSource codes.
 const SOURCE_TOPIC: i8 = 1;

@@ -21,7 +21,7 @@ use crate::kafka::authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::metadata::MetadataSnapshot;
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::DescribeGroups, 0, 6);

@@ -47,8 +47,8 @@ use crate::ids::{Offset, PartitionId, ShardId};
 use crate::kafka::context::RequestContext;
 use crate::kafka::frame::Splices;
 use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes, Api};
+use crate::node::Shard;
 use crate::record;
-use crate::shard::Shard;
 use crate::storage::batch::Stored;
 use crate::storage::log::{ReadError, LEADER_EPOCH};
 
@@ -276,7 +276,7 @@ async fn read_across_shards(
         let remaining = wait.deadline.saturating_duration_since(Instant::now());
         futures::future::select(
             futures::future::select_all(fired),
-            Box::pin(glommio::timer::sleep(remaining)),
+            Box::pin(crate::runtime::sleep(remaining)),
         )
         .await;
     }
@@ -315,10 +315,10 @@ fn watch(shard: &Rc<Shard>, partitions: &[Wanted], reads: &[Read], deadline: Ins
             }
         }
     }
-    glommio::spawn_local(async move {
+    crate::runtime::spawn_detached(async move {
         let appended = {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let stop = futures::future::select(wake.cancellation(), Box::pin(glommio::timer::sleep(remaining)));
+            let stop = futures::future::select(wake.cancellation(), Box::pin(crate::runtime::sleep(remaining)));
             matches!(
                 futures::future::select(futures::future::select_all(signals), stop).await,
                 Either::Left(_)
@@ -327,8 +327,7 @@ fn watch(shard: &Rc<Shard>, partitions: &[Wanted], reads: &[Read], deadline: Ins
         if appended {
             let _ = wake.send(());
         }
-    })
-    .detach();
+    });
 }
 
 /// When a fetch is answered: once its reads hold `min_bytes` (or any error, or nothing was
@@ -384,7 +383,7 @@ async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usi
         }
         let remaining = wait.deadline.saturating_duration_since(Instant::now());
         let any_append = futures::future::select_all(signals);
-        futures::future::select(Box::pin(any_append), Box::pin(glommio::timer::sleep(remaining))).await;
+        futures::future::select(Box::pin(any_append), Box::pin(crate::runtime::sleep(remaining))).await;
     }
 }
 
@@ -470,15 +469,14 @@ fn release_budget(shard: &Rc<Shard>, wanted: &[(ShardId, Wanted)], reads: &mut [
     }
     for (owner, units) in by_shard {
         let shard = shard.clone();
-        glommio::spawn_local(async move {
+        crate::runtime::spawn_detached(async move {
             let _ = shard
                 .invoke_on(
                     owner,
                     move |target| async move { target.fetch_read_budget.signal(units) },
                 )
                 .await;
-        })
-        .detach();
+        });
     }
 }
 

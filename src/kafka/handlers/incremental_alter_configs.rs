@@ -14,8 +14,8 @@ use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::str_bytes;
 use crate::kafka::handlers::{config_resource, Api};
-use crate::metadata::authority::{self, Inherited};
 use crate::metadata::Refusal;
+use crate::node::authority::{self, Inherited};
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;

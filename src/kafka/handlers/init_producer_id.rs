@@ -16,8 +16,8 @@ use kafka_protocol::messages::ProducerId;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
-use crate::metadata::authority;
-use crate::shard::Shard;
+use crate::node::authority;
+use crate::node::Shard;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::InitProducerId, 0, 5);

@@ -15,7 +15,7 @@ use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, fan_out_slots, Api};
-use crate::shard::Shard;
+use crate::node::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
 const LATEST: i64 = -1;

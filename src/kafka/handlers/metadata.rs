@@ -16,8 +16,9 @@ use crate::ids::PartitionId;
 use crate::kafka::authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
-use crate::metadata::{authority, topic_name, Topic};
-use crate::shard::Shard;
+use crate::metadata::{topic_name, Topic};
+use crate::node::authority;
+use crate::node::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
 /// The versions served.

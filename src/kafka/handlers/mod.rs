@@ -50,7 +50,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::ids::ShardId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::frame::Splices;
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// One served API: the versions advertised (`min..=max`) and decoded (`min_served..=max`).
 /// They differ only for Produce, which is advertised from v0 because librdkafka turns off

@@ -16,7 +16,7 @@ use crate::group::{coordinator, on_coordinator};
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
-use crate::shard::Shard;
+use crate::node::Shard;
 use crate::storage::segment::now_ms;
 
 /// The versions served.

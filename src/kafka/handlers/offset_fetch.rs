@@ -15,7 +15,7 @@ use crate::error::KafkaCode;
 use crate::group::on_coordinator;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
-use crate::shard::Shard;
+use crate::node::Shard;
 
 /// (offset, leader epoch, metadata) of one partition.
 type Committed = (i64, i32, Option<String>);

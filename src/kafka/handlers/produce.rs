@@ -43,8 +43,8 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, fan_out, str_bytes, Api};
 use crate::kafka::record_validate::{self, Fault, Refusal, Rules};
 use crate::metrics::Stage;
+use crate::node::Shard;
 use crate::record;
-use crate::shard::Shard;
 use crate::storage::log::{AppendError, AppendOutcome, PartitionLog};
 use crate::storage::segment::now_ms;
 
@@ -365,14 +365,13 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     let enqueued = Instant::now();
     let written = log.enqueue(&work.batches);
     let (done, later) = oneshot::channel();
-    glommio::spawn_local(async move {
+    crate::runtime::spawn_detached(async move {
         let answer = finish(&shard, log, enqueued, written, work).await;
         let _ = done.send(Appended {
             ready_at: Some(Instant::now()),
             ..answer
         });
-    })
-    .detach();
+    });
     Appended {
         later: Some(later),
         ..Appended::failed(KafkaCode::UnknownServerError, None)

@@ -54,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> Sync
                 tracing::info!(
                     target: "sluice::group",
                     "group {}: generation {generation} assigned to {members} members",
-                    crate::net::error_log::escape(&group_id)
+                    crate::text::escape(&group_id)
                 );
             }
         }

@@ -7,23 +7,31 @@
 //! asks every shard to seal its logs before it exits.
 
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, Context};
 use futures::channel::oneshot;
-use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{parse_host_port, ServerConfig};
 use crate::constants::MESH_CHANNEL_DEPTH_MAX;
 use crate::ids::NodeId;
 use crate::metadata::{MetadataSnapshot, MetadataStore};
-use crate::shard::{BrokerIdentity, Job, Shard};
+use crate::node::{BrokerIdentity, Shard};
+use crate::runtime::executor::{Executor, ExecutorOptions};
+use crate::runtime::mesh::MeshBuilder;
+use crate::runtime::Task;
 use crate::storage::log::remove_deleted_leftovers;
 
+/// What serves a shard's clients once its partitions are open: given the shard, the Kafka
+/// listen address (bound by every shard with SO_REUSEPORT) and, on shard 0, the bound metrics
+/// socket, it starts the tasks that accept on them; dropping those tasks stops serving.
+/// `net::serve_shard` in the broker; start-up itself knows no protocol.
+pub type Listen = fn(Rc<Shard>, SocketAddr, Option<RawFd>) -> Result<Vec<Task<()>>, String>;
+
 /// Runs the broker until SIGINT or SIGTERM. Returns once every shard has sealed its logs.
-pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
+pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()> {
     config.validate()?;
     let cpus = config.cpus()?;
     std::fs::create_dir_all(&config.data_dir)
@@ -36,7 +44,12 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     // the same offsets into the same files.
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     remove_deleted_leftovers(&config.data_dir);
-    let mut store = MetadataStore::load(&config.data_dir, &config, cpus.len())?;
+    let mut store = MetadataStore::load(
+        &config.data_dir,
+        &config,
+        cpus.len(),
+        crate::node::placement::place_topic,
+    )?;
     store.set_partitions_max(config.max_partitions);
     let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
     store.ensure_internal_topic(
@@ -92,7 +105,7 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
     // The builder holds an `Rc` that glommio marks Send; every clone is made here, and this
     // one outlives all shards, so their concurrent drops can only leave the count high.
-    let mesh = MeshBuilder::<Job, _>::full(cpus.len(), MESH_CHANNEL_DEPTH_MAX);
+    let mesh = MeshBuilder::<Shard>::full(cpus.len(), MESH_CHANNEL_DEPTH_MAX);
     let store_slot = Arc::new(Mutex::new(Some(store)));
     let (ready_sender, ready) = mpsc::channel::<Result<(), String>>();
     let mut stops = Vec::with_capacity(cpus.len());
@@ -109,18 +122,18 @@ pub fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
             ready: ready_sender.clone(),
             listen: bound,
             metrics_fd: if index == 0 { metrics_listener.take() } else { None },
+            listen_with,
             cpu,
         };
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-            .name(&format!("sluice-shard-{index}"))
-            .io_memory(config.shard_io_memory_bytes as usize)
-            .ring_depth(config.shard_ring_depth as usize);
-        if config.shard_spin_before_park_us > 0 {
-            builder = builder.spin_before_park(std::time::Duration::from_micros(config.shard_spin_before_park_us));
-        }
-        let handle = builder
-            .spawn(move || async move { run_shard(start, stopped).await })
-            .map_err(|e| anyhow!("starting the shard executor on CPU {cpu}: {e}"))?;
+        let options = ExecutorOptions {
+            name: format!("sluice-shard-{index}"),
+            cpu,
+            io_memory_bytes: config.shard_io_memory_bytes as usize,
+            ring_depth: config.shard_ring_depth as usize,
+            spin_before_park: std::time::Duration::from_micros(config.shard_spin_before_park_us),
+        };
+        let handle = Executor::spawn(&options, move || async move { run_shard(start, stopped).await })
+            .map_err(|e| anyhow!("shard {index}: {e}"))?;
         handles.push(handle);
     }
     drop(ready_sender);
@@ -232,7 +245,7 @@ fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 }
 
 struct ShardStart {
-    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<Shard>,
     config: Arc<ServerConfig>,
     identity: Arc<BrokerIdentity>,
     snapshot: Arc<MetadataSnapshot>,
@@ -240,7 +253,8 @@ struct ShardStart {
     ready: mpsc::Sender<Result<(), String>>,
     listen: SocketAddr,
     /// The bound metrics listener, for shard 0 to serve.
-    metrics_fd: Option<std::os::fd::RawFd>,
+    metrics_fd: Option<RawFd>,
+    listen_with: Listen,
     cpu: usize,
 }
 
@@ -254,30 +268,23 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         ready,
         listen,
         metrics_fd,
+        listen_with,
         cpu,
     } = start;
-    let (senders, mut receivers) = match mesh.join().await {
+    let (mesh, inbox) = match mesh.join().await {
         Ok(joined) => joined,
         Err(e) => {
             let _ = ready.send(Err(format!("joining the shard mesh: {e}")));
             return;
         }
     };
-    let store = if senders.peer_id() == 0 {
+    let store = if mesh.id() == crate::ids::ShardId(0) {
         store_slot.lock().expect("store slot").take()
     } else {
         None
     };
-    let shard = Rc::new(Shard::new(senders, config, identity, snapshot.clone(), store));
-    for (_, receiver) in receivers.streams() {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            while let Some(job) = receiver.recv().await {
-                glommio::spawn_local(job(shard.clone())).detach();
-            }
-        })
-        .detach();
-    }
+    let shard = Rc::new(Shard::new(mesh, config, identity, snapshot.clone(), store));
+    inbox.serve(shard.clone());
     if let Err(e) = crate::storage::probe::probe_direct_io(&shard.config.data_dir, shard.id).await {
         let _ = ready.send(Err(format!(
             "shard {}: direct I/O does not work on the data dir: {e}",
@@ -293,10 +300,10 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         let _ = ready.send(Err(format!("shard {}: loading groups: {e}", shard.id)));
         return;
     }
-    let listener = match glommio::net::TcpListener::bind(listen) {
-        Ok(listener) => listener,
+    let serving = match listen_with(shard.clone(), listen, metrics_fd) {
+        Ok(serving) => serving,
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {}: binding {listen}: {e}", shard.id)));
+            let _ = ready.send(Err(format!("shard {}: {e}", shard.id)));
             return;
         }
     };
@@ -306,17 +313,9 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         shard.partition_count()
     );
     shard.start_background();
-    let acceptor = glommio::spawn_local(crate::net::listener::accept_loop(shard.clone(), listener));
-    let scrapes = metrics_fd.map(|fd| {
-        // SAFETY: the descriptor is a bound, listening TCP socket handed over by `serve` and
-        // owned by nothing else from here on.
-        let listener = unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        glommio::spawn_local(crate::net::metrics_http::serve(shard.clone(), listener))
-    });
     let _ = ready.send(Ok(()));
     let _ = stopped.await;
-    drop(acceptor);
-    drop(scrapes);
+    drop(serving);
     shard.close_partitions().await;
     tracing::info!("shard {} sealed its logs", shard.id);
 }

@@ -9,7 +9,7 @@ use crate::error::KafkaCode;
 use crate::ids::ShardId;
 use crate::metadata::configs::{self, ConfigTarget, Overrides};
 use crate::metadata::{MetadataStore, Refusal, TopicMeta};
-use crate::shard::{Authority, Shard};
+use crate::node::{Authority, Shard};
 
 const AUTHORITY: ShardId = ShardId(0);
 

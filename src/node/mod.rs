@@ -1,0 +1,216 @@
+//! The node: one broker process and the per-shard context its handlers receive.
+//!
+//! [`startup`] starts one pinned executor per configured CPU (see `runtime/`); each runs one
+//! [`Shard`], which owns the partitions [`placement`] assigns to it (its [`registry`]), the
+//! groups whose offsets partition it owns, and the connections it accepted. Shards share
+//! nothing mutable. Work for a partition owned elsewhere crosses the mesh as one boxed job
+//! per (request, target shard) via [`Shard::invoke_on`]; the job runs on the owner and
+//! answers through a oneshot. [`maintenance`] runs each shard's background timers.
+//!
+//! Shard 0 is the metadata authority: it alone changes topics, then hands every shard the new
+//! immutable snapshot with [`Shard::publish`].
+
+pub mod authority;
+pub mod maintenance;
+pub mod partition_map;
+pub mod placement;
+pub mod registry;
+pub mod startup;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+use crate::group::classic::GroupLimits;
+use crate::group::{GroupCoordinator, GroupHost};
+use crate::ids::{NodeId, PartitionId, ShardId};
+use crate::metadata::{MetadataSnapshot, MetadataStore};
+use crate::metrics::{ShardMetrics, Snapshot};
+use crate::runtime::mesh::Mesh;
+use crate::runtime::Semaphore;
+use crate::storage::cache::CacheBudget;
+use crate::storage::log::PartitionLog;
+use partition_map::PartitionMap;
+
+pub use crate::runtime::mesh::ShardUnavailable;
+
+/// A unit of work sent to another shard.
+pub type Job = crate::runtime::mesh::Job<Shard>;
+
+/// What clients are told about this broker.
+#[derive(Debug, Clone)]
+pub struct BrokerIdentity {
+    pub node_id: NodeId,
+    /// The address clients are told to connect to.
+    pub host: String,
+    pub port: u16,
+    /// The address the Kafka listener is bound to.
+    pub listen: std::net::SocketAddr,
+}
+
+/// Shard 0's metadata writer and the lock that serialises changes.
+pub struct Authority {
+    pub store: RefCell<MetadataStore>,
+    pub lock: Semaphore,
+}
+
+pub struct Shard {
+    pub id: ShardId,
+    pub count: usize,
+    pub config: Arc<ServerConfig>,
+    pub identity: Arc<BrokerIdentity>,
+    metadata: RefCell<Arc<MetadataSnapshot>>,
+    partitions: RefCell<PartitionMap<Rc<PartitionLog>>>,
+    /// Partitions this shard owns but refuses to serve (their log is corrupt), with why.
+    offline: RefCell<PartitionMap<String>>,
+    /// Every shard's offline partitions, as they told this one: Metadata reports them leaderless.
+    offline_anywhere: RefCell<PartitionMap<()>>,
+    mesh: Mesh<Shard>,
+    pub authority: Option<Authority>,
+    closing: Cell<bool>,
+    /// The byte budget all this shard's partition caches share.
+    cache_budget: Rc<CacheBudget>,
+    /// The groups coordinated here (those whose offsets partition this shard owns).
+    pub groups: GroupCoordinator,
+    /// Producer ids this shard may still hand out (a block from the metadata authority).
+    pub producer_ids: RefCell<std::ops::Range<i64>>,
+    /// This shard's counters; read by scrapes through [`Shard::metrics_snapshot`].
+    pub metrics: Rc<ShardMetrics>,
+    /// Bytes read from disk for fetches being answered (`fetch.read.memory.bytes`).
+    pub fetch_read_budget: Rc<Semaphore>,
+}
+
+impl Shard {
+    pub fn new(
+        mesh: Mesh<Shard>,
+        config: Arc<ServerConfig>,
+        identity: Arc<BrokerIdentity>,
+        snapshot: Arc<MetadataSnapshot>,
+        store: Option<MetadataStore>,
+    ) -> Shard {
+        let config_cache_bytes = config.batch_cache_bytes;
+        let fetch_read_budget = Rc::new(Semaphore::new(config.fetch_read_memory_bytes));
+        let limits = GroupLimits {
+            initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout: std::time::Duration::from_millis(config.group_min_session_timeout_ms),
+            max_session_timeout: std::time::Duration::from_millis(config.group_max_session_timeout_ms),
+        };
+        let offsets_retention = std::time::Duration::from_secs(config.offsets_retention_minutes as u64 * 60);
+        Shard {
+            groups: GroupCoordinator::new(limits, offsets_retention),
+            id: mesh.id(),
+            count: mesh.peers(),
+            config,
+            identity,
+            metadata: RefCell::new(snapshot),
+            partitions: RefCell::default(),
+            offline: RefCell::default(),
+            offline_anywhere: RefCell::default(),
+            mesh,
+            authority: store.map(|store| Authority {
+                store: RefCell::new(store),
+                lock: Semaphore::new(1),
+            }),
+            closing: Cell::new(false),
+            cache_budget: CacheBudget::new(usize::try_from(config_cache_bytes).unwrap_or(usize::MAX)),
+            producer_ids: RefCell::new(0..0),
+            metrics: Rc::new(ShardMetrics::default()),
+            fetch_read_budget,
+        }
+    }
+
+    /// Runs `job` on shard `target` and returns its result: directly when the target is this
+    /// shard, otherwise as one message over the mesh.
+    pub async fn invoke_on<R, F, Fut>(self: &Rc<Self>, target: ShardId, job: F) -> Result<R, ShardUnavailable>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        if target != self.id {
+            ShardMetrics::add(&self.metrics.hops, 1);
+        }
+        self.mesh.invoke_on(self, target, job).await
+    }
+
+    /// Runs `job` on every shard concurrently; results in shard order.
+    pub async fn invoke_on_all<R, F, Fut>(self: &Rc<Self>, job: F) -> Vec<Result<R, ShardUnavailable>>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + Clone + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let calls = (0..self.count).map(|s| self.invoke_on(ShardId(s), job.clone()));
+        futures::future::join_all(calls).await
+    }
+
+    pub fn metadata(&self) -> Arc<MetadataSnapshot> {
+        self.metadata.borrow().clone()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    /// This shard's metrics for a scrape.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        self.metrics.gather_io();
+        self.metrics.snapshot(self.id.0, self.partition_count())
+    }
+
+    /// A consumer-protocol group's timing: its own group configs over the broker's defaults.
+    pub fn group_config(&self, group: &str) -> crate::config::GroupConfig {
+        let defaults = self.config.group_defaults();
+        let snapshot = self.metadata();
+        // Stored group configs are checked when set and again at start-up.
+        crate::config::GroupConfig::resolve(&defaults, snapshot.dynamic.group(group)).unwrap_or_else(|reason| {
+            debug_assert!(false, "group {group}: stored configs fail their check: {reason}");
+            defaults.config
+        })
+    }
+
+    /// Hands a new snapshot to every shard and waits until all have applied it.
+    pub async fn publish(self: &Rc<Self>, snapshot: Arc<MetadataSnapshot>) -> Result<(), String> {
+        let results = self
+            .invoke_on_all(move |shard| {
+                let snapshot = snapshot.clone();
+                async move { shard.apply_snapshot(snapshot).await.map_err(|e| e.to_string()) }
+            })
+            .await;
+        for result in results {
+            result.map_err(|e| e.to_string())??;
+        }
+        Ok(())
+    }
+}
+
+impl GroupHost for Shard {
+    fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    fn metadata(&self) -> Arc<MetadataSnapshot> {
+        Shard::metadata(self)
+    }
+
+    fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
+        Shard::partition(self, topic, partition)
+    }
+
+    fn groups(&self) -> &GroupCoordinator {
+        &self.groups
+    }
+
+    async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> Result<R, ()>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        self.invoke_on(target, work).await.map_err(|unavailable| {
+            tracing::debug!("{unavailable}");
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! The partition registry of one shard: the logs it owns and serves, the partitions it refused
+//! (their log is corrupt), and which partitions any shard refused. Changed only by applying a
+//! metadata snapshot; looked up on every produce and fetch.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::error::{KafkaCode, StorageError};
+use crate::ids::PartitionId;
+use crate::metadata::MetadataSnapshot;
+use crate::storage::log::{partition_dir, PartitionLog};
+
+use super::Shard;
+
+impl Shard {
+    /// The open log of a partition this shard owns.
+    pub fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
+        self.partitions.borrow().get(topic, partition).cloned()
+    }
+
+    /// The log a request for `topic`-`partition` should use on this shard, or the code to
+    /// answer with: KAFKA_STORAGE_ERROR for a partition taken offline, NOT_LEADER_OR_FOLLOWER
+    /// for one this shard does not own.
+    pub fn log_for(&self, topic: &str, partition: PartitionId) -> Result<Rc<PartitionLog>, KafkaCode> {
+        if let Some(log) = self.partition(topic, partition) {
+            return Ok(log);
+        }
+        if self.offline.borrow().contains(topic, partition) {
+            return Err(KafkaCode::KafkaStorageError);
+        }
+        Err(KafkaCode::NotLeaderOrFollower)
+    }
+
+    /// Whether the partition's owner (any shard) refused its log.
+    pub fn is_offline_anywhere(&self, topic: &str, partition: PartitionId) -> bool {
+        self.offline_anywhere.borrow().contains(topic, partition)
+    }
+
+    /// Tells every shard (this one included) that a partition went offline.
+    fn announce_offline(self: &Rc<Self>, key: (String, PartitionId)) {
+        let shard = self.clone();
+        crate::runtime::spawn_detached(async move {
+            shard
+                .invoke_on_all(move |target| async move {
+                    target.offline_anywhere.borrow_mut().insert(&key.0, key.1, ());
+                })
+                .await;
+        });
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.partitions.borrow().len()
+    }
+
+    /// Makes `snapshot` current on this shard: opens partitions it newly owns, updates
+    /// configs, and deletes the data of partitions whose topic is gone. Opening existing
+    /// partitions runs recovery, so at start-up this is the recovery of the shard's logs.
+    pub async fn apply_snapshot(self: &Rc<Self>, snapshot: Arc<MetadataSnapshot>) -> Result<(), StorageError> {
+        let stale: Vec<Rc<PartitionLog>> = {
+            let partitions = self.partitions.borrow();
+            partitions
+                .values()
+                .filter(|log| {
+                    snapshot
+                        .topic(&log.topic)
+                        .is_none_or(|t| t.meta.id != log.topic_id || t.owner(log.partition) != Some(self.id))
+                })
+                .cloned()
+                .collect()
+        };
+        for log in stale {
+            self.partitions.borrow_mut().remove(&log.topic, log.partition);
+            let deleted = snapshot.topic(&log.topic).is_none_or(|t| t.meta.id != log.topic_id);
+            if deleted {
+                log.delete().await?;
+            } else {
+                log.close().await?;
+            }
+        }
+        for topic in snapshot.topics.values() {
+            for (p, owner) in topic.meta.placement.iter().enumerate() {
+                if *owner != self.id {
+                    continue;
+                }
+                let partition = PartitionId(p as i32);
+                if let Some(log) = self.partition(&topic.meta.name, partition) {
+                    log.set_config(topic.config.clone());
+                    continue;
+                }
+                if self.offline.borrow().contains(&topic.meta.name, partition) {
+                    continue;
+                }
+                let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
+                let opened = PartitionLog::open(
+                    dir,
+                    &topic.meta.name,
+                    partition,
+                    topic.meta.id,
+                    topic.config.clone(),
+                    self.cache_budget.clone(),
+                    self.metrics.clone(),
+                )
+                .await;
+                match opened {
+                    Ok(log) => {
+                        self.partitions.borrow_mut().insert(&topic.meta.name, partition, log);
+                    }
+                    Err(e @ StorageError::Corrupt { .. }) => {
+                        // Refuse this partition, loudly; every other partition keeps serving.
+                        tracing::error!("{}-{partition} is offline: {e}", topic.meta.name);
+                        self.offline
+                            .borrow_mut()
+                            .insert(&topic.meta.name, partition, e.to_string());
+                        self.announce_offline((topic.meta.name.clone(), partition));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.offline
+            .borrow_mut()
+            .retain_topics(|topic| snapshot.topic(topic).is_some());
+        self.offline_anywhere
+            .borrow_mut()
+            .retain_topics(|topic| snapshot.topic(topic).is_some());
+        *self.metadata.borrow_mut() = snapshot;
+        Ok(())
+    }
+}
