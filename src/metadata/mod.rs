@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GroupDefaults, ServerConfig, TopicConfig};
 use crate::error::{KafkaCode, StorageError};
-use crate::ids::{PartitionId, ShardId};
+use crate::ids::{LeaderEpoch, PartitionId, ShardId};
 use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides};
 
 /// A topic as persisted.
@@ -41,6 +41,13 @@ pub struct Topic {
 impl Topic {
     pub fn partition_count(&self) -> i32 {
         self.meta.placement.len() as i32
+    }
+
+    /// The partition's leader epoch as the metadata records it: what clients are told and
+    /// what the partition's log stamps appends with. A single node never changes leadership,
+    /// so every partition stays at epoch 0; the controller quorum will keep one per partition.
+    pub fn leader_epoch(&self, _partition: PartitionId) -> LeaderEpoch {
+        LeaderEpoch(0)
     }
 
     pub fn owner(&self, partition: PartitionId) -> Option<ShardId> {

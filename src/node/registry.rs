@@ -103,6 +103,9 @@ impl Shard {
                 .await;
                 match opened {
                     Ok(log) => {
+                        if let Err(e) = log.set_leader_epoch(topic.leader_epoch(partition)) {
+                            tracing::warn!("{}-{partition}: the metadata's {e}", topic.meta.name);
+                        }
                         self.partitions.borrow_mut().insert(&topic.meta.name, partition, log);
                     }
                     Err(e @ StorageError::Corrupt { .. }) => {

@@ -42,6 +42,15 @@ impl StoredBatch {
         }
     }
 
+    /// `batch` (a whole, checked batch) exactly as it is: a follower's copy of its leader's.
+    pub fn verbatim(batch: &Bytes) -> StoredBatch {
+        assert!(batch.len() >= HEADER_BYTES, "storing a {}-byte batch", batch.len());
+        StoredBatch {
+            header: batch.slice(..HEADER_BYTES),
+            records: batch.slice(HEADER_BYTES..),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.header.len() + self.records.len()
     }

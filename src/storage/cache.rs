@@ -105,6 +105,12 @@ impl BatchCache {
         }
     }
 
+    /// Drops every cached batch (the log's tail was cut). The budget still counts them until
+    /// their turn to leave comes, as [`BatchCache::forget_below`]'s.
+    pub fn clear(&mut self) {
+        self.batches.clear();
+    }
+
     /// Drops every cached batch below `offset` (a compacted range, now different on disk).
     /// The budget still counts them until their turn to leave comes; evicting then is a no-op.
     pub fn forget_below(&mut self, offset: Offset) {

@@ -17,7 +17,6 @@ use crate::kafka::authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::metadata::leadership;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
-use crate::storage::log::LEADER_EPOCH;
 
 /// Kafka's `max.request.partition.size.limit`: partitions one answer may carry.
 const PARTITIONS_PER_RESPONSE_MAX: i32 = 2000;
@@ -75,7 +74,7 @@ pub async fn handle(
                     .with_partition_index(p)
                     .with_error_code(error_code(led.error))
                     .with_leader_id(led.leader)
-                    .with_leader_epoch(LEADER_EPOCH)
+                    .with_leader_epoch(topic.leader_epoch(PartitionId(p)).0)
                     .with_replica_nodes(led.replicas)
                     .with_isr_nodes(led.isr)
                     .with_offline_replicas(led.offline)

@@ -50,7 +50,7 @@ use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes, Api};
 use crate::node::Shard;
 use crate::record;
 use crate::storage::batch::Stored;
-use crate::storage::log::{ReadError, LEADER_EPOCH};
+use crate::storage::log::ReadError;
 
 #[derive(Clone)]
 struct Wanted {
@@ -119,7 +119,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
             slots.push(match found {
                 None if version >= 13 => Slot::Failed(KafkaCode::UnknownTopicId),
                 None => Slot::Failed(KafkaCode::UnknownTopicOrPartition),
-                Some(_) if p.current_leader_epoch > LEADER_EPOCH => Slot::Failed(KafkaCode::UnknownLeaderEpoch),
+                Some(t) if p.current_leader_epoch > t.leader_epoch(partition).0 => {
+                    Slot::Failed(KafkaCode::UnknownLeaderEpoch)
+                }
                 Some(t) => match t.owner(partition) {
                     None => Slot::Failed(KafkaCode::UnknownTopicOrPartition),
                     Some(owner) => Slot::Ready(

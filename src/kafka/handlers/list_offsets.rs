@@ -16,7 +16,6 @@ use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, fan_out_slots, Api};
 use crate::node::Shard;
-use crate::storage::log::LEADER_EPOCH;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -84,8 +83,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                         .with_error_code(error_code(code))
                         .with_timestamp(timestamp)
                         .with_offset(offset);
-                    if version >= 4 && offset >= 0 {
-                        response.with_leader_epoch(LEADER_EPOCH)
+                    let epoch = snapshot
+                        .topic(&topic.name.0)
+                        .map(|t| t.leader_epoch(PartitionId(p.partition_index)));
+                    if let (true, Some(epoch)) = (version >= 4 && offset >= 0, epoch) {
+                        response.with_leader_epoch(epoch.0)
                     } else {
                         response
                     }

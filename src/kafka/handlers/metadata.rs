@@ -19,7 +19,6 @@ use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::metadata::{topic_name, Topic};
 use crate::node::authority;
 use crate::node::Shard;
-use crate::storage::log::LEADER_EPOCH;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::Metadata, 0, 13);
@@ -155,7 +154,7 @@ fn topic_entry(shard: &Shard, topic: &Arc<Topic>, node: BrokerId) -> MetadataRes
                 .with_partition_index(p)
                 .with_error_code(error_code(led.error))
                 .with_leader_id(led.leader)
-                .with_leader_epoch(LEADER_EPOCH)
+                .with_leader_epoch(topic.leader_epoch(PartitionId(p)).0)
                 .with_replica_nodes(led.replicas)
                 .with_isr_nodes(led.isr)
                 .with_offline_replicas(led.offline)

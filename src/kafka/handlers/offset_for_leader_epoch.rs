@@ -9,10 +9,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::ApiKey;
 
 use crate::error::KafkaCode;
-use crate::ids::PartitionId;
+use crate::ids::{LeaderEpoch, PartitionId};
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{fan_out, Api};
-use crate::storage::log::LEADER_EPOCH;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::OffsetForLeaderEpoch, 2, 4);
@@ -27,10 +26,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
         for p in &topic.partitions {
             let partition = PartitionId(p.partition);
             let base = EpochEndOffset::default().with_partition(p.partition);
-            let owner = snapshot.topic(&topic.topic.0).and_then(|t| t.owner(partition));
+            let found = snapshot.topic(&topic.topic.0);
+            let owner = found.and_then(|t| t.owner(partition));
             match owner {
                 None => row.push(Some(base.with_error_code(KafkaCode::UnknownTopicOrPartition.code()))),
-                Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
+                Some(_) if found.is_some_and(|t| p.current_leader_epoch > t.leader_epoch(partition).0) => {
                     row.push(Some(base.with_error_code(KafkaCode::UnknownLeaderEpoch.code())))
                 }
                 Some(owner) => {
@@ -48,8 +48,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
             let base = EpochEndOffset::default().with_partition(partition.0);
             match shard.log_for(&topic, partition) {
                 Err(code) => base.with_error_code(code.code()),
-                Ok(_) if epoch > LEADER_EPOCH => base.with_leader_epoch(-1).with_end_offset(-1),
-                Ok(log) => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(log.end_offset().0),
+                Ok(log) => match log.end_offset_for_epoch(LeaderEpoch(epoch)) {
+                    Some((epoch, end)) => base.with_leader_epoch(epoch.0).with_end_offset(end.0),
+                    None => base.with_leader_epoch(-1).with_end_offset(-1),
+                },
             }
         },
         || EpochEndOffset::default().with_error_code(KafkaCode::NotLeaderOrFollower.code()),

@@ -412,6 +412,14 @@ async fn finish(
             tracing::error!("{}-{}: append failed: {e}", work.topic, work.partition);
             return Appended::failed(e.kafka_code(), Some(e.to_string()));
         }
+        Err(
+            e @ (AppendError::NotContiguous { .. } | AppendError::EpochBackwards { .. } | AppendError::InvalidBatch(_)),
+        ) => {
+            unreachable!(
+                "{}-{}: a leader append failed as only a verbatim one can: {e}",
+                work.topic, work.partition
+            )
+        }
     };
     if work.durable {
         if let Err(e) = log.wait_durable(outcome.next_offset).await {

@@ -1,6 +1,8 @@
 //! The append path: appends queue per partition, and one writer takes every queued append
 //! into one direct write (up to [`crate::constants::COALESCED_WRITE_BYTES_MAX`]), rolling the
-//! segment when it is due. Offsets are assigned here, so they only grow.
+//! segment when it is due. A leader's offsets and epoch are assigned here, so they only grow;
+//! a follower's batches keep the offsets and epochs its leader gave them
+//! ([`PartitionLog::append_verbatim`]), checked to continue the log.
 
 use super::*;
 
@@ -140,18 +142,112 @@ impl PartitionLog {
             (self.config.borrow().message_timestamp_type == TimestampType::LogAppendTime).then(now_ms);
         let mut next = self.end_offset();
         let base_offset = next;
+        let epoch = self.leader_epoch();
+        self.note_epoch(epoch, base_offset).await?;
         let mut batch_bases = Vec::with_capacity(batches.len());
         let patched: Vec<StoredBatch> = batches
             .iter()
             .map(|batch| {
                 batch_bases.push(next);
-                let stored = StoredBatch::assign(batch, next, LEADER_EPOCH, log_append_time_ms);
+                let stored = StoredBatch::assign(batch, next, epoch.0, log_append_time_ms);
                 next = stored.header().last_offset().next();
                 stored
             })
             .collect();
+        self.write_stored(&patched, incoming, &mut phases).await?;
+        Ok(AppendOutcome {
+            base_offset,
+            next_offset: next,
+            log_append_time_ms,
+            duplicate: false,
+            batch_bases,
+            write_started: None,
+        })
+    }
 
-        let pending = self.state.borrow().active().prepare_append(&patched);
+    /// Appends a follower's batches exactly as its leader stored them: their offsets and
+    /// leader epochs are kept, not assigned. The first must start at the log end and each
+    /// next one right after the one before; epochs may not fall below one the log holds.
+    /// Producer state and the epoch cache follow the batches; nothing is deduplicated.
+    pub async fn append_verbatim(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
+        let mut phases = SlowPhases::start();
+        let _permit = self
+            .append_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        if self.closed.get() {
+            return Err(AppendError::Closed);
+        }
+        let base_offset = self.end_offset();
+        let mut expected = base_offset;
+        let mut latest = self.epochs.borrow().latest().map_or(LeaderEpoch(0), |(epoch, _)| epoch);
+        let mut epoch_starts = Vec::new();
+        let mut batch_bases = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let header = match record::validate(batch) {
+                Ok(header) => header,
+                // A compacted batch keeps its lastOffsetDelta with fewer records in it.
+                Err(record::BatchError::Count { .. }) => BatchHeader::new(batch).expect("validated length"),
+                Err(e) => return Err(AppendError::InvalidBatch(e.to_string())),
+            };
+            if header.last_offset_delta() < 0 {
+                return Err(AppendError::InvalidBatch(format!(
+                    "lastOffsetDelta {} is negative",
+                    header.last_offset_delta()
+                )));
+            }
+            if header.base_offset() != expected {
+                return Err(AppendError::NotContiguous {
+                    expected,
+                    got: header.base_offset(),
+                });
+            }
+            let epoch = LeaderEpoch(header.partition_leader_epoch());
+            if epoch < latest {
+                return Err(AppendError::EpochBackwards { latest, got: epoch });
+            }
+            if epoch > latest || epoch_starts.is_empty() {
+                epoch_starts.push((epoch, header.base_offset()));
+                latest = epoch;
+            }
+            batch_bases.push(header.base_offset());
+            expected = header.last_offset().next();
+        }
+        if batches.is_empty() {
+            return Err(AppendError::InvalidBatch("no batches".to_string()));
+        }
+        phases.mark("append lock");
+        let incoming: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        self.roll_if_due(incoming).await?;
+        for (epoch, start) in epoch_starts {
+            self.note_epoch(epoch, start).await?;
+        }
+        let stored: Vec<StoredBatch> = batches.iter().map(StoredBatch::verbatim).collect();
+        if let Err(e) = self.write_stored(&stored, incoming, &mut phases).await {
+            // The epochs noted for batches that never landed.
+            self.epochs.borrow_mut().truncate_from_end(base_offset);
+            return Err(e);
+        }
+        Ok(AppendOutcome {
+            base_offset,
+            next_offset: expected,
+            log_append_time_ms: None,
+            duplicate: false,
+            batch_bases,
+            write_started: None,
+        })
+    }
+
+    /// Writes stored batches, which continue the log, as one direct write behind the active
+    /// segment's tail, then indexes, caches and records their producers. Under the append lock.
+    async fn write_stored(
+        &self,
+        patched: &[StoredBatch],
+        incoming: u64,
+        phases: &mut SlowPhases,
+    ) -> Result<(), AppendError> {
+        let pending = self.state.borrow().active().prepare_append(patched);
         let path = self.state.borrow().active().log_path.clone();
         if let Some(size) = pending.preallocate_to {
             // Reserving space is an optimisation; a filesystem without fallocate still works.
@@ -176,8 +272,8 @@ impl PartitionLog {
             let mut state = self.state.borrow_mut();
             let mut producers = self.producers.borrow_mut();
             let now = now_ms();
-            state.active_mut().commit_append(&patched, preallocated_to);
-            for batch in &patched {
+            state.active_mut().commit_append(patched, preallocated_to);
+            for batch in patched {
                 let header = batch.header();
                 producers.record(&header, now);
                 state
@@ -187,7 +283,7 @@ impl PartitionLog {
         }
         // After the borrow ends: the budget may evict from this very log.
         let mut records = 0i64;
-        for batch in &patched {
+        for batch in patched {
             let header = batch.header();
             records += i64::from(header.record_count());
             self.cache_budget
@@ -203,14 +299,7 @@ impl PartitionLog {
                 self.topic, self.partition
             )
         });
-        Ok(AppendOutcome {
-            base_offset,
-            next_offset: next,
-            log_append_time_ms,
-            duplicate: false,
-            batch_bases,
-            write_started: None,
-        })
+        Ok(())
     }
 
     /// Judges the batches of idempotent producers against their sequences. A retried batch

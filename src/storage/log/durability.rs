@@ -1,22 +1,66 @@
 //! Durability: one flusher per log fdatasyncs until nothing appended is left unflushed
-//! (group commit: appends made during a flush ride the next one), and moves the high
-//! watermark, which on a single node is the durable offset.
+//! (group commit: appends made during a flush ride the next one), and moves the durable
+//! offset and with it, on a single node, the high watermark.
 
 use super::*;
 
+/// A high watermark set from outside that the log cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HighWatermarkError {
+    #[error("high watermark {offset} is past the log end {log_end}")]
+    PastLogEnd { offset: Offset, log_end: Offset },
+    #[error("high watermark {offset} is below the current {current}")]
+    Backwards { offset: Offset, current: Offset },
+}
+
 impl PartitionLog {
-    /// Moves the high watermark (on a single node, the durable offset) to `offset`. It never
-    /// moves backwards and never passes the log end: a consumer must never be shown a record
-    /// the log does not hold, nor lose sight of one it was shown.
-    pub(super) fn advance_high_watermark(&self, offset: Offset) {
+    /// Moves the durable offset to `offset` and, while nobody sets the high watermark from
+    /// outside, the high watermark with it. Neither moves backwards nor passes the log end: a
+    /// consumer must never be shown a record the log does not hold, nor lose sight of one it
+    /// was shown.
+    pub(super) fn advance_durable(&self, offset: Offset) {
         let (current, end) = (self.durable.get(), self.end_offset());
+        assert!(
+            current <= offset && offset <= end,
+            "{}-{}: durable offset {current} -> {offset} with log end {end}",
+            self.topic,
+            self.partition
+        );
+        self.durable.set(offset);
+        if self.high_watermark_follows_durable.get() {
+            self.move_high_watermark(offset);
+        }
+    }
+
+    /// The one place the high watermark moves forward; asserts it stays monotonic and within
+    /// the log.
+    fn move_high_watermark(&self, offset: Offset) {
+        let (current, end) = (self.high_watermark.get(), self.end_offset());
         assert!(
             current <= offset && offset <= end,
             "{}-{}: high watermark {current} -> {offset} with log end {end}",
             self.topic,
             self.partition
         );
-        self.durable.set(offset);
+        self.high_watermark.set(offset);
+    }
+
+    /// Sets the high watermark from outside, as replication does (a leader once its in-sync
+    /// replicas hold `offset`; a follower from its leader's answer). From then on it no longer
+    /// follows the local flush. It may not pass the log end nor move back (only truncation
+    /// lowers it). Fetches waiting for new data are woken.
+    pub fn set_high_watermark(&self, offset: Offset) -> Result<(), HighWatermarkError> {
+        let (current, log_end) = (self.high_watermark.get(), self.end_offset());
+        if offset > log_end {
+            return Err(HighWatermarkError::PastLogEnd { offset, log_end });
+        }
+        if offset < current {
+            return Err(HighWatermarkError::Backwards { offset, current });
+        }
+        self.high_watermark_follows_durable.set(false);
+        self.move_high_watermark(offset);
+        self.signal.notify_all();
+        Ok(())
     }
 
     /// Waits until everything appended so far is durable.
@@ -72,6 +116,7 @@ impl PartitionLog {
                 futures::future::select(woken, Box::pin(delay)).await;
             }
             let target = self.end_offset();
+            let truncations = self.truncations.get();
             let records = self.unflushed_records.replace(0);
             let started = std::time::Instant::now();
             let (file, path) = {
@@ -86,8 +131,11 @@ impl PartitionLog {
                         .observe(started.elapsed().as_micros() as u64);
                     self.metrics.flush_records.observe(records.max(0) as u64);
                     self.flush_failure.borrow_mut().take();
-                    if target > self.durable.get() {
-                        self.advance_high_watermark(target);
+                    // A truncation in progress (an odd count) or run during the flush replaced
+                    // the file it flushed: the next round flushes the new tail.
+                    let truncated = truncations % 2 == 1 || truncations != self.truncations.get();
+                    if target > self.durable.get() && !truncated {
+                        self.advance_durable(target);
                     }
                     self.signal.notify_all();
                 }

@@ -1,22 +1,36 @@
 //! A partition's log: its segments, the append path, reads from the cache or disk, and
 //! timestamp lookups. Owned by exactly one shard; shard-local state in `RefCell`s.
 //!
-//! Invariants: offsets only grow; one append at a time (the append lock), and no `RefCell`
-//! borrow is held across an await, so reads run while an append's write is in flight and
-//! see only committed bytes.
+//! The log's offsets, as [`LogOffsets`] reports them: `log_start <= last_stable <=
+//! high_watermark <= durable <= log_end` on a single node, where the high watermark follows the
+//! durable (flushed) offset. Under replication the high watermark is set from outside
+//! ([`PartitionLog::set_high_watermark`]) and may trail or, on a follower, lead the local
+//! flush; the last stable offset equals the high watermark until transactions hold it back.
+//! The leader epoch is the one appends are stamped with; the [`EpochCache`] records where each
+//! epoch began and is persisted as `leader-epoch-checkpoint`.
+//!
+//! Invariants: offsets strictly increase across appended batches; the high watermark never
+//! passes the log end and only moves back by truncation; leader epochs never decrease; one
+//! append at a time (the append lock), and no `RefCell` borrow is held across an await, so
+//! reads run while an append's write is in flight and see only committed bytes.
 //!
 //! The log by noun: this file holds the state and what is read of it; `recovery.rs` opens a log
 //! and checkpoints it, `append.rs` queues and writes appends, `durability.rs` flushes and moves the
 //! high watermark, `read.rs` serves fetches and timestamp lookups, `retention.rs` drops segments
-//! from the front (time, size, DeleteRecords) and `compact.rs` drives the cleaning of compacted
-//! topics.
+//! from the front (time, size, DeleteRecords), `truncate.rs` cuts the tail (a follower that
+//! diverged from its leader), `epochs.rs` keeps the leader epoch and its cache, and `compact.rs`
+//! drives the cleaning of compacted topics.
 
 mod append;
 mod compact;
 mod durability;
+mod epochs;
 mod read;
 mod recovery;
 mod retention;
+#[cfg(test)]
+mod tests;
+mod truncate;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -31,18 +45,16 @@ use glommio::sync::Semaphore;
 use crate::config::{TimestampType, TopicConfig};
 use crate::constants::{COALESCED_WRITE_BYTES_MAX, COMPACTION_WRITE_BYTES, FETCH_READ_BYTES_MIN, FLUSH_DELAY_MS_MAX};
 use crate::error::{IoContext, StorageError};
-use crate::ids::{Offset, PartitionId};
+use crate::ids::{LeaderEpoch, Offset, PartitionId};
 use crate::metrics::ShardMetrics;
 use crate::record::{self, BatchHeader, HEADER_BYTES};
 use crate::signal::Signal;
 use crate::storage::batch::{Stored, StoredBatch};
 use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::compaction::{clean_batch, Cleaned, KeyMap};
+use crate::storage::epoch_cache::{EpochCache, EPOCH_CHECKPOINT_FILE};
 use crate::storage::producers::{ProducerState, SequenceError, Sequenced};
 use crate::storage::segment::{self, now_ms, parse_log_file_name, BatchReader, Segment};
-
-/// The leader epoch written into stored batches. A single node never changes leadership.
-pub const LEADER_EPOCH: i32 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -52,6 +64,15 @@ pub enum AppendError {
     Closed,
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    /// A verbatim append whose offsets do not continue the log (or each other).
+    #[error("batch at offset {got} does not continue the log at {expected}")]
+    NotContiguous { expected: Offset, got: Offset },
+    /// A verbatim append whose leader epoch is below one the log already holds.
+    #[error("batch of leader epoch {got} after epoch {latest}")]
+    EpochBackwards { latest: LeaderEpoch, got: LeaderEpoch },
+    /// A verbatim append that is not a whole, valid v2 batch.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
 }
 
 impl AppendError {
@@ -61,6 +82,15 @@ impl AppendError {
             AppendError::Storage(e) => AppendError::Storage(e.for_another_waiter()),
             AppendError::Closed => AppendError::Closed,
             AppendError::Sequence(e) => AppendError::Sequence(e.clone()),
+            AppendError::NotContiguous { expected, got } => AppendError::NotContiguous {
+                expected: *expected,
+                got: *got,
+            },
+            AppendError::EpochBackwards { latest, got } => AppendError::EpochBackwards {
+                latest: *latest,
+                got: *got,
+            },
+            AppendError::InvalidBatch(reason) => AppendError::InvalidBatch(reason.clone()),
         }
     }
 }
@@ -84,6 +114,7 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
+#[derive(Debug)]
 pub struct AppendOutcome {
     /// The offset of the first record appended (or, for a duplicate, already there).
     pub base_offset: Offset,
@@ -116,10 +147,22 @@ pub struct PartitionLog {
     /// The owning shard's cache budget, and this log as the budget sees it.
     cache_budget: Rc<CacheBudget>,
     myself: RefCell<std::rc::Weak<dyn Evict>>,
-    /// Everything below this offset is on stable storage: the high watermark.
+    /// Everything below this offset is on stable storage (fdatasync'ed).
     durable: Cell<Offset>,
+    /// What consumers may read up to. On a single node it follows `durable`; once set from
+    /// outside (replication) it moves only by [`PartitionLog::set_high_watermark`].
+    high_watermark: Cell<Offset>,
+    /// The high watermark follows the durable offset (no one has set it from outside).
+    high_watermark_follows_durable: Cell<bool>,
+    /// The epoch a leader's appends are stamped with; never decreases.
+    leader_epoch: Cell<LeaderEpoch>,
+    /// Where each leader epoch began; persisted as `leader-epoch-checkpoint`.
+    epochs: RefCell<EpochCache>,
     /// A flusher task is running.
     flushing: Cell<bool>,
+    /// Twice the truncations begun (counted at their start and end): a flush round that
+    /// overlapped one must not claim the new tail durable.
+    truncations: Cell<u64>,
     /// Records appended since the last flush started, for `flush.messages`.
     unflushed_records: Cell<i64>,
     /// Cuts a `flush.ms` delay short: a writer waits for durability.
@@ -163,6 +206,17 @@ impl LogState {
     }
 }
 
+/// A partition log's offsets at one instant (see the module's invariants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    pub log_start: Offset,
+    pub last_stable: Offset,
+    pub high_watermark: Offset,
+    pub durable: Offset,
+    pub log_end: Offset,
+    pub leader_epoch: LeaderEpoch,
+}
+
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: PartitionId) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
@@ -189,9 +243,32 @@ impl PartitionLog {
         self.state.borrow().end_offset()
     }
 
-    /// What consumers may read up to: everything below it is durable (fdatasync'ed).
+    /// What consumers may read up to (on a single node, everything durable).
     pub fn high_watermark(&self) -> Offset {
+        self.high_watermark.get()
+    }
+
+    /// Everything below it is on stable storage.
+    pub fn durable_offset(&self) -> Offset {
         self.durable.get()
+    }
+
+    /// What a read_committed consumer may read up to: the high watermark, until transactions
+    /// hold it at the first open one.
+    pub fn last_stable_offset(&self) -> Offset {
+        self.high_watermark.get()
+    }
+
+    /// The log's offsets and leader epoch at one instant.
+    pub fn offsets(&self) -> LogOffsets {
+        LogOffsets {
+            log_start: self.log_start_offset(),
+            last_stable: self.last_stable_offset(),
+            high_watermark: self.high_watermark(),
+            durable: self.durable_offset(),
+            log_end: self.end_offset(),
+            leader_epoch: self.leader_epoch(),
+        }
     }
 
     pub fn log_start_offset(&self) -> Offset {
@@ -240,7 +317,7 @@ impl PartitionLog {
             return Ok(());
         }
         self.seal_active().await?;
-        self.advance_high_watermark(self.end_offset());
+        self.advance_durable(self.end_offset());
         self.signal.notify_all();
         self.write_recovery_point().await?;
         self.snapshot_producers().await
@@ -312,4 +389,6 @@ pub fn remove_deleted_leftovers(data_dir: &Path) {
     }
 }
 
+pub use durability::HighWatermarkError;
+pub use epochs::EpochBackwards;
 pub use segment::sync_dir;

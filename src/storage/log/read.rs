@@ -19,7 +19,7 @@ impl PartitionLog {
                         log_end,
                     });
                 }
-                let high_watermark = self.durable.get();
+                let high_watermark = self.high_watermark.get();
                 if offset >= high_watermark {
                     return Ok(Vec::new());
                 }
@@ -54,7 +54,7 @@ impl PartitionLog {
             ShardMetrics::add(&self.metrics.cache_misses, 1);
             let read = read_from_disk(&file, &path, position, end, offset, max_bytes).await?;
             return Ok(read
-                .map(|bytes| Stored::Run(below(bytes, self.durable.get())))
+                .map(|bytes| Stored::Run(below(bytes, self.high_watermark.get())))
                 .into_iter()
                 .collect());
         }

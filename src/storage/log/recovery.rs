@@ -57,6 +57,8 @@ impl PartitionLog {
         let log_start = read_offset_file(&dir, LOG_START_FILE).map_or(segments[0].base_offset, |checkpoint| {
             checkpoint.clamp(segments[0].base_offset, end)
         });
+        let (epochs, epochs_changed) = super::epochs::load_epochs(&dir, log_start, end)?;
+        let leader_epoch = epochs.latest().map_or(LeaderEpoch(0), |(epoch, _)| epoch);
         let log = Rc::new(PartitionLog {
             topic: topic.to_string(),
             partition,
@@ -75,7 +77,12 @@ impl PartitionLog {
             cache_budget,
             myself: RefCell::new(std::rc::Weak::<PartitionLog>::new()),
             durable: Cell::new(log_start),
+            high_watermark: Cell::new(log_start),
+            high_watermark_follows_durable: Cell::new(true),
+            leader_epoch: Cell::new(leader_epoch),
+            epochs: RefCell::new(epochs),
             flushing: Cell::new(false),
+            truncations: Cell::new(0),
             unflushed_records: Cell::new(0),
             urgent: Signal::default(),
             flush_failure: RefCell::new(None),
@@ -97,8 +104,11 @@ impl PartitionLog {
             (state.active().file.clone(), state.active().log_path.clone())
         };
         Segment::flush(&file, &path).await?;
-        log.advance_high_watermark(log.end_offset());
+        log.advance_durable(log.end_offset());
         log.write_recovery_point().await?;
+        if epochs_changed {
+            log.write_epoch_checkpoint().await?;
+        }
         log.recover_producers().await?;
         Ok(log)
     }

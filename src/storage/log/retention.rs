@@ -92,6 +92,15 @@ impl PartitionLog {
         };
         let start = self.log_start_offset();
         segment::write_file_durably(&self.dir.join(LOG_START_FILE), start.0.to_string().into_bytes()).await?;
+        let epochs_changed = {
+            let mut epochs = self.epochs.borrow_mut();
+            let before = epochs.clone();
+            epochs.truncate_from_start(start);
+            *epochs != before
+        };
+        if epochs_changed {
+            self.write_epoch_checkpoint().await?;
+        }
         let paths: Vec<PathBuf> = removed
             .iter()
             .flat_map(|s| ["log", "index", "timeindex"].map(|ext| s.log_path.with_extension(ext)))
