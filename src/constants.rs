@@ -150,8 +150,8 @@ pub const CONNECTION_READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Largest request head (request line and headers) a metrics scrape may send.
 pub const METRICS_REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 
-/// Bytes read per step when replaying an offsets partition at start-up.
-pub const OFFSETS_REPLAY_READ_BYTES: usize = 1024 * 1024;
+/// Bytes read per step when a coordinator replays its internal partition (start-up).
+pub const COORDINATOR_REPLAY_READ_BYTES: usize = 1024 * 1024;
 
 /// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
 /// readable within this even if a topic asks for less frequent flushing.

@@ -20,8 +20,10 @@
 //!   sparsely, and fronted by a cache of recent batches. Batches are read and patched as
 //!   bytes through [`record`], the leaf every layer shares.
 //! - Consumer groups are coordinated on the shard owning their `__consumer_offsets` partition
-//!   ([`group`]); offsets and generations are records in that partition. The coordinator
-//!   sees its shard only through [`group::GroupHost`].
+//!   ([`group`]); offsets and generations are records in that partition, routed to, written
+//!   and replayed by the machinery any coordinator of an internal topic shares
+//!   ([`coordinator`]). A coordinator sees its shard only through
+//!   [`coordinator::CoordinatorHost`].
 //! - Topic metadata has one writer, shard 0 ([`node::authority`]); every shard reads an
 //!   immutable snapshot ([`metadata::MetadataSnapshot`]).
 //! - Idempotent producers are deduplicated by the partition's log
@@ -38,6 +40,7 @@ pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod constants;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod ids;

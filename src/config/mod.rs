@@ -18,7 +18,8 @@ use serde::Deserialize;
 pub use crate::config::broker::{broker_key, BrokerKey, BrokerSetting, BROKER_KEYS};
 pub use crate::config::group::{GroupConfig, GroupDefaults, GROUP_KEYS};
 pub use crate::config::topic::{
-    topic_key, topic_key_of_broker, ConfigType, Effect, TimestampType, TopicConfig, TopicKey, TOPIC_KEYS,
+    topic_key, topic_key_of_broker, Cleanup, CleanupPolicy, ConfigType, Effect, TimestampType, TopicConfig, TopicKey,
+    TOPIC_KEYS,
 };
 use crate::constants::SHARDS_MAX;
 use crate::error::ConfigError;
@@ -160,11 +161,13 @@ pub struct ServerConfig {
     /// wait their turn.
     #[serde(default = "default_fetch_read_memory_bytes", rename = "fetch.read.memory.bytes")]
     pub fetch_read_memory_bytes: u64,
-    #[serde(flatten)]
+    /// Topic defaults, taken from the file by topic or broker key through [`TOPIC_KEYS`] in
+    /// [`ServerConfig::from_toml`].
+    #[serde(skip)]
     pub topic_defaults: TopicConfig,
-    /// Keys nothing above took: topic configs Sluice stores without applying are taken from
-    /// here in [`ServerConfig::from_toml`]; any other is an error (serde cannot deny unknown
-    /// fields through `flatten`).
+    /// Keys nothing above took: topic configs (by topic or broker name) are taken from here
+    /// in [`ServerConfig::from_toml`]; any other is an error (serde cannot deny unknown fields
+    /// through `flatten`).
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
     /// The broker configs (by Kafka's broker names) the config file or a flag set, so
@@ -283,7 +286,6 @@ impl ServerConfig {
         for (key, value) in std::mem::take(&mut config.unknown) {
             let topic_key = topic_key(&key)
                 .or_else(|| topic_key_of_broker(&key))
-                .filter(|k| !k.enforced())
                 .ok_or_else(|| ConfigError::new(key.clone(), "unknown config key"))?;
             let text = match value {
                 toml::Value::String(s) => s,

@@ -1,15 +1,18 @@
 //! Topic configs: every key Kafka 4.2 defines for a topic, the broker config that holds its
 //! default, and what Sluice does with it.
 //!
-//! A key Sluice enforces is a typed field of [`TopicConfig`]; a key it only stores (validated as
-//! Kafka validates it, kept and described, changing nothing) lives in [`TopicConfig`]'s stored
-//! map. [`TopicConfig::set`] is the one place a topic config value is parsed.
+//! [`TOPIC_KEYS`] is the one table of them: name, type, the broker key its default comes from
+//! (also accepted in the config file), the default, and how a value is parsed, checked and
+//! printed. A key Sluice enforces is a typed field of [`TopicConfig`], set and read through
+//! its entry; a key it only stores (validated as Kafka validates it, kept and described,
+//! changing nothing) lives in [`TopicConfig`]'s stored map. [`TopicConfig::set`] is the one
+//! place a topic config value is parsed.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::constants::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::constants::{BATCH_BYTES_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use crate::error::ConfigError;
 
 /// Kafka's ConfigType codes (DescribeConfigs v3+).
@@ -32,8 +35,14 @@ impl ConfigType {
 /// What Sluice does with a topic config.
 #[derive(Clone, Copy, Debug)]
 pub enum Effect {
-    /// Applied as Kafka applies it.
-    Enforced,
+    /// Applied as Kafka applies it: a field of [`TopicConfig`].
+    Enforced {
+        default: &'static str,
+        /// The field's value as Kafka prints it.
+        get: fn(&TopicConfig) -> String,
+        /// Parses and checks a value, then sets the field; on error nothing changes.
+        set: fn(&mut TopicConfig, &str) -> Result<(), String>,
+    },
     /// Validated, kept and described, but changes nothing in Sluice, for the reason given.
     Stored {
         default: &'static str,
@@ -56,16 +65,30 @@ pub struct TopicKey {
 
 impl TopicKey {
     pub fn enforced(&self) -> bool {
-        matches!(self.effect, Effect::Enforced)
+        matches!(self.effect, Effect::Enforced { .. })
+    }
+
+    /// The value every topic has unless the broker or the topic sets another.
+    pub fn default_value(&self) -> &'static str {
+        match self.effect {
+            Effect::Enforced { default, .. } | Effect::Stored { default, .. } => default,
+        }
     }
 }
 
-const fn enforced(name: &'static str, kind: ConfigType, broker: &'static str) -> TopicKey {
+const fn enforced(
+    name: &'static str,
+    kind: ConfigType,
+    broker: &'static str,
+    default: &'static str,
+    get: fn(&TopicConfig) -> String,
+    set: fn(&mut TopicConfig, &str) -> Result<(), String>,
+) -> TopicKey {
     TopicKey {
         name,
         kind,
         broker: Some(broker),
-        effect: Effect::Enforced,
+        effect: Effect::Enforced { default, get, set },
     }
 }
 
@@ -94,7 +117,17 @@ const OWN_INDEX: &str = "Sluice's segment index has its own fixed layout";
 
 /// Every topic config of Kafka 4.2, in the order DescribeConfigs lists them.
 pub static TOPIC_KEYS: &[TopicKey] = &[
-    enforced("cleanup.policy", List, "log.cleanup.policy"),
+    enforced(
+        "cleanup.policy",
+        List,
+        "log.cleanup.policy",
+        "delete",
+        |c| c.cleanup_policy.to_string(),
+        |c, v| {
+            c.cleanup_policy = v.parse()?;
+            Ok(())
+        },
+    ),
     stored(
         "compression.gzip.level",
         Int,
@@ -127,7 +160,17 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         int_between::<-131072, 22>,
         NO_RECOMPRESSION,
     ),
-    enforced("delete.retention.ms", Long, "log.cleaner.delete.retention.ms"),
+    enforced(
+        "delete.retention.ms",
+        Long,
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        |c| c.delete_retention_ms.to_string(),
+        |c, v| {
+            c.delete_retention_ms = at_least(v, 0)?;
+            Ok(())
+        },
+    ),
     stored(
         "file.delete.delay.ms",
         Long,
@@ -136,8 +179,30 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         long_at_least::<0>,
         "a deleted segment's file is removed at once (readers hold it open)",
     ),
-    enforced("flush.messages", Long, "log.flush.interval.messages"),
-    enforced("flush.ms", Long, "log.flush.interval.ms"),
+    enforced(
+        "flush.messages",
+        Long,
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        |c| c.flush_messages.to_string(),
+        |c, v| {
+            c.flush_messages = at_least(v, 1)?;
+            Ok(())
+        },
+    ),
+    // Kafka's default leaves flushing to the OS; Sluice flushes at once (0), so the high
+    // watermark trails the log end by one fdatasync.
+    enforced(
+        "flush.ms",
+        Long,
+        "log.flush.interval.ms",
+        "0",
+        |c| c.flush_ms.to_string(),
+        |c, v| {
+            c.flush_ms = at_least(v, 0)?;
+            Ok(())
+        },
+    ),
     stored(
         "follower.replication.throttled.replicas",
         List,
@@ -186,18 +251,54 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         long_at_least::<1>,
         "the cleaner compacts every closed segment each log.cleaner.backoff.ms",
     ),
-    enforced("max.message.bytes", Int, "message.max.bytes"),
+    enforced(
+        "max.message.bytes",
+        Int,
+        "message.max.bytes",
+        "1048588",
+        |c| c.max_message_bytes.to_string(),
+        |c, v| {
+            c.max_message_bytes = between(v, 1, BATCH_BYTES_MAX as u64)?;
+            Ok(())
+        },
+    ),
     enforced(
         "message.timestamp.after.max.ms",
         Long,
         "log.message.timestamp.after.max.ms",
+        "3600000",
+        |c| c.message_timestamp_after_max_ms.to_string(),
+        |c, v| {
+            c.message_timestamp_after_max_ms = at_least(v, 0)?;
+            Ok(())
+        },
     ),
     enforced(
         "message.timestamp.before.max.ms",
         Long,
         "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        |c| c.message_timestamp_before_max_ms.to_string(),
+        |c, v| {
+            c.message_timestamp_before_max_ms = at_least(v, 0)?;
+            Ok(())
+        },
     ),
-    enforced("message.timestamp.type", Str, "log.message.timestamp.type"),
+    enforced(
+        "message.timestamp.type",
+        Str,
+        "log.message.timestamp.type",
+        "CreateTime",
+        |c| format!("{:?}", c.message_timestamp_type),
+        |c, v| {
+            c.message_timestamp_type = match v {
+                "CreateTime" => TimestampType::CreateTime,
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => return Err(format!("{v:?} is not CreateTime or LogAppendTime")),
+            };
+            Ok(())
+        },
+    ),
     stored(
         "min.cleanable.dirty.ratio",
         Double,
@@ -214,7 +315,17 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         long_at_least::<0>,
         "the cleaner compacts every closed segment each log.cleaner.backoff.ms",
     ),
-    enforced("min.insync.replicas", Int, "min.insync.replicas"),
+    enforced(
+        "min.insync.replicas",
+        Int,
+        "min.insync.replicas",
+        "1",
+        |c| c.min_insync_replicas.to_string(),
+        |c, v| {
+            c.min_insync_replicas = at_least(v, 1)?;
+            Ok(())
+        },
+    ),
     stored(
         "preallocate",
         Boolean,
@@ -233,9 +344,39 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         NO_TIERING,
     ),
     stored("remote.storage.enable", Boolean, None, "false", no_tiering, NO_TIERING),
-    enforced("retention.bytes", Long, "log.retention.bytes"),
-    enforced("retention.ms", Long, "log.retention.ms"),
-    enforced("segment.bytes", Int, "log.segment.bytes"),
+    enforced(
+        "retention.bytes",
+        Long,
+        "log.retention.bytes",
+        "-1",
+        |c| c.retention_bytes.to_string(),
+        |c, v| {
+            c.retention_bytes = at_least(v, -1)?;
+            Ok(())
+        },
+    ),
+    enforced(
+        "retention.ms",
+        Long,
+        "log.retention.ms",
+        "604800000",
+        |c| c.retention_ms.to_string(),
+        |c, v| {
+            c.retention_ms = at_least(v, -1)?;
+            Ok(())
+        },
+    ),
+    enforced(
+        "segment.bytes",
+        Int,
+        "log.segment.bytes",
+        "1073741824",
+        |c| c.segment_bytes.to_string(),
+        |c, v| {
+            c.segment_bytes = between(v, SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX)?;
+            Ok(())
+        },
+    ),
     stored(
         "segment.index.bytes",
         Int,
@@ -252,7 +393,17 @@ pub static TOPIC_KEYS: &[TopicKey] = &[
         long_at_least::<0>,
         "segments roll at segment.ms exactly",
     ),
-    enforced("segment.ms", Long, "log.roll.ms"),
+    enforced(
+        "segment.ms",
+        Long,
+        "log.roll.ms",
+        "604800000",
+        |c| c.segment_ms.to_string(),
+        |c, v| {
+            c.segment_ms = at_least(v, 1)?;
+            Ok(())
+        },
+    ),
     stored(
         "unclean.leader.election.enable",
         Boolean,
@@ -353,114 +504,117 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// Which cleanups a topic's log gets (`cleanup.policy`): deletion by retention, compaction,
+/// both, or (Kafka 4.2, KIP-1161) neither. Kept in the order given, as Kafka prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CleanupPolicy(Vec<Cleanup>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    Delete,
+    Compact,
+}
+
+impl CleanupPolicy {
+    /// Retention deletes old segments.
+    pub fn deletes(&self) -> bool {
+        self.0.contains(&Cleanup::Delete)
+    }
+
+    /// The cleaner compacts closed segments.
+    pub fn compacts(&self) -> bool {
+        self.0.contains(&Cleanup::Compact)
+    }
+}
+
+impl std::str::FromStr for CleanupPolicy {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<CleanupPolicy, String> {
+        let mut kinds = Vec::new();
+        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let kind = match part {
+                "delete" => Cleanup::Delete,
+                "compact" => Cleanup::Compact,
+                _ => return Err(format!("{value:?} is not delete, compact, both or empty")),
+            };
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        Ok(CleanupPolicy(kinds))
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .0
+            .iter()
+            .map(|kind| match kind {
+                Cleanup::Delete => "delete",
+                Cleanup::Compact => "compact",
+            })
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 /// A topic's effective configuration: server defaults with the topic's overrides applied.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Every field is set through its [`TOPIC_KEYS`] entry, which holds its default and bounds.
+#[derive(Clone, Debug, PartialEq)]
 pub struct TopicConfig {
-    #[serde(default = "d_segment_bytes", rename = "segment.bytes", alias = "log.segment.bytes")]
     pub segment_bytes: u64,
-    #[serde(default = "d_week_ms", rename = "segment.ms", alias = "log.roll.ms")]
     pub segment_ms: i64,
-    #[serde(default = "d_week_ms", rename = "retention.ms", alias = "log.retention.ms")]
     pub retention_ms: i64,
-    #[serde(default = "d_minus_one", rename = "retention.bytes", alias = "log.retention.bytes")]
     pub retention_bytes: i64,
-    #[serde(
-        default = "d_max_message_bytes",
-        rename = "max.message.bytes",
-        alias = "message.max.bytes"
-    )]
     pub max_message_bytes: u64,
-    #[serde(
-        default = "d_cleanup_policy",
-        rename = "cleanup.policy",
-        alias = "log.cleanup.policy"
-    )]
-    pub cleanup_policy: String,
-    #[serde(
-        default = "d_day_ms",
-        rename = "delete.retention.ms",
-        alias = "log.cleaner.delete.retention.ms"
-    )]
+    pub cleanup_policy: CleanupPolicy,
     pub delete_retention_ms: i64,
-    #[serde(
-        default = "d_i64_max",
-        rename = "flush.messages",
-        alias = "log.flush.interval.messages"
-    )]
     pub flush_messages: i64,
     /// How long appended records may wait before the flusher runs: 0 (the default) flushes at
     /// once, so the high watermark trails the log end by one fdatasync.
-    #[serde(default = "d_zero", rename = "flush.ms", alias = "log.flush.interval.ms")]
     pub flush_ms: i64,
-    #[serde(
-        default = "d_timestamp_type",
-        rename = "message.timestamp.type",
-        alias = "log.message.timestamp.type"
-    )]
     pub message_timestamp_type: TimestampType,
     /// How far before the broker's clock a CreateTime record timestamp may lie; produce
     /// refuses older records with INVALID_TIMESTAMP. Kafka's default sets no limit.
-    #[serde(
-        default = "d_i64_max",
-        rename = "message.timestamp.before.max.ms",
-        alias = "log.message.timestamp.before.max.ms"
-    )]
     pub message_timestamp_before_max_ms: i64,
     /// How far after the broker's clock a CreateTime record timestamp may lie; produce
     /// refuses records further in the future with INVALID_TIMESTAMP (Kafka 4's default: an
     /// hour, so a producer's clock error cannot stall time-based retention for years).
-    #[serde(
-        default = "d_hour_ms",
-        rename = "message.timestamp.after.max.ms",
-        alias = "log.message.timestamp.after.max.ms"
-    )]
     pub message_timestamp_after_max_ms: i64,
     /// acks=all produce is refused (NOT_ENOUGH_REPLICAS) while fewer replicas are in sync.
-    #[serde(default = "d_one", rename = "min.insync.replicas")]
     pub min_insync_replicas: i32,
     /// Values of the keys Sluice stores without applying them, where they differ from
     /// Kafka's default; set through [`TopicConfig::set`] only.
-    #[serde(skip)]
     stored: BTreeMap<&'static str, String>,
 }
 
-fn d_segment_bytes() -> u64 {
-    1024 * 1024 * 1024
-}
-fn d_week_ms() -> i64 {
-    7 * 24 * 60 * 60 * 1000
-}
-fn d_day_ms() -> i64 {
-    24 * 60 * 60 * 1000
-}
-fn d_hour_ms() -> i64 {
-    60 * 60 * 1000
-}
-fn d_minus_one() -> i64 {
-    -1
-}
-fn d_max_message_bytes() -> u64 {
-    1_048_588
-}
-fn d_cleanup_policy() -> String {
-    "delete".to_string()
-}
-fn d_zero() -> i64 {
-    0
-}
-fn d_i64_max() -> i64 {
-    i64::MAX
-}
-fn d_timestamp_type() -> TimestampType {
-    TimestampType::CreateTime
-}
-fn d_one() -> i32 {
-    1
-}
-
 impl Default for TopicConfig {
+    /// Every key at its table default.
     fn default() -> Self {
-        toml::from_str("").expect("the empty topic config is valid")
+        let mut config = TopicConfig {
+            segment_bytes: 0,
+            segment_ms: 0,
+            retention_ms: 0,
+            retention_bytes: 0,
+            max_message_bytes: 0,
+            cleanup_policy: CleanupPolicy::default(),
+            delete_retention_ms: 0,
+            flush_messages: 0,
+            flush_ms: 0,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: 0,
+            message_timestamp_after_max_ms: 0,
+            min_insync_replicas: 0,
+            stored: BTreeMap::new(),
+        };
+        for key in TOPIC_KEYS {
+            if let Effect::Enforced { default, set, .. } = key.effect {
+                set(&mut config, default).unwrap_or_else(|e| panic!("default {}={default}: {e}", key.name));
+            }
+        }
+        config
     }
 }
 
@@ -476,107 +630,60 @@ impl TopicConfig {
 
     /// The value of `key` as Kafka prints it, or None for a key Kafka does not define.
     pub fn get(&self, key: &str) -> Option<String> {
-        Some(match key {
-            "cleanup.policy" => self.cleanup_policy.clone(),
-            "delete.retention.ms" => self.delete_retention_ms.to_string(),
-            "flush.messages" => self.flush_messages.to_string(),
-            "flush.ms" => self.flush_ms.to_string(),
-            "max.message.bytes" => self.max_message_bytes.to_string(),
-            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
-            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
-            "message.timestamp.type" => format!("{:?}", self.message_timestamp_type),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
-            "retention.bytes" => self.retention_bytes.to_string(),
-            "retention.ms" => self.retention_ms.to_string(),
-            "segment.bytes" => self.segment_bytes.to_string(),
-            "segment.ms" => self.segment_ms.to_string(),
-            _ => match topic_key(key)?.effect {
-                Effect::Stored { default, .. } => self.stored.get(key).map_or(default, String::as_str).to_string(),
-                Effect::Enforced => unreachable!("enforced key {key} has no getter"),
-            },
+        let topic_key = topic_key(key)?;
+        Some(match topic_key.effect {
+            Effect::Enforced { get, .. } => get(self),
+            Effect::Stored { default, .. } => self.stored.get(key).map_or(default, String::as_str).to_string(),
         })
     }
 
     /// Parses and validates `value` for `key`; on error the config is unchanged.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let mut next = self.clone();
-        match key {
-            "cleanup.policy" => next.cleanup_policy = value.to_string(),
-            "delete.retention.ms" => next.delete_retention_ms = parse_num(value)?,
-            "flush.messages" => next.flush_messages = parse_num(value)?,
-            "flush.ms" => next.flush_ms = parse_num(value)?,
-            "max.message.bytes" => next.max_message_bytes = parse_num(value)?,
-            "message.timestamp.after.max.ms" => next.message_timestamp_after_max_ms = parse_num(value)?,
-            "message.timestamp.before.max.ms" => next.message_timestamp_before_max_ms = parse_num(value)?,
-            "message.timestamp.type" => {
-                next.message_timestamp_type = match value {
-                    "CreateTime" => TimestampType::CreateTime,
-                    "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => return Err(format!("{value:?} is not CreateTime or LogAppendTime")),
-                }
-            }
-            "min.insync.replicas" => next.min_insync_replicas = parse_num(value)?,
-            "retention.bytes" => next.retention_bytes = parse_num(value)?,
-            "retention.ms" => next.retention_ms = parse_num(value)?,
-            "segment.bytes" => next.segment_bytes = parse_num(value)?,
-            "segment.ms" => next.segment_ms = parse_num(value)?,
-            _ => {
-                let topic_key = topic_key(key).ok_or_else(|| format!("unknown topic config {key:?}"))?;
-                let Effect::Stored { check, .. } = topic_key.effect else {
-                    unreachable!("enforced key {key} has no setter");
-                };
-                next.stored.insert(topic_key.name, check(value)?);
-            }
-        }
-        next.validate().map_err(|(_, reason)| reason)?;
-        *self = next;
-        Ok(())
-    }
-
-    /// Checks every field's range; the error names the key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        // Kafka 4.2 allows an empty policy (KIP-1161): nothing is deleted or compacted.
-        let mut policies = self.cleanup_policy.split(',').map(str::trim).filter(|p| !p.is_empty());
-        if policies.any(|p| p != "delete" && p != "compact") {
-            return Err((
-                "cleanup.policy",
-                format!("{:?} is not delete, compact, both or empty", self.cleanup_policy),
-            ));
-        }
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
-            return Err((
-                "segment.bytes",
-                format!("must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}"),
-            ));
-        }
-        let at_least = |key: &'static str, value: i64, min: i64| {
-            if value < min {
-                Err((key, format!("{value} is below the minimum {min}")))
-            } else {
+        let topic_key = topic_key(key).ok_or_else(|| format!("unknown topic config {key:?}"))?;
+        match topic_key.effect {
+            Effect::Enforced { set, .. } => set(self, value),
+            Effect::Stored { check, .. } => {
+                self.stored.insert(topic_key.name, check(value)?);
                 Ok(())
             }
-        };
-        at_least("segment.ms", self.segment_ms, 1)?;
-        at_least("retention.ms", self.retention_ms, -1)?;
-        at_least("retention.bytes", self.retention_bytes, -1)?;
-        at_least("delete.retention.ms", self.delete_retention_ms, 0)?;
-        at_least("flush.messages", self.flush_messages, 1)?;
-        at_least("flush.ms", self.flush_ms, 0)?;
-        at_least("min.insync.replicas", i64::from(self.min_insync_replicas), 1)?;
-        at_least(
-            "message.timestamp.before.max.ms",
-            self.message_timestamp_before_max_ms,
-            0,
-        )?;
-        at_least("message.timestamp.after.max.ms", self.message_timestamp_after_max_ms, 0)?;
-        if self.max_message_bytes == 0 || self.max_message_bytes > crate::constants::BATCH_BYTES_MAX as u64 {
-            return Err((
-                "max.message.bytes",
-                format!("must be between 1 and {}", crate::constants::BATCH_BYTES_MAX),
-            ));
+        }
+    }
+
+    /// Checks every enforced field against its key's bounds; the error names the key. Values
+    /// only enter through [`TopicConfig::set`], so this holds unless a field was written
+    /// directly.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for key in TOPIC_KEYS {
+            if let Effect::Enforced { get, set, .. } = key.effect {
+                set(&mut self.clone(), &get(self)).map_err(|reason| (key.name, reason))?;
+            }
         }
         Ok(())
     }
+}
+
+/// `value` as a number of at least `min`.
+fn at_least<T>(value: &str, min: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let parsed: T = parse_num(value)?;
+    if parsed < min {
+        return Err(format!("{parsed} is below the minimum {min}"));
+    }
+    Ok(parsed)
+}
+
+/// `value` as a number in `[min, max]`.
+fn between<T>(value: &str, min: T, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let parsed: T = parse_num(value)?;
+    if parsed < min || parsed > max {
+        return Err(format!("must be between {min} and {max}"));
+    }
+    Ok(parsed)
 }
 
 pub(super) fn parse_num<T: std::str::FromStr>(value: &str) -> Result<T, String> {
@@ -643,6 +750,36 @@ mod tests {
         let mut topic = TopicConfig::default();
         assert!(topic.set("message.timestamp.after.max.ms", "-1").is_err());
         assert_eq!(topic, defaults, "a refused value changes nothing");
+    }
+
+    #[test]
+    fn defaults_come_from_the_table_and_print_as_the_table_says() {
+        let defaults = TopicConfig::default();
+        for key in TOPIC_KEYS {
+            assert_eq!(
+                defaults.get(key.name).as_deref(),
+                Some(key.default_value()),
+                "{}",
+                key.name
+            );
+        }
+        assert_eq!(defaults.segment_bytes, 1 << 30);
+        assert_eq!(defaults.retention_ms, 7 * 24 * 3_600_000);
+        assert!(defaults.cleanup_policy.deletes() && !defaults.cleanup_policy.compacts());
+    }
+
+    #[test]
+    fn cleanup_policies_parse_in_any_order_and_print_as_given() {
+        let both: CleanupPolicy = "delete, compact".parse().unwrap();
+        assert!(both.deletes() && both.compacts());
+        assert_eq!(both.to_string(), "delete,compact");
+        assert_eq!(
+            "compact,delete".parse::<CleanupPolicy>().unwrap().to_string(),
+            "compact,delete"
+        );
+        let none: CleanupPolicy = "".parse().unwrap();
+        assert!(!none.deletes() && !none.compacts());
+        assert!("delete,forever".parse::<CleanupPolicy>().is_err());
     }
 
     #[test]

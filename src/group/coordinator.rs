@@ -12,16 +12,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
-use crate::constants::OFFSETS_REPLAY_READ_BYTES;
+use crate::coordinator::persist::StateRecord;
 use crate::error::KafkaCode;
 use crate::group::classic::{Group, GroupLimits, GroupState};
 use crate::group::consumer::ConsumerGroup;
 use crate::group::records::{self, GroupValue, Key, OffsetValue};
 use crate::group::GroupHost;
-use crate::ids::PartitionId;
-use crate::record;
 use crate::signal::Signal;
 use crate::storage::segment::now_ms;
 
@@ -187,7 +184,7 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(t, p)| (records::offset_key(&id, t, *p), None))
                 .collect();
-            match persist(shard, &id, tombstones).await {
+            match super::OFFSETS.persist(shard, &id, tombstones).await {
                 Ok(()) => {
                     let mut group = group.borrow_mut();
                     for key in &keys {
@@ -202,6 +199,62 @@ impl GroupCoordinator {
         }
     }
 
+    /// DeleteGroups' rule: only a group without members goes, its offsets with it
+    /// (tombstones, durable before it is forgotten).
+    pub async fn delete_group(&self, shard: &Rc<impl GroupHost>, id: &str) -> Result<(), KafkaCode> {
+        let group = self.get(id).ok_or(KafkaCode::GroupIdNotFound)?;
+        if !group.borrow().is_empty() {
+            return Err(KafkaCode::NonEmptyGroup);
+        }
+        let tombstones = deletion_records(&group.borrow());
+        super::OFFSETS.persist(shard, id, tombstones).await?;
+        self.remove(id);
+        Ok(())
+    }
+
+    /// OffsetDelete's rule: a partition's committed offset goes unless a live member is still
+    /// subscribed to its topic (GROUP_SUBSCRIBED_TO_TOPIC). One code per wanted partition, in
+    /// order; the tombstones are durable before the offsets are forgotten.
+    pub async fn delete_offsets(
+        &self,
+        shard: &Rc<impl GroupHost>,
+        id: &str,
+        wanted: &[(String, Vec<i32>)],
+    ) -> Result<Vec<Vec<Option<KafkaCode>>>, KafkaCode> {
+        let group = self.get(id).ok_or(KafkaCode::GroupIdNotFound)?;
+        let subscribed = group.borrow().subscribed_topics();
+        let mut tombstones = Vec::new();
+        let codes: Vec<Vec<Option<KafkaCode>>> = wanted
+            .iter()
+            .map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        if subscribed.contains(topic) {
+                            return Some(KafkaCode::GroupSubscribedToTopic);
+                        }
+                        if group.borrow().offsets.contains_key(&(topic.clone(), p)) {
+                            tombstones.push((records::offset_key(id, topic, p), None));
+                        }
+                        None
+                    })
+                    .collect()
+            })
+            .collect();
+        if !tombstones.is_empty() {
+            super::OFFSETS.persist(shard, id, tombstones).await?;
+            let mut group = group.borrow_mut();
+            for ((topic, partitions), codes) in wanted.iter().zip(&codes) {
+                for (p, code) in partitions.iter().zip(codes) {
+                    if code.is_none() {
+                        group.offsets.remove(&(topic.clone(), *p));
+                    }
+                }
+            }
+        }
+        Ok(codes)
+    }
+
     pub fn remove(&self, id: &str) {
         if let Some(entry) = self.groups.borrow_mut().remove(id) {
             entry.group.borrow_mut().state = GroupState::Dead;
@@ -211,55 +264,9 @@ impl GroupCoordinator {
 
     /// Rebuilds offsets and generations from the offsets partitions this shard owns.
     pub async fn load(&self, shard: &Rc<impl GroupHost>) -> Result<(), String> {
-        let snapshot = shard.metadata();
-        let Some(topic) = snapshot.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
-        for p in 0..topic.partition_count() {
-            let partition = PartitionId(p);
-            if topic.owner(partition) != Some(shard.shard_id()) {
-                continue;
-            }
-            let log = shard
-                .partition(OFFSETS_TOPIC, partition)
-                .ok_or_else(|| format!("{OFFSETS_TOPIC}-{p} is not open on its owner"))?;
-            let mut offset = log.log_start_offset();
-            let end = log.end_offset();
-            let mut records = 0usize;
-            while offset < end {
-                let batches = log
-                    .read(offset, OFFSETS_REPLAY_READ_BYTES)
-                    .await
-                    .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
-                if batches.is_empty() {
-                    break;
-                }
-                for chunk in batches {
-                    let chunk = chunk.contiguous();
-                    let ranges =
-                        record::split_batches(&chunk).map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?;
-                    for range in ranges {
-                        let next = record::BatchHeader::new(&chunk[range.clone()])
-                            .map_err(|e| format!("replaying {OFFSETS_TOPIC}-{p}: {e}"))?
-                            .last_offset()
-                            .next();
-                        let mut bytes = chunk.slice(range);
-                        let set = RecordBatchDecoder::decode(&mut bytes)
-                            .map_err(|e| format!("decoding {OFFSETS_TOPIC}-{p}: {e}"))?;
-                        for record in set.records.into_iter().filter(|r| r.offset >= offset.0) {
-                            records += 1;
-                            self.apply(shard, record.key, record.value);
-                        }
-                        // Progress comes from the batch header, so a batch whose last records
-                        // were compacted away still moves the replay forward.
-                        offset = offset.max(next);
-                    }
-                }
-            }
-            if records > 0 {
-                tracing::info!("{OFFSETS_TOPIC}-{p}: replayed {records} group records");
-            }
-        }
+        super::OFFSETS
+            .replay(shard, |key, value| self.apply(shard, key, value))
+            .await?;
         Ok(())
     }
 
@@ -330,41 +337,8 @@ impl GroupCoordinator {
     }
 }
 
-/// Appends `(key, value)` records to a group's offsets partition and makes them durable.
-pub async fn persist(
-    shard: &Rc<impl GroupHost>,
-    group: &str,
-    entries: Vec<(Bytes, Option<Bytes>)>,
-) -> Result<(), KafkaCode> {
-    let snapshot = shard.metadata();
-    let topic = snapshot
-        .topic(OFFSETS_TOPIC)
-        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
-    let partition = PartitionId(records::partition_for(group, topic.partition_count()));
-    let log = shard
-        .partition(OFFSETS_TOPIC, partition)
-        .ok_or(KafkaCode::NotCoordinator)?;
-    let now = now_ms();
-    let batch = record::encode_batch(
-        entries.into_iter().map(|(key, value)| (Some(key), value, now)),
-        Compression::None,
-    )
-    .map_err(|e| {
-        tracing::error!("encoding group records: {e}");
-        KafkaCode::UnknownServerError
-    })?;
-    log.append(&[batch]).await.map_err(|e| {
-        tracing::error!("appending group records of {group}: {e}");
-        KafkaCode::CoordinatorNotAvailable
-    })?;
-    log.flush().await.map_err(|e| {
-        tracing::error!("flushing group records of {group}: {e}");
-        KafkaCode::CoordinatorNotAvailable
-    })
-}
-
 /// The record marking a completed generation.
-pub fn group_record(group: &Group) -> (Bytes, Option<Bytes>) {
+pub fn group_record(group: &Group) -> StateRecord {
     let value = GroupValue {
         protocol_type: group.protocol_type.clone().unwrap_or_default(),
         generation: group.generation,
@@ -375,7 +349,7 @@ pub fn group_record(group: &Group) -> (Bytes, Option<Bytes>) {
     (records::group_key(&group.id), Some(records::group_value(&value)))
 }
 
-pub fn offset_record(group: &str, topic: &str, partition: i32, value: &OffsetValue) -> (Bytes, Option<Bytes>) {
+pub fn offset_record(group: &str, topic: &str, partition: i32, value: &OffsetValue) -> StateRecord {
     (
         records::offset_key(group, topic, partition),
         Some(records::offset_value(value)),
@@ -383,8 +357,8 @@ pub fn offset_record(group: &str, topic: &str, partition: i32, value: &OffsetVal
 }
 
 /// Tombstones for every offset of a group and for the group itself.
-pub fn deletion_records(group: &Group) -> Vec<(Bytes, Option<Bytes>)> {
-    let mut out: Vec<(Bytes, Option<Bytes>)> = group
+pub fn deletion_records(group: &Group) -> Vec<StateRecord> {
+    let mut out: Vec<StateRecord> = group
         .offsets
         .keys()
         .map(|(topic, partition)| (records::offset_key(&group.id, topic, *partition), None))
@@ -439,7 +413,7 @@ async fn run_timer(shard: Rc<impl GroupHost>, id: String, group: Rc<RefCell<Grou
                 "group {}: empty past offsets.retention.minutes, expiring its offsets",
                 crate::text::escape(&id)
             );
-            match persist(&shard, &id, tombstones).await {
+            match super::OFFSETS.persist(&shard, &id, tombstones).await {
                 Ok(()) => {
                     coordinator.remove(&id);
                     return;

@@ -1,12 +1,15 @@
 //! Consumer groups: coordination and committed offsets.
 //!
 //! Group `g` is coordinated on the shard that owns partition `partition_for(g, P)` of the
-//! internal, compacted `__consumer_offsets` topic ([`records::partition_for`], Kafka's own
-//! mapping). Requests for a group hop once to that shard ([`on_coordinator`]); there the
+//! internal, compacted `__consumer_offsets` topic ([`OFFSETS`], routed, persisted and replayed
+//! by the shared [`crate::coordinator`] machinery with Kafka's own mapping). Requests for a
+//! group hop once to that shard ([`on_coordinator`]); there the
 //! shard's [`coordinator::GroupCoordinator`] runs the [`classic`] protocol or the broker-assigned
 //! [`consumer`] protocol (KIP-848, with the [`assignor`]s) and writes
 //! offsets and generations as records into that partition, from which they are rebuilt at
 //! start-up. The coordinator sees its shard only through the narrow [`GroupHost`] handle.
+//! Group business rules (who may commit, member limits, which groups may be deleted) live
+//! here, not in the handlers.
 
 pub mod assignor;
 pub mod classic;
@@ -16,31 +19,20 @@ pub mod records;
 
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::Arc;
 
+use crate::coordinator::{CoordinatorHost, InternalTopic};
 use crate::error::KafkaCode;
-use crate::ids::{PartitionId, ShardId};
-use crate::metadata::MetadataSnapshot;
-use crate::storage::log::PartitionLog;
 
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 
-/// What group coordination needs of the shard it runs on, and no more: the shard's id, the
-/// metadata it sees, the logs of the offsets partitions it owns, its coordinator, and a hop
-/// to another shard. The shard implements it; group/ knows nothing else of the shard.
-pub trait GroupHost: 'static {
-    fn shard_id(&self) -> ShardId;
-    fn metadata(&self) -> Arc<MetadataSnapshot>;
-    /// The log of `topic`-`partition` if this shard owns it.
-    fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>>;
+/// The internal topic groups keep their offsets and generations in.
+pub const OFFSETS: InternalTopic = InternalTopic { name: OFFSETS_TOPIC };
+
+/// What group coordination needs of the shard it runs on beyond any coordinator's: the
+/// shard's group coordinator. The shard implements it; group/ knows nothing else of it.
+pub trait GroupHost: CoordinatorHost {
     /// This shard's group coordinator.
     fn groups(&self) -> &GroupCoordinator;
-    /// Runs `work` on shard `target` with that shard's handle; Err when the shard has stopped.
-    fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> impl Future<Output = Result<R, ()>>
-    where
-        R: Send + 'static,
-        F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
-        Fut: Future<Output = R> + 'static;
 }
 
 /// Runs `work` on the coordinator shard of `group`, or answers COORDINATOR_NOT_AVAILABLE
@@ -52,14 +44,5 @@ where
     F: FnOnce(Rc<H>) -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
 {
-    let snapshot = shard.metadata();
-    let topic = snapshot
-        .topic(OFFSETS_TOPIC)
-        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
-    let partition = PartitionId(records::partition_for(group, topic.partition_count()));
-    let owner = topic.owner(partition).ok_or(KafkaCode::CoordinatorNotAvailable)?;
-    shard
-        .on_shard(owner, work)
-        .await
-        .map_err(|()| KafkaCode::CoordinatorNotAvailable)
+    OFFSETS.on_owner(shard, group, work).await
 }

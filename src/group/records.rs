@@ -4,19 +4,6 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// Which partition of `__consumer_offsets` holds group `group`: Kafka's
-/// `abs(groupId.hashCode()) % partitions`, with Java's `String.hashCode` over UTF-16.
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    assert!(partitions > 0, "offsets topic without partitions");
-    let mut hash: i32 = 0;
-    for unit in group.encode_utf16() {
-        hash = hash.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
-    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
-    positive % partitions
-}
-
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -176,19 +163,6 @@ pub fn decode_group_value(mut value: Bytes) -> Option<GroupValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Golden values of Java's String.hashCode, so groups land where Kafka puts them.
-    #[test]
-    fn partition_matches_kafkas_placement() {
-        // Java: "test-group".hashCode() == 627841412.
-        assert_eq!(partition_for("test-group", 50), 12);
-        assert_eq!(partition_for("a", 50), 47);
-        assert_eq!(partition_for("", 50), 0);
-        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Utils.abs maps to 0.
-        assert_eq!(partition_for("polygenelubricants", 50), 0);
-        // A negative hash: "telemetry-ingest".hashCode() == -388193544.
-        assert_eq!(partition_for("telemetry-ingest", 50), 44);
-    }
 
     fn sample_group() -> GroupValue {
         GroupValue {

@@ -23,6 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::ServerConfig;
+use crate::coordinator::CoordinatorHost;
 use crate::group::classic::GroupLimits;
 use crate::group::{GroupCoordinator, GroupHost};
 use crate::ids::{NodeId, PartitionId, ShardId};
@@ -187,6 +188,12 @@ impl Shard {
 }
 
 impl GroupHost for Shard {
+    fn groups(&self) -> &GroupCoordinator {
+        &self.groups
+    }
+}
+
+impl CoordinatorHost for Shard {
     fn shard_id(&self) -> ShardId {
         self.id
     }
@@ -197,10 +204,6 @@ impl GroupHost for Shard {
 
     fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
         Shard::partition(self, topic, partition)
-    }
-
-    fn groups(&self) -> &GroupCoordinator {
-        &self.groups
     }
 
     async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> Result<R, ()>

@@ -29,13 +29,38 @@
 
 mod join;
 mod sync;
+/// Topics in a consumer's subscription (ConsumerProtocolSubscription: version, then an
+/// array of topic strings); empty when the metadata is not a consumer subscription.
+fn subscribed_topics(mut metadata: Bytes) -> Vec<String> {
+    let mut topics = Vec::new();
+    if metadata.remaining() < 6 {
+        return topics;
+    }
+    let _version = metadata.get_i16();
+    let count = metadata.get_i32();
+    for _ in 0..count.max(0) {
+        if metadata.remaining() < 2 {
+            break;
+        }
+        let length = metadata.get_i16();
+        if length < 0 || metadata.remaining() < length as usize {
+            break;
+        }
+        match String::from_utf8(metadata.split_to(length as usize).to_vec()) {
+            Ok(topic) => topics.push(topic),
+            Err(_) => break,
+        }
+    }
+    topics
+}
+
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::channel::oneshot;
 use indexmap::IndexMap;
 
@@ -262,6 +287,16 @@ impl Group {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Every topic a member's subscription names (for the consumer protocol type; none for
+    /// others).
+    pub fn subscribed_topics(&self) -> Vec<String> {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members
+            .values()
+            .flat_map(|m| subscribed_topics(m.metadata(&protocol)))
+            .collect()
     }
 
     /// When the coordinator's timer must next call [`Group::tick`]: only deadlines a tick acts

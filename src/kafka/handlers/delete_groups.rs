@@ -4,8 +4,7 @@ use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::{DeletableGroupResult, DeleteGroupsResponse};
 use kafka_protocol::messages::ApiKey;
 
-use crate::error::KafkaCode;
-use crate::group::{coordinator, on_coordinator};
+use crate::group::on_coordinator;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
 
@@ -18,18 +17,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> D
     for id in request.groups_names {
         let group_id = id.0.to_string();
         let error = on_coordinator(shard, &group_id.clone(), move |shard| async move {
-            let Some(group) = shard.groups.get(&group_id) else {
-                return Some(KafkaCode::GroupIdNotFound);
-            };
-            if !group.borrow().is_empty() {
-                return Some(KafkaCode::NonEmptyGroup);
-            }
-            let tombstones = coordinator::deletion_records(&group.borrow());
-            if let Err(code) = coordinator::persist(&shard, &group_id, tombstones).await {
-                return Some(code);
-            }
-            shard.groups.remove(&group_id);
-            None
+            shard.groups.delete_group(&shard, &group_id).await.err()
         })
         .await
         .unwrap_or_else(Some);

@@ -323,7 +323,7 @@ pub fn topic_sources(
 /// What a config Sluice stores without applying says about itself when documentation is asked.
 fn documentation(key: &TopicKey) -> Option<String> {
     match key.effect {
-        Effect::Enforced => None,
+        Effect::Enforced { .. } => None,
         Effect::Stored { why, .. } => Some(format!(
             "Sluice keeps and describes this config but does not apply it: {why}."
         )),

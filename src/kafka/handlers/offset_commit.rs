@@ -120,7 +120,7 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
     if records.is_empty() {
         return codes;
     }
-    if let Err(code) = coordinator::persist(shard, group_id, records).await {
+    if let Err(code) = crate::group::OFFSETS.persist(shard, group_id, records).await {
         return every(code);
     }
     let group = shard.groups.get_or_create(shard, group_id);

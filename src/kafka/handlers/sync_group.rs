@@ -39,7 +39,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> Sync
         if let Some(assignment) = assignment {
             // The generation is durable before any member hears its assignment.
             let record = coordinator::group_record(&group.borrow());
-            let persisted = coordinator::persist(&shard, &group_id, vec![record]).await;
+            let persisted = crate::group::OFFSETS.persist(&shard, &group_id, vec![record]).await;
             let generation = assignment.generation;
             let took_effect = group.borrow_mut().assignment_persisted(
                 assignment,

@@ -14,7 +14,7 @@ impl PartitionLog {
         };
         let (compacting, delete_retention_ms) = {
             let config = self.config.borrow();
-            let compacting = config.cleanup_policy.split(',').any(|p| p.trim() == "compact");
+            let compacting = config.cleanup_policy.compacts();
             (compacting, config.delete_retention_ms.max(0))
         };
         if !compacting {

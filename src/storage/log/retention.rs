@@ -13,7 +13,7 @@ impl PartitionLog {
         let count = {
             let state = self.state.borrow();
             let config = self.config.borrow();
-            if !config.cleanup_policy.split(',').any(|p| p.trim() == "delete") {
+            if !config.cleanup_policy.deletes() {
                 return Ok(0);
             }
             let mut total: u64 = state.segments.iter().map(|s| s.size).sum();
