@@ -5,6 +5,41 @@ use std::path::{Path, PathBuf};
 
 pub use kafka_protocol::error::ResponseError as KafkaCode;
 
+/// Why a request frame could not be answered; each ends its connection, as Kafka closes a
+/// connection whose request it cannot parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {0} bytes has no request header")]
+    NoHeader(usize),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("{api:?} v{version} is not supported (served: v{min}..=v{max})")]
+    UnsupportedVersion {
+        api: kafka_protocol::messages::ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+    #[error("{api:?} v{version}: bad request header: {reason}")]
+    BadHeader {
+        api: kafka_protocol::messages::ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("{api:?} v{version}: malformed body: {reason}")]
+    Malformed {
+        api: kafka_protocol::messages::ApiKey,
+        version: i16,
+        reason: String,
+    },
+    /// A decoded request no registered handler takes (the registry test rules it out).
+    #[error("no handler for {0}")]
+    Unhandled(String),
+    /// A response that cannot be encoded: a broker bug, never the client's doing.
+    #[error("encoding a response: {0}")]
+    Encode(String),
+}
+
 /// A failure of the storage layer, with what was being done and to which file.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -22,6 +22,8 @@ use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
 
+use crate::error::ProtocolError;
+
 /// Record bytes below this are copied into the frame: an iovec of its own costs more.
 const SPLICE_BYTES_MIN: usize = 1024;
 
@@ -238,18 +240,19 @@ impl ByteBufMut for SplicingBuf {
 /// Encodes a frame: the 4-byte length and `header` into the first piece, then what `body`
 /// writes, with `splices` taken by reference.
 pub fn spliced_frame(
-    header: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+    header: impl FnOnce(&mut BytesMut) -> Result<(), ProtocolError>,
     splices: Splices,
-    body: impl FnOnce(&mut SplicingBuf) -> Result<(), String>,
-) -> Result<ResponseFrame, String> {
+    body: impl FnOnce(&mut SplicingBuf) -> Result<(), ProtocolError>,
+) -> Result<ResponseFrame, ProtocolError> {
     let mut head = BytesMut::with_capacity(64);
     head.put_i32(0);
     header(&mut head)?;
     let mut buf = SplicingBuf::new(splices);
     body(&mut buf)?;
-    let (rest, body_len) = buf.finish()?;
+    let (rest, body_len) = buf.finish().map_err(ProtocolError::Encode)?;
     let len = head.len() + body_len;
-    let prefix = i32::try_from(len - 4).map_err(|_| format!("a response of {len} bytes is too large"))?;
+    let prefix =
+        i32::try_from(len - 4).map_err(|_| ProtocolError::Encode(format!("a response of {len} bytes is too large")))?;
     head[..4].copy_from_slice(&prefix.to_be_bytes());
     Ok(ResponseFrame {
         first: head.freeze(),
@@ -318,7 +321,11 @@ mod tests {
             let frame = spliced_frame(
                 |_| Ok(()),
                 splices,
-                |buf| response(stand_ins).encode(buf, version).map_err(|e| e.to_string()),
+                |buf| {
+                    response(stand_ins)
+                        .encode(buf, version)
+                        .map_err(|e| ProtocolError::Encode(e.to_string()))
+                },
             )
             .unwrap();
             assert!(frame.pieces().count() > 4, "v{version}: records went out by reference");

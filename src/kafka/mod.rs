@@ -22,13 +22,14 @@ use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use crate::error::ProtocolError;
 use crate::node::Shard;
 use context::{RequestContext, Session};
 use frame::{ResponseFrame, Splices};
 
 /// What handling one frame produced: a response frame, nothing (acks=0 produce), or a
 /// reason to close the connection after the responses before it.
-pub type Outcome = Result<Option<ResponseFrame>, String>;
+pub type Outcome = Result<Option<ResponseFrame>, ProtocolError>;
 
 /// A frame's outcome now, or one that becomes ready later (a produce waiting for its records
 /// to become durable); the connection writes them in request order either way.
@@ -53,17 +54,19 @@ fn frame_start(frame: &[u8]) -> Option<FrameStart> {
 
 /// Whether a frame will end its connection, judged from its header alone, so the reader
 /// stops reading right away.
-fn ends_connection(frame: &[u8]) -> Option<String> {
+fn ends_connection(frame: &[u8]) -> Option<ProtocolError> {
     let Some(start) = frame_start(frame) else {
-        return Some(format!("frame of {} bytes has no request header", frame.len()));
+        return Some(ProtocolError::NoHeader(frame.len()));
     };
     match handlers::find(start.api_key) {
-        None => Some(format!("unknown API key {}", start.api_key)),
+        None => Some(ProtocolError::UnknownApi(start.api_key)),
         Some(api) if api.key == ApiKey::ApiVersions => None,
-        Some(api) if !api.serves(start.version) => Some(format!(
-            "{:?} v{} is not supported (served: v{}..=v{})",
-            api.key, start.version, api.min_served, api.max
-        )),
+        Some(api) if !api.serves(start.version) => Some(ProtocolError::UnsupportedVersion {
+            api: api.key,
+            version: start.version,
+            min: api.min_served,
+            max: api.max,
+        }),
         Some(_) => None,
     }
 }
@@ -107,7 +110,7 @@ pub enum Decoded {
 /// Decodes one request frame: header, then body at the header's version, for the APIs and
 /// versions [`handlers::APIS`] serves. Err is the reason to close the connection. Pure (no
 /// shard, no I/O), so the fuzz target drives exactly what connections run.
-pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
+pub fn decode_request(frame: Bytes) -> Result<Decoded, ProtocolError> {
     if let Some(reason) = ends_connection(&frame) {
         return Err(reason);
     }
@@ -120,19 +123,26 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
     }
     let mut body = frame;
     let header_version = api.key.request_header_version(start.version);
-    let header = RequestHeader::decode(&mut body, header_version)
-        .map_err(|e| format!("{:?} v{}: bad request header: {e}", api.key, start.version))?;
+    let header = RequestHeader::decode(&mut body, header_version).map_err(|e| ProtocolError::BadHeader {
+        api: api.key,
+        version: start.version,
+        reason: e.to_string(),
+    })?;
     let request = if topic_ids::by_topic_id(api.key, start.version) {
         topic_ids::decode(api.key, &mut body)
     } else {
         RequestKind::decode(api.key, &mut body, handlers::codec_version(api.key, start.version))
             .map_err(|e| e.to_string())
     }
-    .map_err(|e| format!("{:?} v{}: malformed body: {e}", api.key, start.version))?;
+    .map_err(|reason| ProtocolError::Malformed {
+        api: api.key,
+        version: start.version,
+        reason,
+    })?;
     Ok(Decoded::Request { api, header, request })
 }
 
-async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, session: &Session) -> Result<Handled, String> {
+async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, session: &Session) -> Result<Handled, ProtocolError> {
     let produce = is_produce(&frame);
     let frame_bytes = frame.len();
     let decoding = std::time::Instant::now();
@@ -233,11 +243,11 @@ fn encode_response(
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<ResponseFrame, String> {
+) -> Result<ResponseFrame, ProtocolError> {
     frame_response(key, version, correlation_id, |frame| {
         response
             .encode(frame, handlers::codec_version(key, version))
-            .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))
+            .map_err(|e| ProtocolError::Encode(format!("{key:?} v{version} response: {e}")))
     })
 }
 
@@ -249,15 +259,15 @@ fn encode_spliced(
     correlation_id: i32,
     response: &ResponseKind,
     splices: Splices,
-) -> Result<ResponseFrame, String> {
+) -> Result<ResponseFrame, ProtocolError> {
     if splices.is_empty() {
         return encode_response(key, version, correlation_id, response);
     }
     // Only a Fetch response carries records (and ResponseKind encodes into a BytesMut only).
     let ResponseKind::Fetch(fetch) = response else {
-        return Err(format!(
+        return Err(ProtocolError::Encode(format!(
             "{key:?} v{version}: records to splice into a response that has none"
-        ));
+        )));
     };
     frame::spliced_frame(
         |head| encode_header(key, version, correlation_id, head),
@@ -265,16 +275,16 @@ fn encode_spliced(
         |body| {
             fetch
                 .encode(body, handlers::codec_version(key, version))
-                .map_err(|e| format!("encoding {key:?} v{version} response: {e}"))
+                .map_err(|e| ProtocolError::Encode(format!("{key:?} v{version} response: {e}")))
         },
     )
 }
 
-fn encode_header(key: ApiKey, version: i16, correlation_id: i32, frame: &mut BytesMut) -> Result<(), String> {
+fn encode_header(key: ApiKey, version: i16, correlation_id: i32, frame: &mut BytesMut) -> Result<(), ProtocolError> {
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(frame, key.response_header_version(version))
-        .map_err(|e| format!("encoding {key:?} response header: {e}"))
+        .map_err(|e| ProtocolError::Encode(format!("{key:?} response header: {e}")))
 }
 
 /// Length prefix, response header, then what `body` writes.
@@ -282,8 +292,8 @@ fn frame_response(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
-    body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
-) -> Result<ResponseFrame, String> {
+    body: impl FnOnce(&mut BytesMut) -> Result<(), ProtocolError>,
+) -> Result<ResponseFrame, ProtocolError> {
     let mut frame = BytesMut::with_capacity(256);
     frame.put_i32(0);
     encode_header(key, version, correlation_id, &mut frame)?;

@@ -172,7 +172,7 @@ impl Connection<'_> {
             }
             let handled = kafka::handle_frame(self.shard, frame, self.session).await;
             let closing = match &handled {
-                Handled::Ready(Err(reason)) => Some(reason.clone()),
+                Handled::Ready(Err(reason)) => Some(reason.to_string()),
                 _ => None,
             };
             let mut held = [connection_share, shard_share];

@@ -47,6 +47,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::error::ProtocolError;
 use crate::ids::ShardId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::frame::Splices;
@@ -98,10 +99,10 @@ macro_rules! registry {
         pub const APIS: &[Api] = &[$($module::API),*];
 
         /// Runs the handler registered for a decoded request.
-        pub async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, String> {
+        pub async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result<Dispatched, ProtocolError> {
             match request {
                 $(RequestKind::$variant(request) => Ok(registry!(@answer $shape, $module, $variant, ctx, request)),)*
-                other => Err(format!("no handler for {:?}", std::mem::discriminant(&other))),
+                other => Err(ProtocolError::Unhandled(format!("{:?}", std::mem::discriminant(&other)))),
             }
         }
 
