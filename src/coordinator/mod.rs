@@ -15,27 +15,20 @@ pub mod persist;
 pub mod replay;
 pub mod route;
 
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::ids::{PartitionId, ShardId};
+use crate::ids::PartitionId;
 use crate::metadata::MetadataSnapshot;
+use crate::runtime::mesh::OnShard;
 use crate::storage::log::PartitionLog;
 
-/// What a coordinator needs of the shard it runs on, and no more: the shard's id, the
-/// metadata it sees, the logs of the partitions it owns, and a hop to another shard.
-pub trait CoordinatorHost: 'static {
-    fn shard_id(&self) -> ShardId;
+/// What a coordinator needs of the shard it runs on, and no more: a hop to another shard
+/// ([`OnShard`]), the metadata it sees, and the logs of the partitions it owns.
+pub trait CoordinatorHost: OnShard {
     fn metadata(&self) -> Arc<MetadataSnapshot>;
     /// The log of `topic`-`partition` if this shard owns it.
     fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>>;
-    /// Runs `work` on shard `target` with that shard's handle; Err when the shard has stopped.
-    fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> impl Future<Output = Result<R, ()>>
-    where
-        R: Send + 'static,
-        F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
-        Fut: Future<Output = R> + 'static;
 }
 
 /// An internal topic whose partitions hold a coordinator's state.

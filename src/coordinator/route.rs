@@ -42,9 +42,10 @@ impl InternalTopic {
         Fut: Future<Output = R> + 'static,
     {
         let (_, owner) = self.locate(&host.metadata(), key)?;
-        host.on_shard(owner, work)
-            .await
-            .map_err(|()| KafkaCode::CoordinatorNotAvailable)
+        host.on_shard(owner, work).await.map_err(|unavailable| {
+            tracing::debug!("{unavailable}");
+            KafkaCode::CoordinatorNotAvailable
+        })
     }
 
     /// The partitions of this topic the host's shard owns.

@@ -29,7 +29,7 @@ use crate::group::{GroupCoordinator, GroupHost};
 use crate::ids::{NodeId, PartitionId, ShardId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::metrics::{ShardMetrics, Snapshot};
-use crate::runtime::mesh::Mesh;
+use crate::runtime::mesh::{Mesh, OnShard};
 use crate::runtime::Semaphore;
 use crate::storage::cache::CacheBudget;
 use crate::storage::log::PartitionLog;
@@ -194,10 +194,6 @@ impl GroupHost for Shard {
 }
 
 impl CoordinatorHost for Shard {
-    fn shard_id(&self) -> ShardId {
-        self.id
-    }
-
     fn metadata(&self) -> Arc<MetadataSnapshot> {
         Shard::metadata(self)
     }
@@ -205,15 +201,19 @@ impl CoordinatorHost for Shard {
     fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
         Shard::partition(self, topic, partition)
     }
+}
 
-    async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> Result<R, ()>
+impl OnShard for Shard {
+    fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> Result<R, ShardUnavailable>
     where
         R: Send + 'static,
         F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
-        self.invoke_on(target, work).await.map_err(|unavailable| {
-            tracing::debug!("{unavailable}");
-        })
+        self.invoke_on(target, work).await
     }
 }

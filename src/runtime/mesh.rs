@@ -21,6 +21,24 @@ pub type Job<C> = Box<dyn FnOnce(Rc<C>) -> LocalBoxFuture<'static, ()> + Send>;
 #[error("shard {0} is not running")]
 pub struct ShardUnavailable(pub ShardId);
 
+/// A context that can run work on any executor of the mesh with that executor's context:
+/// what fan-out and coordinators need of a shard, and all they need (so they can be tested
+/// without a mesh).
+pub trait OnShard: 'static {
+    /// This executor's place in the mesh.
+    fn shard_id(&self) -> ShardId;
+    /// Runs `work` on shard `target` with that shard's context; Err when it has stopped.
+    fn on_shard<R, F, Fut>(
+        self: &Rc<Self>,
+        target: ShardId,
+        work: F,
+    ) -> impl Future<Output = Result<R, ShardUnavailable>>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static;
+}
+
 /// Made once on the main thread and cloned into every executor, which then joins.
 pub struct MeshBuilder<C>(glommio::channels::channel_mesh::MeshBuilder<Job<C>, Full>);
 

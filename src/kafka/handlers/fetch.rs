@@ -606,6 +606,30 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_run_is_cut_at_the_last_whole_batch_that_fits() {
+        use crate::record::tests::encode_batch;
+        use kafka_protocol::records::Compression;
+        let batch = encode_batch(2, Compression::None);
+        let size = batch.len();
+        let run: Bytes = [batch.clone(), batch.clone(), batch.clone()].concat().into();
+        let mut reads = [read_of(vec![Stored::Run(run.clone())]), read_of(vec![cached(9, 100)])];
+        limit_response_bytes(&mut reads, 2 * size + 10);
+        assert_eq!(reads[0].bytes(), 2 * size, "two of the run's three batches fit");
+        assert_eq!(
+            reads[1].bytes(),
+            0,
+            "the next partition gets nothing once one stopped short"
+        );
+        let mut reads = [read_of(vec![Stored::Run(run)])];
+        limit_response_bytes(&mut reads, 1);
+        assert_eq!(
+            reads[0].bytes(),
+            size,
+            "the response's first batch, whole, whatever the limit"
+        );
+    }
+
+    #[test]
     fn cached_batches_are_kept_whole_within_max_bytes_but_the_first_always() {
         let mut reads = [read_of(vec![cached(1, 600), cached(2, 600)])];
         limit_response_bytes(&mut reads, 1_000);

@@ -51,7 +51,7 @@ use crate::error::ProtocolError;
 use crate::ids::ShardId;
 use crate::kafka::context::RequestContext;
 use crate::kafka::frame::Splices;
-use crate::node::Shard;
+use crate::runtime::mesh::OnShard;
 
 /// One served API: the versions advertised (`min..=max`) and decoded (`min_served..=max`).
 /// They differ only for Produce, which is advertised from v0 because librdkafka turns off
@@ -194,16 +194,17 @@ pub enum Dispatched {
 /// Runs `work` on each item's owner shard, one hop per shard (items of one shard run
 /// concurrently there), and returns the results in the items' order. Items whose shard has
 /// stopped get `unavailable()`.
-pub async fn fan_out<T, R, F, Fut>(
-    shard: &Rc<Shard>,
+pub async fn fan_out<H, T, R, F, Fut>(
+    shard: &Rc<H>,
     items: Vec<(ShardId, T)>,
     work: F,
     unavailable: impl Fn() -> R,
 ) -> Vec<R>
 where
+    H: OnShard,
     T: Send + 'static,
     R: Send + 'static,
-    F: Fn(Rc<Shard>, T) -> Fut + Send + Clone + 'static,
+    F: Fn(Rc<H>, T) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = R> + 'static,
 {
     fan_out_per_shard(
@@ -223,16 +224,17 @@ where
 
 /// Like [`fan_out`], but `work` gets all of one shard's items at once, in the items' order,
 /// and answers one result per item in that order: for work whose items share a budget there.
-pub async fn fan_out_per_shard<T, R, F, Fut>(
-    shard: &Rc<Shard>,
+pub async fn fan_out_per_shard<H, T, R, F, Fut>(
+    shard: &Rc<H>,
     items: Vec<(ShardId, T)>,
     work: F,
     unavailable: impl Fn() -> R,
 ) -> Vec<R>
 where
+    H: OnShard,
     T: Send + 'static,
     R: Send + 'static,
-    F: Fn(Rc<Shard>, Vec<T>) -> Fut + Send + Clone + 'static,
+    F: Fn(Rc<H>, Vec<T>) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = Vec<R>> + 'static,
 {
     let count = items.len();
@@ -243,7 +245,7 @@ where
     let calls = by_shard.into_iter().map(|(owner, batch)| {
         let work = work.clone();
         let (indexes, batch): (Vec<usize>, Vec<T>) = batch.into_iter().unzip();
-        let call = shard.invoke_on(owner, move |target| work(target, batch));
+        let call = shard.on_shard(owner, move |target| work(target, batch));
         async move { (indexes, call.await) }
     });
     let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
@@ -271,17 +273,18 @@ where
 
 /// [`fan_out`] over request slots in order, where a slot that could not be routed (None: an
 /// unknown topic or partition) answers `missing()` without a hop.
-pub async fn fan_out_slots<T, R, F, Fut>(
-    shard: &Rc<Shard>,
+pub async fn fan_out_slots<H, T, R, F, Fut>(
+    shard: &Rc<H>,
     slots: Vec<Option<(ShardId, T)>>,
     work: F,
     unavailable: impl Fn() -> R,
     missing: impl Fn() -> R,
 ) -> Vec<R>
 where
+    H: OnShard,
     T: Send + 'static,
     R: Send + 'static,
-    F: Fn(Rc<Shard>, T) -> Fut + Send + Clone + 'static,
+    F: Fn(Rc<H>, T) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = R> + 'static,
 {
     let routed: Vec<bool> = slots.iter().map(Option::is_some).collect();
@@ -311,6 +314,100 @@ pub fn str_bytes(text: impl Into<String>) -> StrBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::mesh::ShardUnavailable;
+    use std::cell::RefCell;
+
+    /// A shard handle without a mesh: a hop runs the work at once with the target's handle,
+    /// records the hop, and fails for a stopped shard.
+    struct Shards {
+        id: ShardId,
+        stopped: Vec<ShardId>,
+        hops: Rc<RefCell<Vec<ShardId>>>,
+    }
+
+    impl OnShard for Shards {
+        fn shard_id(&self) -> ShardId {
+            self.id
+        }
+
+        async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: ShardId, work: F) -> Result<R, ShardUnavailable>
+        where
+            R: Send + 'static,
+            F: FnOnce(Rc<Self>) -> Fut + Send + 'static,
+            Fut: Future<Output = R> + 'static,
+        {
+            self.hops.borrow_mut().push(target);
+            if self.stopped.contains(&target) {
+                return Err(ShardUnavailable(target));
+            }
+            let there = Rc::new(Shards {
+                id: target,
+                stopped: self.stopped.clone(),
+                hops: self.hops.clone(),
+            });
+            Ok(work(there).await)
+        }
+    }
+
+    fn shards(stopped: &[usize]) -> Rc<Shards> {
+        Rc::new(Shards {
+            id: ShardId(0),
+            stopped: stopped.iter().map(|&s| ShardId(s)).collect(),
+            hops: Rc::default(),
+        })
+    }
+
+    #[test]
+    fn fan_out_runs_each_item_on_its_owner_once_per_shard_and_answers_in_item_order() {
+        let here = shards(&[]);
+        let items = vec![
+            (ShardId(1), "a"),
+            (ShardId(0), "b"),
+            (ShardId(1), "c"),
+            (ShardId(2), "d"),
+        ];
+        let answers = futures::executor::block_on(fan_out(
+            &here,
+            items,
+            |there: Rc<Shards>, item| async move { (there.id.0, item) },
+            || (usize::MAX, "unavailable"),
+        ));
+        assert_eq!(answers, vec![(1, "a"), (0, "b"), (1, "c"), (2, "d")]);
+        let mut hops = here.hops.borrow().clone();
+        hops.sort();
+        assert_eq!(hops, vec![ShardId(0), ShardId(1), ShardId(2)], "one hop per shard");
+    }
+
+    #[test]
+    fn fan_out_per_shard_hands_a_shard_its_items_in_order_and_a_stopped_one_answers_unavailable() {
+        let here = shards(&[2]);
+        let items = vec![(ShardId(1), 10), (ShardId(2), 20), (ShardId(1), 11), (ShardId(2), 21)];
+        let answers = futures::executor::block_on(fan_out_per_shard(
+            &here,
+            items,
+            |there: Rc<Shards>, batch: Vec<i32>| async move {
+                assert_eq!(batch, vec![10, 11], "shard {} got its items in order", there.id);
+                batch.into_iter().map(|item| Some(item + 1)).collect()
+            },
+            || None,
+        ));
+        assert_eq!(answers, vec![Some(11), None, Some(12), None]);
+    }
+
+    #[test]
+    fn unrouted_slots_answer_missing_without_a_hop() {
+        let here = shards(&[]);
+        let slots = vec![None, Some((ShardId(3), 7)), None];
+        let answers = futures::executor::block_on(fan_out_slots(
+            &here,
+            slots,
+            |_: Rc<Shards>, item| async move { item * 2 },
+            || -1,
+            || 0,
+        ));
+        assert_eq!(answers, vec![0, 14, 0]);
+        assert_eq!(*here.hops.borrow(), vec![ShardId(3)]);
+    }
 
     /// Every advertised API is dispatched, under the key its handler declares, once.
     #[test]

@@ -442,7 +442,92 @@ async fn finish(
 
 #[cfg(test)]
 mod tests {
-    use super::owns_its_frame;
+    use super::*;
+    use crate::record::tests::encode_batch;
+    use kafka_protocol::records::Compression;
+
+    /// `batch` with the producer fields set (id, epoch 0, sequence 0) and, when asked, the
+    /// transactional attribute; the CRC made whole again.
+    fn as_producer(batch: &Bytes, producer_id: i64, transactional: bool) -> Bytes {
+        let mut bytes = batch.to_vec();
+        bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        bytes[51..53].copy_from_slice(&0i16.to_be_bytes());
+        bytes[53..57].copy_from_slice(&0i32.to_be_bytes());
+        if transactional {
+            let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | 0x10;
+            bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    fn check(records: Option<&Bytes>, config: &TopicConfig) -> Result<Vec<Bytes>, (Option<KafkaCode>, Option<String>)> {
+        let now = 1_700_000_000_000;
+        let frame = records.map_or(0, Bytes::len);
+        check_batches(records, config, now, frame).map_err(|a| (a.error, a.message))
+    }
+
+    #[test]
+    fn produce_batch_checks_answer_as_kafka_does() {
+        let config = TopicConfig::default();
+        assert_eq!(check(None, &config).unwrap_err().0, Some(KafkaCode::CorruptMessage));
+        assert_eq!(
+            check(Some(&Bytes::new()), &config).unwrap_err().0,
+            Some(KafkaCode::CorruptMessage)
+        );
+
+        let one = encode_batch(3, Compression::None);
+        let two: Bytes = [one.clone(), one.clone()].concat().into();
+        assert_eq!(
+            check(Some(&two), &config).unwrap().len(),
+            2,
+            "several plain batches are fine"
+        );
+
+        let mut small = config.clone();
+        small.set("max.message.bytes", &(one.len() - 1).to_string()).unwrap();
+        let (code, message) = check(Some(&one), &small).unwrap_err();
+        assert_eq!(code, Some(KafkaCode::MessageTooLarge));
+        assert!(message.unwrap().contains("max.message.bytes"));
+
+        let mut damaged = one.to_vec();
+        *damaged.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            check(Some(&Bytes::from(damaged)), &config).unwrap_err().0,
+            Some(KafkaCode::CorruptMessage)
+        );
+
+        let idempotent = as_producer(&one, 7, false);
+        assert_eq!(check(Some(&idempotent), &config).unwrap().len(), 1);
+        let both: Bytes = [idempotent.clone(), idempotent].concat().into();
+        assert_eq!(
+            check(Some(&both), &config).unwrap_err().0,
+            Some(KafkaCode::InvalidRecord),
+            "an idempotent batch must be alone in its partition"
+        );
+
+        let transactional = as_producer(&one, 7, true);
+        assert_eq!(
+            check(Some(&transactional), &config).unwrap_err().0,
+            Some(KafkaCode::InvalidTxnState)
+        );
+    }
+
+    #[test]
+    fn a_batch_that_is_most_of_its_frame_stays_a_slice_of_it_and_another_is_copied() {
+        let config = TopicConfig::default();
+        let batch = encode_batch(3, Compression::None);
+        let kept = check_batches(Some(&batch), &config, 1_700_000_000_000, batch.len())
+            .map_err(|a| a.error)
+            .unwrap();
+        assert_eq!(kept[0].as_ptr(), batch.as_ptr(), "the frame's own bytes");
+        let copied = check_batches(Some(&batch), &config, 1_700_000_000_000, batch.len() * 4)
+            .map_err(|a| a.error)
+            .unwrap();
+        assert_ne!(copied[0].as_ptr(), batch.as_ptr(), "copied out of a larger frame");
+        assert_eq!(copied[0], batch);
+    }
 
     #[test]
     fn a_batch_keeps_its_frame_only_when_it_is_most_of_it() {
