@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::topic::parse_num;
+use crate::config::values::parse_num;
 use crate::config::{ConfigType, ServerConfig};
 use crate::error::ConfigError;
 

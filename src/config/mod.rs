@@ -8,6 +8,7 @@
 mod broker;
 mod group;
 mod topic;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
