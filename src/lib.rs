@@ -17,8 +17,11 @@
 //! - Each partition is owned by exactly one shard, chosen by the pure
 //!   [`node::placement`] function and recorded in topic metadata. Its log
 //!   ([`storage::log::PartitionLog`]) is segmented, appended with direct I/O, indexed
-//!   sparsely, and fronted by a cache of recent batches. Batches are read and patched as
-//!   bytes through [`record`], the leaf every layer shares.
+//!   sparsely, and fronted by a cache of recent batches. It keeps its offsets explicitly
+//!   ([`storage::log::LogOffsets`]: log start, last stable, high watermark, durable, log end)
+//!   and its leader epoch with a persisted epoch cache, and offers what replication will
+//!   call: verbatim appends, truncation, a high watermark set from outside. Batches are read
+//!   and patched as bytes through [`record`], the leaf every layer shares.
 //! - Consumer groups are coordinated on the shard owning their `__consumer_offsets` partition
 //!   ([`group`]); offsets and generations are records in that partition, routed to, written
 //!   and replayed by the machinery any coordinator of an internal topic shares
@@ -31,6 +34,10 @@
 //!   background queue ([`storage::compaction`]), beside retention and recovery points.
 //! - Each shard counts its own metrics ([`metrics`]); shard 0 serves `GET /metrics` and
 //!   gathers the others over the mesh. `sluice bench` ([`cli::bench`]) is the load generator.
+//!
+//! - Config ([`config`]) is typed and validated once; topic keys come from one table
+//!   ([`config::TOPIC_KEYS`]). Protocol failures are [`error::ProtocolError`]s, storage
+//!   failures [`error::StorageError`]s that keep their operation and path.
 //!
 //! ## Limits
 //! Every bound (frame size, in-flight bytes, partitions, ...) is named in [`constants`]. Hostile

@@ -244,6 +244,11 @@ fn truncation_cuts_whole_batches_across_segments_and_appends_continue() {
         assert_eq!(log.truncate_to(Offset(40)).await.unwrap(), Offset(25));
         log.close().await.unwrap();
 
+        assert_eq!(
+            std::fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).unwrap(),
+            "25",
+            "the recovery point: the durable offset in decimal"
+        );
         let reopened = open(&dir, small_segments()).await;
         assert_eq!(reopened.end_offset(), Offset(25));
         assert_eq!(
@@ -263,6 +268,11 @@ fn truncation_below_the_first_segment_starts_the_log_again_there() {
             .unwrap();
         assert_eq!(log.truncate_to(Offset(0)).await.unwrap(), Offset(0));
         assert_eq!((log.log_start_offset(), log.end_offset()), (Offset(0), Offset(0)));
+        assert_eq!(
+            std::fs::read_to_string(dir.join(LOG_START_FILE)).unwrap(),
+            "0",
+            "the log start in decimal"
+        );
         assert!(log.epoch_entries().is_empty());
         log.append_verbatim(&[batch_at(2, 0, 1)]).await.unwrap();
         log.flush().await.unwrap();
