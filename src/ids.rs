@@ -38,6 +38,10 @@ id_type!(
     /// Epoch of a partition's leadership.
     LeaderEpoch(i32)
 );
+id_type!(
+    /// A topic's id: a topic deleted and created again under its name gets a new one.
+    TopicId(uuid::Uuid)
+);
 
 impl Offset {
     pub fn next(self) -> Offset {

@@ -1,20 +1,31 @@
 //! The partition registry of one shard: the logs it owns and serves, the partitions it refused
-//! (their log is corrupt), and which partitions any shard refused. Changed only by applying a
-//! metadata snapshot; looked up on every produce and fetch.
+//! (their log is corrupt), and which partitions any shard refused, all keyed by [`TopicId`] and
+//! [`PartitionId`]. Changed only by applying a metadata snapshot; looked up on every produce
+//! and fetch, by name through the shard's snapshot or by id.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{KafkaCode, StorageError};
-use crate::ids::PartitionId;
+use crate::ids::{PartitionId, TopicId};
 use crate::metadata::MetadataSnapshot;
 use crate::storage::log::{partition_dir, PartitionLog};
 
 use super::Shard;
 
 impl Shard {
+    /// The id the shard's metadata gives topic `name`.
+    fn topic_id(&self, name: &str) -> Option<TopicId> {
+        self.metadata.borrow().topic(name).map(|t| TopicId(t.meta.id))
+    }
+
     /// The open log of a partition this shard owns.
     pub fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
+        self.partition_by_id(self.topic_id(topic)?, partition)
+    }
+
+    /// The open log of a partition this shard owns, by topic id.
+    pub fn partition_by_id(&self, topic: TopicId, partition: PartitionId) -> Option<Rc<PartitionLog>> {
         self.partitions.borrow().get(topic, partition).cloned()
     }
 
@@ -22,10 +33,13 @@ impl Shard {
     /// answer with: KAFKA_STORAGE_ERROR for a partition taken offline, NOT_LEADER_OR_FOLLOWER
     /// for one this shard does not own.
     pub fn log_for(&self, topic: &str, partition: PartitionId) -> Result<Rc<PartitionLog>, KafkaCode> {
-        if let Some(log) = self.partition(topic, partition) {
+        let Some(id) = self.topic_id(topic) else {
+            return Err(KafkaCode::NotLeaderOrFollower);
+        };
+        if let Some(log) = self.partition_by_id(id, partition) {
             return Ok(log);
         }
-        if self.offline.borrow().contains(topic, partition) {
+        if self.offline.borrow().contains(id, partition) {
             return Err(KafkaCode::KafkaStorageError);
         }
         Err(KafkaCode::NotLeaderOrFollower)
@@ -33,16 +47,17 @@ impl Shard {
 
     /// Whether the partition's owner (any shard) refused its log.
     pub fn is_offline_anywhere(&self, topic: &str, partition: PartitionId) -> bool {
-        self.offline_anywhere.borrow().contains(topic, partition)
+        self.topic_id(topic)
+            .is_some_and(|id| self.offline_anywhere.borrow().contains(id, partition))
     }
 
     /// Tells every shard (this one included) that a partition went offline.
-    fn announce_offline(self: &Rc<Self>, key: (String, PartitionId)) {
+    fn announce_offline(self: &Rc<Self>, key: (TopicId, PartitionId)) {
         let shard = self.clone();
         crate::runtime::spawn_detached(async move {
             shard
                 .invoke_on_all(move |target| async move {
-                    target.offline_anywhere.borrow_mut().insert(&key.0, key.1, ());
+                    target.offline_anywhere.borrow_mut().insert(key.0, key.1, ());
                 })
                 .await;
         });
@@ -69,7 +84,9 @@ impl Shard {
                 .collect()
         };
         for log in stale {
-            self.partitions.borrow_mut().remove(&log.topic, log.partition);
+            self.partitions
+                .borrow_mut()
+                .remove(TopicId(log.topic_id), log.partition);
             let deleted = snapshot.topic(&log.topic).is_none_or(|t| t.meta.id != log.topic_id);
             if deleted {
                 log.delete().await?;
@@ -78,16 +95,17 @@ impl Shard {
             }
         }
         for topic in snapshot.topics.values() {
+            let id = TopicId(topic.meta.id);
             for (p, owner) in topic.meta.placement.iter().enumerate() {
                 if *owner != self.id {
                     continue;
                 }
                 let partition = PartitionId(p as i32);
-                if let Some(log) = self.partition(&topic.meta.name, partition) {
+                if let Some(log) = self.partition_by_id(id, partition) {
                     log.set_config(topic.config.clone());
                     continue;
                 }
-                if self.offline.borrow().contains(&topic.meta.name, partition) {
+                if self.offline.borrow().contains(id, partition) {
                     continue;
                 }
                 let dir = partition_dir(&self.config.data_dir, &topic.meta.name, partition);
@@ -106,15 +124,13 @@ impl Shard {
                         if let Err(e) = log.set_leader_epoch(topic.leader_epoch(partition)) {
                             tracing::warn!("{}-{partition}: the metadata's {e}", topic.meta.name);
                         }
-                        self.partitions.borrow_mut().insert(&topic.meta.name, partition, log);
+                        self.partitions.borrow_mut().insert(id, partition, log);
                     }
                     Err(e @ StorageError::Corrupt { .. }) => {
                         // Refuse this partition, loudly; every other partition keeps serving.
                         tracing::error!("{}-{partition} is offline: {e}", topic.meta.name);
-                        self.offline
-                            .borrow_mut()
-                            .insert(&topic.meta.name, partition, e.to_string());
-                        self.announce_offline((topic.meta.name.clone(), partition));
+                        self.offline.borrow_mut().insert(id, partition, e.to_string());
+                        self.announce_offline((id, partition));
                     }
                     Err(e) => return Err(e),
                 }
@@ -122,10 +138,10 @@ impl Shard {
         }
         self.offline
             .borrow_mut()
-            .retain_topics(|topic| snapshot.topic(topic).is_some());
+            .retain_topics(|topic| snapshot.topic_by_id(topic.0).is_some());
         self.offline_anywhere
             .borrow_mut()
-            .retain_topics(|topic| snapshot.topic(topic).is_some());
+            .retain_topics(|topic| snapshot.topic_by_id(topic.0).is_some());
         *self.metadata.borrow_mut() = snapshot;
         Ok(())
     }
