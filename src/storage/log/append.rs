@@ -119,10 +119,9 @@ impl PartitionLog {
         group
     }
 
-    /// Writes batches as one direct write, assigning consecutive offsets.
-    pub(super) async fn write_group(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
-        let mut phases = SlowPhases::start();
-        let _permit = self
+    /// The append lock, held by whatever changes the log's tail; Closed once the log is sealed.
+    pub(super) async fn append_permit(&self) -> Result<glommio::sync::Permit<'_>, AppendError> {
+        let permit = self
             .append_lock
             .acquire_permit(1)
             .await
@@ -130,6 +129,13 @@ impl PartitionLog {
         if self.closed.get() {
             return Err(AppendError::Closed);
         }
+        Ok(permit)
+    }
+
+    /// Writes batches as one direct write, assigning consecutive offsets.
+    pub(super) async fn write_group(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
+        let mut phases = SlowPhases::start();
+        let _permit = self.append_permit().await?;
         if let Some(duplicate) = self.check_sequences(batches)? {
             return Ok(duplicate);
         }
@@ -171,14 +177,7 @@ impl PartitionLog {
     /// Producer state and the epoch cache follow the batches; nothing is deduplicated.
     pub async fn append_verbatim(&self, batches: &[Bytes]) -> Result<AppendOutcome, AppendError> {
         let mut phases = SlowPhases::start();
-        let _permit = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| AppendError::Closed)?;
-        if self.closed.get() {
-            return Err(AppendError::Closed);
-        }
+        let _permit = self.append_permit().await?;
         let base_offset = self.end_offset();
         let mut expected = base_offset;
         let mut latest = self.epochs.borrow().latest().map_or(LeaderEpoch(0), |(epoch, _)| epoch);

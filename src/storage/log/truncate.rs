@@ -23,14 +23,7 @@ impl PartitionLog {
         let Some(_maintaining) = self.maintenance_permit().await else {
             return Err(AppendError::Closed);
         };
-        let _permit = self
-            .append_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| AppendError::Closed)?;
-        if self.closed.get() {
-            return Err(AppendError::Closed);
-        }
+        let _permit = self.append_permit().await?;
         let end = self.end_offset();
         if offset >= end {
             return Ok(end);
