@@ -180,3 +180,30 @@ pub const SLOW_APPEND_MS: u64 = 100;
 /// Slow-append lines one shard writes per second at most: a stalled disk slows every
 /// partition's appends at once.
 pub const SLOW_APPEND_LINES_PER_SECOND_MAX: u32 = 5;
+
+/// Controller voters a quorum may have (Raft needs a majority of them for every change).
+pub const CLUSTER_VOTERS_MAX: usize = 9;
+
+/// Replicas one partition may have.
+pub const REPLICATION_FACTOR_MAX: i16 = 16;
+
+/// Largest frame on the controller port (Raft messages, snapshots in chunks, metadata images).
+pub const CONTROLLER_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Bytes of one snapshot chunk sent to a lagging voter.
+pub const CONTROLLER_SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Connections the controller port serves at once (peers and brokers); more are refused.
+pub const CONTROLLER_CONNECTIONS_MAX: usize = 1024;
+
+/// Raft entries applied since the last snapshot before a new one is taken.
+pub const CONTROLLER_SNAPSHOT_EVERY_ENTRIES: u64 = 1024;
+
+/// Records the controller's log file may hold past its live entries before it is rewritten.
+pub const CONTROLLER_LOG_REWRITE_SLACK: usize = 4096;
+
+/// Longest a broker's metadata request waits at the controller for a newer image.
+pub const CONTROLLER_IMAGE_WAIT_MS: u64 = 1_000;
+
+/// Longest one controller call (connect, send, answer) may take before it is retried elsewhere.
+pub const CONTROLLER_CALL_TIMEOUT_MS: u64 = 5_000;

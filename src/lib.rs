@@ -45,6 +45,7 @@
 
 pub mod alloc;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod constants;
 pub mod coordinator;

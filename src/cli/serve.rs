@@ -28,6 +28,19 @@ pub struct ServeArgs {
     /// TOML config file; keys use Kafka's names (see README).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// This node's id in a cluster (`node.id`).
+    #[arg(long, value_name = "N")]
+    node_id: Option<i32>,
+    /// Where this node's controller listens for its peers and brokers (`controller.listen`).
+    #[arg(long, value_name = "HOST:PORT")]
+    controller_listen: Option<String>,
+    /// Every controller voter, `1@host:port,2@host:port,...` (`controller.quorum.voters`);
+    /// unset, the node runs alone.
+    #[arg(long, value_name = "VOTERS")]
+    controller_quorum_voters: Option<String>,
+    /// `broker`, `controller` or `broker,controller` (`process.roles`, default both).
+    #[arg(long, value_name = "ROLES")]
+    process_roles: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -57,6 +70,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(cores) = args.cores {
         config.set_by_flag("cores");
         config.cores = Some(cores);
+    }
+    if let Some(node_id) = args.node_id {
+        config.set_by_flag("node.id");
+        config.node_id = node_id;
+    }
+    if let Some(listen) = args.controller_listen {
+        config.set_by_flag("controller.listen");
+        config.cluster.controller_listen = Some(listen);
+    }
+    if let Some(voters) = args.controller_quorum_voters {
+        config.set_by_flag("controller.quorum.voters");
+        config.cluster.controller_quorum_voters = voters;
+    }
+    if let Some(roles) = args.process_roles {
+        config.set_by_flag("process.roles");
+        config.cluster.process_roles = roles;
     }
     crate::node::startup::serve(config, crate::net::serve_shard)
 }

@@ -6,6 +6,7 @@
 //! of them with [`TopicConfig::set`], the one place a topic config value is parsed.
 
 mod broker;
+mod cluster;
 mod group;
 mod topic;
 mod values;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use crate::config::broker::{broker_key, BrokerKey, BrokerSetting, BROKER_KEYS};
+pub use crate::config::cluster::{ClusterSettings, ProcessRoles, Voter};
 pub use crate::config::group::{GroupConfig, GroupDefaults, GROUP_KEYS};
 pub use crate::config::topic::{
     topic_key, topic_key_of_broker, Cleanup, CleanupPolicy, ConfigType, Effect, TimestampType, TopicConfig, TopicKey,
@@ -162,6 +164,11 @@ pub struct ServerConfig {
     /// wait their turn.
     #[serde(default = "default_fetch_read_memory_bytes", rename = "fetch.read.memory.bytes")]
     pub fetch_read_memory_bytes: u64,
+    /// Cluster mode: roles, the controller quorum, replication defaults. Flattened, so its
+    /// keys sit beside the others under Kafka's names; it must stay before `unknown`, which
+    /// takes whatever no struct field took.
+    #[serde(flatten)]
+    pub cluster: ClusterSettings,
     /// Topic defaults, taken from the file by topic or broker key through [`TOPIC_KEYS`] in
     /// [`ServerConfig::from_toml`].
     #[serde(skip)]
@@ -443,6 +450,7 @@ impl ServerConfig {
             ));
         }
         self.cpus()?;
+        self.cluster.validate(self.node_id)?;
         self.topic_defaults
             .validate()
             .map_err(|(key, reason)| ConfigError::new(key, reason))
@@ -566,6 +574,29 @@ mod tests {
         assert_eq!(config.topic_defaults.get("preallocate").as_deref(), Some("true"));
         assert_eq!(config.topic_defaults.get("compression.type").as_deref(), Some("zstd"));
         assert!(ServerConfig::from_toml("\"compression.type\" = \"brotli\"").is_err());
+    }
+
+    #[test]
+    fn cluster_keys_sit_beside_the_others() {
+        let config = ServerConfig::from_toml(
+            "\"node.id\" = 2\n\"controller.quorum.voters\" = \"1@127.0.0.1:9101,2@127.0.0.1:9102,3@127.0.0.1:9103\"\n\
+             \"controller.listen\" = \"127.0.0.1:9102\"\n\"default.replication.factor\" = 3\n\
+             \"min.insync.replicas\" = 2\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.cluster.default_replication_factor, 3);
+        assert_eq!(config.topic_defaults.min_insync_replicas, 2);
+        let voters = config.cluster.voters().unwrap();
+        assert_eq!(voters.len(), 3);
+        assert_eq!(voters[1].id, 2);
+        assert_eq!(voters[1].address, "127.0.0.1:9102");
+        assert!(config.cluster.roles().unwrap().controller);
+        assert!(ServerConfig::default().cluster.voters().unwrap().is_empty());
+        // A voter must be named in the voters it is one of.
+        let stranger =
+            ServerConfig::from_toml("\"node.id\" = 7\n\"controller.quorum.voters\" = \"1@127.0.0.1:9101\"\n").unwrap();
+        assert!(stranger.validate().is_err());
     }
 
     #[test]

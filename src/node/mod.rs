@@ -22,6 +22,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::cluster::ClusterHandle;
 use crate::config::ServerConfig;
 use crate::coordinator::CoordinatorHost;
 use crate::group::classic::GroupLimits;
@@ -81,6 +82,16 @@ pub struct Shard {
     pub metrics: Rc<ShardMetrics>,
     /// Bytes read from disk for fetches being answered (`fetch.read.memory.bytes`).
     pub fetch_read_budget: Rc<Semaphore>,
+    /// The link to the controller quorum, in cluster mode.
+    pub cluster: Option<ClusterHandle>,
+}
+
+/// A broker as Metadata and DescribeCluster list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub id: NodeId,
+    pub host: String,
+    pub port: u16,
 }
 
 impl Shard {
@@ -90,6 +101,7 @@ impl Shard {
         identity: Arc<BrokerIdentity>,
         snapshot: Arc<MetadataSnapshot>,
         store: Option<MetadataStore>,
+        cluster: Option<ClusterHandle>,
     ) -> Shard {
         let config_cache_bytes = config.batch_cache_bytes;
         let fetch_read_budget = Rc::new(Semaphore::new(config.fetch_read_memory_bytes));
@@ -119,6 +131,38 @@ impl Shard {
             producer_ids: RefCell::new(0..0),
             metrics: Rc::new(ShardMetrics::default()),
             fetch_read_budget,
+            cluster,
+        }
+    }
+
+    /// The brokers clients may use: in a cluster every unfenced registered one, else this one.
+    pub fn brokers(&self) -> Vec<BrokerAddress> {
+        match &self.cluster {
+            Some(cluster) => cluster
+                .image
+                .borrow()
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| BrokerAddress {
+                    id: NodeId(b.id),
+                    host: b.host.clone(),
+                    port: b.port,
+                })
+                .collect(),
+            None => vec![BrokerAddress {
+                id: self.identity.node_id,
+                host: self.identity.host.clone(),
+                port: self.identity.port,
+            }],
+        }
+    }
+
+    /// The active controller's node id (-1 while none is known); a single node is its own.
+    pub fn controller_id(&self) -> NodeId {
+        match &self.cluster {
+            Some(cluster) => NodeId(cluster.controller.borrow().unwrap_or(-1)),
+            None => self.identity.node_id,
         }
     }
 

@@ -102,6 +102,18 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
     let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let mut metrics_listener = metrics_listener.map(std::os::fd::IntoRawFd::into_raw_fd);
 
+    // In a cluster the controller thread starts before the shards (so its port is taken or
+    // start-up fails); the broker registers once every shard serves.
+    let cluster = if config.cluster.is_cluster() {
+        let advertised = crate::cluster::Advertised {
+            host: identity.host.clone(),
+            port: identity.port,
+        };
+        Some(crate::cluster::start(&config, advertised)?)
+    } else {
+        None
+    };
+
     let config = Arc::new(config);
     // The builder holds an `Rc` that glommio marks Send; every clone is made here, and this
     // one outlives all shards, so their concurrent drops can only leave the count high.
@@ -124,6 +136,7 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
             metrics_fd: if index == 0 { metrics_listener.take() } else { None },
             listen_with,
             cpu,
+            cluster: cluster.clone(),
         };
         let options = ExecutorOptions {
             name: format!("sluice-shard-{index}"),
@@ -147,6 +160,9 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
         }
     }
     drop(reservation);
+    if let (None, Some(cluster)) = (&failure, &cluster) {
+        cluster.serving();
+    }
     if failure.is_none() {
         let metrics = metrics_addr.map_or_else(String::new, |addr| format!(", metrics on http://{addr}/metrics"));
         println!(
@@ -256,6 +272,7 @@ struct ShardStart {
     metrics_fd: Option<RawFd>,
     listen_with: Listen,
     cpu: usize,
+    cluster: Option<crate::cluster::ClusterHandle>,
 }
 
 async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
@@ -270,6 +287,7 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         metrics_fd,
         listen_with,
         cpu,
+        cluster,
     } = start;
     let (mesh, inbox) = match mesh.join().await {
         Ok(joined) => joined,
@@ -283,7 +301,7 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
     } else {
         None
     };
-    let shard = Rc::new(Shard::new(mesh, config, identity, snapshot.clone(), store));
+    let shard = Rc::new(Shard::new(mesh, config, identity, snapshot.clone(), store, cluster));
     inbox.serve(shard.clone());
     if let Err(e) = crate::storage::probe::probe_direct_io(&shard.config.data_dir, shard.id).await {
         let _ = ready.send(Err(format!(

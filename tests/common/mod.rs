@@ -2,6 +2,7 @@
 //! temporary data dir, and real librdkafka clients (the `rdkafka` crate) pointed at it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
@@ -71,6 +72,24 @@ impl Broker {
             _temp: None,
             _config: None,
             extra_args: Vec::new(),
+        }
+    }
+
+    /// Starts a broker on a data dir the test keeps (a cluster node restarted on it), with
+    /// `extra_args`.
+    pub fn start_on(data: &Path, extra_args: &[&str]) -> Broker {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (child, addr, metrics_addr) = spawn(data, &extra_args, &log);
+        Broker {
+            child: Some(child),
+            log,
+            addr,
+            metrics_addr,
+            data: data.to_path_buf(),
+            _temp: None,
+            _config: None,
+            extra_args,
         }
     }
 

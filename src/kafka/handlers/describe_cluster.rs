@@ -1,4 +1,4 @@
-//! DescribeCluster: this broker, the cluster id, and the controller (this broker).
+//! DescribeCluster: the brokers clients may use, the cluster id, and the active controller.
 
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
@@ -14,16 +14,23 @@ pub const API: Api = Api::new(ApiKey::DescribeCluster, 0, 1);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let shard = ctx.shard;
-    let node = BrokerId(shard.identity.node_id.0);
     DescribeClusterResponse::default()
         .with_cluster_authorized_operations(authorized::when_asked(
             request.include_cluster_authorized_operations,
             authorized::CLUSTER_ALL,
         ))
         .with_cluster_id(str_bytes(shard.metadata().cluster_id.clone()))
-        .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(str_bytes(shard.identity.host.clone()))
-            .with_port(i32::from(shard.identity.port))])
+        .with_controller_id(BrokerId(shard.controller_id().0))
+        .with_brokers(
+            shard
+                .brokers()
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id.0))
+                        .with_host(str_bytes(b.host))
+                        .with_port(i32::from(b.port))
+                })
+                .collect(),
+        )
 }

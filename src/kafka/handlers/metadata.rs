@@ -105,12 +105,20 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         .collect();
     MetadataResponse::default()
         .with_cluster_authorized_operations(cluster_operations)
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node)
-            .with_host(str_bytes(shard.identity.host.clone()))
-            .with_port(i32::from(shard.identity.port))])
+        .with_brokers(
+            shard
+                .brokers()
+                .into_iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id.0))
+                        .with_host(str_bytes(b.host))
+                        .with_port(i32::from(b.port))
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(snapshot.cluster_id.clone())))
-        .with_controller_id(node)
+        .with_controller_id(BrokerId(shard.controller_id().0))
         .with_topics(topics)
 }
 

@@ -1,0 +1,673 @@
+//! The cluster's metadata as the controller quorum's state machine holds it: brokers and
+//! their epochs, topics with each partition's replicas, leader, leader epoch and ISR, and the
+//! producer ids handed out. Every change is a [`Command`] in the Raft log; applying it is a
+//! pure function of the image and the command, so every voter computes the same image and
+//! every decision (replica placement, a new leader) is made once, in the log's order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::KafkaCode;
+
+/// No leader: every in-sync replica is fenced (Kafka's -1).
+pub const NO_LEADER: i32 = -1;
+
+/// A broker as registered with the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    pub id: i32,
+    /// The log index of its registration: a new one each time the broker process starts.
+    pub epoch: u64,
+    /// Random per process start, so a restarted broker is told from the one before it.
+    pub incarnation: uuid::Uuid,
+    /// Where clients reach its Kafka listener.
+    pub host: String,
+    pub port: u16,
+    /// A fenced broker leads nothing and is in no ISR it could leave; it is unfenced once it
+    /// heartbeats with the metadata of its own registration.
+    pub fenced: bool,
+}
+
+/// One partition's replicas and leadership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    /// Bumped on every change of leader: the epoch stamped into the batches it writes.
+    pub leader_epoch: i32,
+    /// Bumped on every change of this record (Kafka's partition epoch), so an AlterPartition
+    /// computed from an older record is refused.
+    pub partition_epoch: i32,
+}
+
+/// A topic and its partitions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub partitions: Vec<PartitionRecord>,
+    pub overrides: BTreeMap<String, String>,
+    pub internal: bool,
+}
+
+/// The whole cluster metadata at one point of the log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterImage {
+    pub cluster_id: String,
+    /// Index of the last log entry applied: brokers compare images by it.
+    pub version: u64,
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    pub topics: BTreeMap<String, TopicRecord>,
+    /// Producer ids below this have been handed out.
+    pub producer_ids_allocated: i64,
+}
+
+/// A change to the image, as it is written into the Raft log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Names the cluster; ignored once it has a name.
+    SetClusterId {
+        cluster_id: String,
+    },
+    /// A broker process announces itself: a new epoch, fenced until it has caught up. A
+    /// registration from a new incarnation fences the old one first (its leaderships move).
+    RegisterBroker {
+        id: i32,
+        incarnation: uuid::Uuid,
+        host: String,
+        port: u16,
+    },
+    /// The broker heartbeats with the metadata of its own registration.
+    UnfenceBroker {
+        id: i32,
+        epoch: u64,
+    },
+    /// The broker missed its session (or shut down): it leaves every ISR it is not the last
+    /// member of, and each partition it led gets a new leader from the rest of the ISR.
+    FenceBroker {
+        id: i32,
+        epoch: u64,
+    },
+    /// A topic, its replicas placed over the unfenced brokers (or as given).
+    CreateTopic {
+        name: String,
+        id: uuid::Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        /// Replicas of each partition, when the client chose them.
+        assignment: Option<Vec<Vec<i32>>>,
+        overrides: BTreeMap<String, String>,
+        internal: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// The leader of a partition changes its ISR.
+    AlterPartition {
+        topic: uuid::Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// A block of fresh producer ids.
+    AllocateProducerIds {
+        count: i64,
+    },
+}
+
+/// What applying a command gave.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    Registered { epoch: u64 },
+    TopicCreated(TopicRecord),
+    TopicDeleted(TopicRecord),
+    Partition(PartitionRecord),
+    ProducerIds { start: i64, end: i64 },
+    Refused { code: i16, message: String },
+}
+
+impl Outcome {
+    fn refused(code: KafkaCode, message: impl Into<String>) -> Outcome {
+        Outcome::Refused {
+            code: code.code(),
+            message: message.into(),
+        }
+    }
+}
+
+impl ClusterImage {
+    /// Applies `command`, the log entry at `index`.
+    pub fn apply(&mut self, index: u64, command: Command) -> Outcome {
+        debug_assert!(index > self.version || self.version == 0, "entries apply in log order");
+        self.version = index;
+        match command {
+            Command::SetClusterId { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id;
+                }
+                Outcome::Done
+            }
+            Command::RegisterBroker {
+                id,
+                incarnation,
+                host,
+                port,
+            } => {
+                if let Some(old) = self.brokers.get(&id) {
+                    if !old.fenced {
+                        let epoch = old.epoch;
+                        self.fence(id, epoch);
+                    }
+                }
+                self.brokers.insert(
+                    id,
+                    BrokerRecord {
+                        id,
+                        epoch: index,
+                        incarnation,
+                        host,
+                        port,
+                        fenced: true,
+                    },
+                );
+                Outcome::Registered { epoch: index }
+            }
+            Command::UnfenceBroker { id, epoch } => match self.brokers.get_mut(&id) {
+                Some(broker) if broker.epoch == epoch => {
+                    broker.fenced = false;
+                    self.elect_where_leaderless();
+                    Outcome::Done
+                }
+                Some(_) => Outcome::refused(KafkaCode::StaleBrokerEpoch, format!("broker {id} registered again")),
+                None => Outcome::refused(
+                    KafkaCode::BrokerIdNotRegistered,
+                    format!("broker {id} is not registered"),
+                ),
+            },
+            Command::FenceBroker { id, epoch } => match self.brokers.get(&id) {
+                Some(broker) if broker.epoch == epoch => {
+                    self.fence(id, epoch);
+                    Outcome::Done
+                }
+                Some(_) => Outcome::refused(KafkaCode::StaleBrokerEpoch, format!("broker {id} registered again")),
+                None => Outcome::refused(
+                    KafkaCode::BrokerIdNotRegistered,
+                    format!("broker {id} is not registered"),
+                ),
+            },
+            Command::CreateTopic {
+                name,
+                id,
+                partitions,
+                replication_factor,
+                assignment,
+                overrides,
+                internal,
+            } => self.create_topic(
+                name,
+                id,
+                partitions,
+                replication_factor,
+                assignment,
+                overrides,
+                internal,
+            ),
+            Command::DeleteTopic { name } => match self.topics.remove(&name) {
+                Some(topic) => Outcome::TopicDeleted(topic),
+                None => Outcome::refused(
+                    KafkaCode::UnknownTopicOrPartition,
+                    format!("Topic '{name}' does not exist."),
+                ),
+            },
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.alter_partition(topic, partition, leader, leader_epoch, partition_epoch, isr),
+            Command::AllocateProducerIds { count } => {
+                let start = self.producer_ids_allocated;
+                match start.checked_add(count).filter(|_| count > 0) {
+                    Some(end) => {
+                        self.producer_ids_allocated = end;
+                        Outcome::ProducerIds { start, end }
+                    }
+                    None => Outcome::refused(KafkaCode::UnknownServerError, "producer ids are exhausted"),
+                }
+            }
+        }
+    }
+
+    /// Brokers that may lead and join ISRs, in id order.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<&TopicRecord> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    fn fence(&mut self, id: i32, epoch: u64) {
+        if let Some(broker) = self.brokers.get_mut(&id) {
+            if broker.epoch == epoch {
+                broker.fenced = true;
+            }
+        }
+        let live: Vec<i32> = self.live_brokers();
+        for topic in self.topics.values_mut() {
+            for partition in &mut topic.partitions {
+                let mut changed = false;
+                if partition.isr.contains(&id) && partition.isr.len() > 1 {
+                    partition.isr.retain(|r| *r != id);
+                    changed = true;
+                }
+                if partition.leader == id {
+                    partition.leader = partition
+                        .isr
+                        .iter()
+                        .copied()
+                        .find(|r| *r != id && live.contains(r))
+                        .unwrap_or(NO_LEADER);
+                    partition.leader_epoch += 1;
+                    changed = true;
+                }
+                if changed {
+                    partition.partition_epoch += 1;
+                }
+            }
+        }
+    }
+
+    /// Gives a leader to every partition without one whose ISR has a live broker again.
+    fn elect_where_leaderless(&mut self) {
+        let live = self.live_brokers();
+        for topic in self.topics.values_mut() {
+            for partition in &mut topic.partitions {
+                if partition.leader != NO_LEADER {
+                    continue;
+                }
+                let preferred = partition
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| partition.isr.contains(r) && live.contains(r));
+                if let Some(leader) = preferred {
+                    partition.leader = leader;
+                    partition.leader_epoch += 1;
+                    partition.partition_epoch += 1;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_topic(
+        &mut self,
+        name: String,
+        id: uuid::Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        assignment: Option<Vec<Vec<i32>>>,
+        overrides: BTreeMap<String, String>,
+        internal: bool,
+    ) -> Outcome {
+        if self.topics.contains_key(&name) {
+            return Outcome::refused(KafkaCode::TopicAlreadyExists, format!("Topic '{name}' already exists."));
+        }
+        let replicas = match assignment {
+            Some(assignment) => match self.check_assignment(&assignment) {
+                Ok(()) => assignment,
+                Err(refusal) => return refusal,
+            },
+            None => {
+                let live = self.live_brokers();
+                if replication_factor < 1 || replication_factor as usize > live.len() {
+                    return Outcome::refused(
+                        KafkaCode::InvalidReplicationFactor,
+                        format!(
+                            "Unable to replicate the partition {replication_factor} time(s): The target \
+                             replication factor of {replication_factor} cannot be reached because only {} \
+                             broker(s) are registered.",
+                            live.len()
+                        ),
+                    );
+                }
+                place_replicas(&live, id, partitions, replication_factor as usize)
+            }
+        };
+        let live = self.live_brokers();
+        let topic = TopicRecord {
+            name: name.clone(),
+            id,
+            partitions: replicas
+                .into_iter()
+                .map(|replicas| {
+                    let isr: Vec<i32> = replicas.iter().copied().filter(|r| live.contains(r)).collect();
+                    let leader = isr.first().copied().unwrap_or(NO_LEADER);
+                    PartitionRecord {
+                        isr: if isr.is_empty() { replicas.clone() } else { isr },
+                        replicas,
+                        leader,
+                        leader_epoch: 0,
+                        partition_epoch: 0,
+                    }
+                })
+                .collect(),
+            overrides,
+            internal,
+        };
+        self.topics.insert(name, topic.clone());
+        Outcome::TopicCreated(topic)
+    }
+
+    fn check_assignment(&self, assignment: &[Vec<i32>]) -> Result<(), Outcome> {
+        let invalid = |message: String| Err(Outcome::refused(KafkaCode::InvalidReplicaAssignment, message));
+        let Some(first) = assignment.first() else {
+            return invalid("the assignment names no partition".into());
+        };
+        for (partition, replicas) in assignment.iter().enumerate() {
+            if replicas.is_empty() || replicas.len() != first.len() {
+                return invalid(format!(
+                    "partition {partition} has {} replicas; every partition needs the same number, at least one",
+                    replicas.len()
+                ));
+            }
+            for (i, replica) in replicas.iter().enumerate() {
+                if replicas[..i].contains(replica) {
+                    return invalid(format!("partition {partition} names broker {replica} twice"));
+                }
+                if !self.brokers.contains_key(replica) {
+                    return invalid(format!(
+                        "partition {partition} names broker {replica}, which is not registered"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: uuid::Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    ) -> Outcome {
+        let live = self.live_brokers();
+        let Some(record) = self
+            .topics
+            .values_mut()
+            .find(|t| t.id == topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get_mut(p)))
+        else {
+            return Outcome::refused(KafkaCode::UnknownTopicOrPartition, "no such partition");
+        };
+        if record.leader != leader || record.leader_epoch != leader_epoch {
+            return Outcome::refused(
+                KafkaCode::FencedLeaderEpoch,
+                format!(
+                    "leader {leader} at epoch {leader_epoch}; the partition's leader is {} at epoch {}",
+                    record.leader, record.leader_epoch
+                ),
+            );
+        }
+        if record.partition_epoch != partition_epoch {
+            return Outcome::refused(
+                KafkaCode::InvalidUpdateVersion,
+                format!(
+                    "partition epoch {partition_epoch}, but it is {}",
+                    record.partition_epoch
+                ),
+            );
+        }
+        if !isr.contains(&leader) {
+            return Outcome::refused(KafkaCode::InvalidRequest, "the ISR must hold its leader");
+        }
+        if let Some(stranger) = isr.iter().find(|r| !record.replicas.contains(r)) {
+            return Outcome::refused(
+                KafkaCode::IneligibleReplica,
+                format!("broker {stranger} is not a replica of the partition"),
+            );
+        }
+        if let Some(fenced) = isr.iter().find(|r| !record.isr.contains(r) && !live.contains(r)) {
+            return Outcome::refused(KafkaCode::IneligibleReplica, format!("broker {fenced} is fenced"));
+        }
+        record.isr = isr;
+        record.partition_epoch += 1;
+        Outcome::Partition(record.clone())
+    }
+}
+
+/// Places `count` partitions of `replication` replicas each over `brokers` (sorted ids): the
+/// first replica rotates from a start the topic id picks, so leaders spread across brokers
+/// and topics; the others follow it in order.
+pub fn place_replicas(brokers: &[i32], topic: uuid::Uuid, count: i32, replication: usize) -> Vec<Vec<i32>> {
+    assert!(
+        replication >= 1 && replication <= brokers.len(),
+        "checked by the caller"
+    );
+    let start = (topic.as_u128() % brokers.len() as u128) as usize;
+    (0..count.max(0) as usize)
+        .map(|p| {
+            (0..replication)
+                .map(|r| brokers[(start + p + r) % brokers.len()])
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(image: &mut ClusterImage, index: u64, id: i32) -> u64 {
+        let outcome = image.apply(
+            index,
+            Command::RegisterBroker {
+                id,
+                incarnation: uuid::Uuid::new_v4(),
+                host: "127.0.0.1".into(),
+                port: 9000 + id as u16,
+            },
+        );
+        let Outcome::Registered { epoch } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            image.apply(index + 1, Command::UnfenceBroker { id, epoch }),
+            Outcome::Done
+        );
+        epoch
+    }
+
+    fn three_brokers() -> (ClusterImage, Vec<u64>) {
+        let mut image = ClusterImage::default();
+        let epochs = (1..=3).map(|id| register(&mut image, id as u64 * 10, id)).collect();
+        (image, epochs)
+    }
+
+    fn create(image: &mut ClusterImage, index: u64, name: &str, partitions: i32, rf: i16) -> Outcome {
+        image.apply(
+            index,
+            Command::CreateTopic {
+                name: name.into(),
+                id: uuid::Uuid::new_v4(),
+                partitions,
+                replication_factor: rf,
+                assignment: None,
+                overrides: BTreeMap::new(),
+                internal: false,
+            },
+        )
+    }
+
+    #[test]
+    fn replicas_spread_leaders_over_the_brokers() {
+        let (mut image, _) = three_brokers();
+        let Outcome::TopicCreated(topic) = create(&mut image, 100, "t", 6, 3) else {
+            panic!()
+        };
+        let mut leaders = BTreeMap::new();
+        for p in &topic.partitions {
+            assert_eq!(p.replicas.len(), 3);
+            assert_eq!(p.isr, p.replicas);
+            assert_eq!(p.leader, p.replicas[0]);
+            *leaders.entry(p.leader).or_insert(0) += 1;
+        }
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        assert!(matches!(
+            create(&mut image, 101, "u", 1, 4),
+            Outcome::Refused { code, .. } if code == KafkaCode::InvalidReplicationFactor.code()
+        ));
+        assert!(matches!(
+            create(&mut image, 102, "t", 1, 1),
+            Outcome::Refused { code, .. } if code == KafkaCode::TopicAlreadyExists.code()
+        ));
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr_and_keeps_the_last_member() {
+        let (mut image, epochs) = three_brokers();
+        let Outcome::TopicCreated(topic) = create(&mut image, 100, "t", 3, 2) else {
+            panic!()
+        };
+        let led_by_1: Vec<usize> = (0..3).filter(|&p| topic.partitions[p].leader == 1).collect();
+        assert!(!led_by_1.is_empty());
+        image.apply(
+            101,
+            Command::FenceBroker {
+                id: 1,
+                epoch: epochs[0],
+            },
+        );
+        for p in &image.topics["t"].partitions {
+            assert_ne!(p.leader, 1);
+            assert!(!p.isr.contains(&1));
+        }
+        for &p in &led_by_1 {
+            let record = &image.topics["t"].partitions[p];
+            assert_eq!(record.leader_epoch, 1);
+            assert!(record.partition_epoch >= 1);
+        }
+        // Fence the other replica of a partition broker 1 led: no one is left to lead it, and
+        // the ISR keeps its last member so it can come back as leader.
+        let p = led_by_1[0];
+        let other = image.topics["t"].partitions[p].leader;
+        image.apply(
+            102,
+            Command::FenceBroker {
+                id: other,
+                epoch: epochs[other as usize - 1],
+            },
+        );
+        let record = image.topics["t"].partitions[p].clone();
+        assert_eq!(record.leader, NO_LEADER);
+        assert_eq!(record.isr, vec![other]);
+        // It re-registers and catches up: it leads again, at a new epoch.
+        let epoch = register(&mut image, 200, other);
+        let record = &image.topics["t"].partitions[p];
+        assert_eq!(record.leader, other);
+        assert!(record.leader_epoch > 1);
+        assert!(epoch > epochs[other as usize - 1]);
+        // A stale epoch changes nothing.
+        assert!(matches!(
+            image.apply(
+                300,
+                Command::FenceBroker {
+                    id: other,
+                    epoch: epochs[other as usize - 1]
+                }
+            ),
+            Outcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_incarnation_fences_the_old_one_first() {
+        let (mut image, _) = three_brokers();
+        let Outcome::TopicCreated(_) = create(&mut image, 100, "t", 3, 3) else {
+            panic!()
+        };
+        let led_by_2 = image.topics["t"].partitions.iter().filter(|p| p.leader == 2).count();
+        assert!(led_by_2 > 0);
+        let Outcome::Registered { .. } = image.apply(
+            101,
+            Command::RegisterBroker {
+                id: 2,
+                incarnation: uuid::Uuid::new_v4(),
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+        ) else {
+            panic!()
+        };
+        assert!(image.brokers[&2].fenced);
+        assert!(image.topics["t"]
+            .partitions
+            .iter()
+            .all(|p| p.leader != 2 && !p.isr.contains(&2)));
+    }
+
+    #[test]
+    fn alter_partition_checks_leader_epochs_and_eligibility() {
+        let (mut image, epochs) = three_brokers();
+        let Outcome::TopicCreated(topic) = create(&mut image, 100, "t", 1, 3) else {
+            panic!()
+        };
+        let p = topic.partitions[0].clone();
+        let follower = p.replicas[1];
+        let shrink = |isr: Vec<i32>, partition_epoch| Command::AlterPartition {
+            topic: topic.id,
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch,
+            isr,
+        };
+        let without: Vec<i32> = p.isr.iter().copied().filter(|r| *r != follower).collect();
+        let Outcome::Partition(after) = image.apply(101, shrink(without.clone(), 0)) else {
+            panic!()
+        };
+        assert_eq!(after.isr, without);
+        assert_eq!(after.partition_epoch, 1);
+        // The same change from the old record is refused.
+        assert!(
+            matches!(image.apply(102, shrink(p.isr.clone(), 0)), Outcome::Refused { code, .. }
+            if code == KafkaCode::InvalidUpdateVersion.code())
+        );
+        // A fenced broker may not join.
+        image.apply(
+            103,
+            Command::FenceBroker {
+                id: follower,
+                epoch: epochs[follower as usize - 1],
+            },
+        );
+        assert!(
+            matches!(image.apply(104, shrink(p.isr.clone(), 1)), Outcome::Refused { code, .. }
+            if code == KafkaCode::IneligibleReplica.code())
+        );
+    }
+
+    #[test]
+    fn producer_id_blocks_do_not_overlap() {
+        let mut image = ClusterImage::default();
+        assert_eq!(
+            image.apply(1, Command::AllocateProducerIds { count: 10 }),
+            Outcome::ProducerIds { start: 0, end: 10 }
+        );
+        assert_eq!(
+            image.apply(2, Command::AllocateProducerIds { count: 5 }),
+            Outcome::ProducerIds { start: 10, end: 15 }
+        );
+    }
+}
