@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::cluster::image::{ClusterImage, Command, Outcome};
 use crate::cluster::rpc::{Peer, Request, Response};
@@ -189,13 +189,10 @@ pub async fn follow_image(
     }
 }
 
-/// Forwards the shards' changes to the active controller, each in a task of its own, and
-/// answers each once this broker's image has the change (so the shard that asked reads
-/// its own write).
+/// Forwards the shards' changes to the active controller, each in a task of its own.
 pub async fn forward_changes(
     voters: Vec<Voter>,
     mut changes: mpsc::UnboundedReceiver<ChangeRequest>,
-    image: watch::Receiver<Arc<ClusterImage>>,
     controller: watch::Sender<Option<i32>>,
 ) {
     while let Some(ChangeRequest {
@@ -204,27 +201,9 @@ pub async fn forward_changes(
         answer,
     }) = changes.recv().await
     {
-        let voters = voters.clone();
-        let mut image = image.clone();
-        let controller = controller.clone();
+        let mut client = ControllerClient::new(voters.clone(), controller.clone());
         tokio::spawn(async move {
-            let mut client = ControllerClient::new(voters, controller);
-            let result = match client.write(command, deadline).await {
-                Ok((index, outcome)) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left, image.wait_for(|i| i.version >= index)).await {
-                        Ok(Ok(_)) => Ok(outcome),
-                        _ => Err(ClusterError::Timeout(format!(
-                            "the change is committed at {index} but this broker's metadata has not caught up"
-                        ))),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let _ = answer.send(result);
+            let _ = answer.send(client.write(command, deadline).await);
         });
     }
 }
-
-/// The sender half a shard uses: see [`crate::cluster::ClusterHandle::change`].
-pub type ChangeAnswer = oneshot::Sender<Result<Outcome, ClusterError>>;

@@ -54,7 +54,7 @@ pub enum ClusterError {
 pub struct ChangeRequest {
     pub command: Command,
     pub deadline: Instant,
-    pub answer: oneshot::Sender<Result<Outcome, ClusterError>>,
+    pub answer: oneshot::Sender<Result<(u64, Outcome), ClusterError>>,
 }
 
 /// What the shards hold of the cluster thread.
@@ -69,6 +69,8 @@ pub struct ClusterHandle {
     pub voters: Arc<Vec<Voter>>,
     /// Set once every shard serves: the broker registers only then.
     serving: Arc<watch::Sender<bool>>,
+    /// The image version every shard has applied (set by shard 0 after each publish).
+    applied: Arc<watch::Sender<u64>>,
 }
 
 impl ClusterHandle {
@@ -77,8 +79,19 @@ impl ClusterHandle {
         self.serving.send_replace(true);
     }
 
-    /// Commits `command` at the active controller; answers once this broker's image has it.
-    pub async fn change(&self, command: Command, timeout: Duration) -> Result<Outcome, ClusterError> {
+    /// Records that every shard has applied the image at `version`.
+    pub fn published(&self, version: u64) {
+        self.applied.send_if_modified(|applied| {
+            let newer = version > *applied;
+            *applied = (*applied).max(version);
+            newer
+        });
+    }
+
+    /// Commits `command` at the active controller; answers with the log index it was
+    /// committed at. The caller waits for [`ClusterHandle::applied_at_least`] before it
+    /// answers its client, so the change is visible on this broker.
+    pub async fn change(&self, command: Command, timeout: Duration) -> Result<(u64, Outcome), ClusterError> {
         let (answer, answered) = oneshot::channel();
         self.changes
             .send(ChangeRequest {
@@ -88,6 +101,12 @@ impl ClusterHandle {
             })
             .map_err(|_| ClusterError::Stopped)?;
         answered.await.map_err(|_| ClusterError::Stopped)?
+    }
+
+    /// Resolves once every shard has applied the image at `version`.
+    pub async fn applied_at_least(&self, version: u64) {
+        let mut applied = self.applied.subscribe();
+        let _ = applied.wait_for(|applied| *applied >= version).await;
     }
 }
 
@@ -174,7 +193,6 @@ pub fn start(config: &ServerConfig, advertised: Advertised) -> anyhow::Result<Cl
                     tokio::spawn(broker::forward_changes(
                         thread_voters,
                         change_receiver,
-                        image_receiver,
                         controller_sender,
                     ));
                 }
@@ -194,6 +212,7 @@ pub fn start(config: &ServerConfig, advertised: Advertised) -> anyhow::Result<Cl
         changes,
         voters: Arc::new(voters),
         serving: Arc::new(serving),
+        applied: Arc::new(watch::channel(0).0),
     })
 }
 

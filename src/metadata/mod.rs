@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GroupDefaults, ServerConfig, TopicConfig};
 use crate::error::{KafkaCode, StorageError};
-use crate::ids::{LeaderEpoch, PartitionId, ShardId};
+use crate::ids::{LeaderEpoch, NodeId, PartitionId, ShardId};
 use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides};
 
 /// A topic as persisted.
@@ -36,6 +36,33 @@ pub struct TopicMeta {
 pub struct Topic {
     pub meta: TopicMeta,
     pub config: TopicConfig,
+    /// Replicas and leadership of each partition, indexed by partition id.
+    pub partitions: Vec<PartitionState>,
+}
+
+/// Who holds a partition and who leads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionState {
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+    /// `None` while every in-sync replica is down.
+    pub leader: Option<NodeId>,
+    pub leader_epoch: LeaderEpoch,
+    /// Bumped on every change of this state (the controller checks ISR changes against it).
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    /// A single node's partition: it is the only replica and leads at epoch 0, for good.
+    pub fn alone(node: NodeId) -> PartitionState {
+        PartitionState {
+            replicas: vec![node],
+            isr: vec![node],
+            leader: Some(node),
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: 0,
+        }
+    }
 }
 
 impl Topic {
@@ -43,11 +70,19 @@ impl Topic {
         self.meta.placement.len() as i32
     }
 
+    pub fn partition(&self, partition: PartitionId) -> Option<&PartitionState> {
+        usize::try_from(partition.0).ok().and_then(|p| self.partitions.get(p))
+    }
+
     /// The partition's leader epoch as the metadata records it: what clients are told and
-    /// what the partition's log stamps appends with. A single node never changes leadership,
-    /// so every partition stays at epoch 0; the controller quorum will keep one per partition.
-    pub fn leader_epoch(&self, _partition: PartitionId) -> LeaderEpoch {
-        LeaderEpoch(0)
+    /// what the partition's log stamps appends with while this broker leads it.
+    pub fn leader_epoch(&self, partition: PartitionId) -> LeaderEpoch {
+        self.partition(partition).map_or(LeaderEpoch(0), |p| p.leader_epoch)
+    }
+
+    /// Whether `node` holds a replica of `partition`.
+    pub fn is_replica(&self, partition: PartitionId, node: NodeId) -> bool {
+        self.partition(partition).is_some_and(|p| p.replicas.contains(&node))
     }
 
     pub fn owner(&self, partition: PartitionId) -> Option<ShardId> {
@@ -62,6 +97,8 @@ impl Topic {
 #[derive(Debug, Default)]
 pub struct MetadataSnapshot {
     pub cluster_id: String,
+    /// The controller log index this view was made at (0 on a single node).
+    pub version: u64,
     pub topics: BTreeMap<String, Arc<Topic>>,
     ids: HashMap<uuid::Uuid, String>,
     /// What a topic's config is before its own overrides: static, then dynamic broker configs.
@@ -70,6 +107,25 @@ pub struct MetadataSnapshot {
 }
 
 impl MetadataSnapshot {
+    /// A view of `topics`, with `topic_defaults` and `dynamic` the configs they started from.
+    pub fn new(
+        cluster_id: String,
+        version: u64,
+        topics: BTreeMap<String, Arc<Topic>>,
+        topic_defaults: TopicConfig,
+        dynamic: DynamicConfigs,
+    ) -> MetadataSnapshot {
+        let ids = topics.values().map(|t| (t.meta.id, t.meta.name.clone())).collect();
+        MetadataSnapshot {
+            cluster_id,
+            version,
+            topics,
+            ids,
+            topic_defaults,
+            dynamic,
+        }
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<Topic>> {
         self.topics.get(name)
     }
@@ -261,23 +317,24 @@ impl MetadataStore {
                     .defaults
                     .with_overrides(&meta.overrides)
                     .expect("overrides are validated before they are stored");
+                let node = crate::ids::NodeId(self.node_id);
                 (
                     meta.name.clone(),
                     Arc::new(Topic {
                         meta: meta.clone(),
                         config,
+                        partitions: vec![PartitionState::alone(node); meta.placement.len()],
                     }),
                 )
             })
             .collect();
-        let ids = topics.values().map(|t| (t.meta.id, t.meta.name.clone())).collect();
-        Arc::new(MetadataSnapshot {
-            cluster_id: self.cluster_id.clone(),
+        Arc::new(MetadataSnapshot::new(
+            self.cluster_id.clone(),
+            0,
             topics,
-            ids,
-            topic_defaults: self.defaults.clone(),
-            dynamic: self.dynamic.clone(),
-        })
+            self.defaults.clone(),
+            self.dynamic.clone(),
+        ))
     }
 
     /// Checks a new topic; the meta it would have, not yet stored.
@@ -557,7 +614,7 @@ fn set_dynamic(dynamic: &mut DynamicConfigs, target: &ConfigTarget, overrides: O
     }
 }
 
-fn check_partition_count(partitions: i32) -> Result<(), Refusal> {
+pub fn check_partition_count(partitions: i32) -> Result<(), Refusal> {
     if !(1..=crate::constants::TOPIC_PARTITIONS_MAX).contains(&partitions) {
         return Err(Refusal::new(
             KafkaCode::InvalidPartitions,

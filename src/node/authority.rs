@@ -1,6 +1,8 @@
 //! Topic changes, run on shard 0 (the metadata authority) under its lock: check, store,
 //! persist, then publish the new snapshot to every shard before answering. A change that
 //! fails to persist is rolled back in memory, so the store never runs ahead of the disk.
+//! On a cluster node the same calls go to the controller quorum instead
+//! ([`crate::node::cluster_authority`]).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -59,13 +61,50 @@ where
         .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
 }
 
+/// How a new topic's replicas are chosen.
+#[derive(Clone, Debug)]
+pub enum Replicas {
+    /// This many, placed by the controller; `None`: `default.replication.factor`.
+    Factor(Option<i16>),
+    /// The brokers of each partition, as the client chose them.
+    Assigned(Vec<Vec<i32>>),
+}
+
+/// A single node holds one replica of everything, on itself.
+fn check_alone(shard: &Shard, replicas: &Replicas) -> Result<(), Refusal> {
+    let node = shard.identity.node_id.0;
+    match replicas {
+        Replicas::Factor(Some(factor)) if *factor > 1 => Err(Refusal::new(
+            KafkaCode::InvalidReplicationFactor,
+            format!("Replication factor: {factor} larger than available brokers: 1."),
+        )),
+        Replicas::Assigned(assignment) if assignment.iter().any(|brokers| brokers != &[node]) => Err(Refusal::new(
+            KafkaCode::InvalidReplicaAssignment,
+            format!("Replica assignments must name only broker {node} on this single-node broker."),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a topic on the authority without creating it.
 pub async fn validate_topic(
     shard: &Rc<Shard>,
     name: String,
     partitions: i32,
+    replicas: Replicas,
     overrides: BTreeMap<String, String>,
 ) -> Result<TopicMeta, Refusal> {
+    if shard.cluster.is_some() {
+        crate::node::cluster_authority::check_topic(shard, &name, partitions, &replicas, &overrides)?;
+        return Ok(TopicMeta {
+            name,
+            id: uuid::Uuid::nil(),
+            placement: Vec::new(),
+            overrides,
+            internal: false,
+        });
+    }
+    check_alone(shard, &replicas)?;
     shard
         .invoke_on(AUTHORITY, move |shard| async move {
             authority(&shard)
@@ -79,6 +118,9 @@ pub async fn validate_topic(
 
 /// A block of fresh producer ids for a shard's InitProducerId answers, durable before use.
 pub async fn allocate_producer_ids(shard: &Rc<Shard>) -> Result<std::ops::Range<i64>, Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::allocate_producer_ids(shard, crate::constants::PRODUCER_ID_BLOCK).await;
+    }
     change(shard, move |store| {
         let block = store.allocate_producer_ids(crate::constants::PRODUCER_ID_BLOCK)?;
         let taken = block.clone();
@@ -92,8 +134,13 @@ pub async fn create_topic(
     shard: &Rc<Shard>,
     name: String,
     partitions: i32,
+    replicas: Replicas,
     overrides: BTreeMap<String, String>,
 ) -> Result<TopicMeta, Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::create_topic(shard, name, partitions, replicas, overrides, false).await;
+    }
+    check_alone(shard, &replicas)?;
     change(shard, move |store| {
         let meta = store.plan_create(&name, partitions, overrides)?;
         store.insert(meta.clone());
@@ -119,6 +166,9 @@ pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, 
 }
 
 async fn remove_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::delete_topic(shard, name).await;
+    }
     change(shard, move |store| {
         if store.get(&name).is_some_and(|t| t.internal) {
             return Err(Refusal::new(

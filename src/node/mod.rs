@@ -11,6 +11,8 @@
 //! immutable snapshot with [`Shard::publish`].
 
 pub mod authority;
+pub mod cluster_authority;
+pub mod cluster_view;
 pub mod maintenance;
 pub mod partition_map;
 pub mod placement;

@@ -29,14 +29,23 @@ impl Shard {
         self.partitions.borrow().get(topic, partition).cloned()
     }
 
-    /// The log a request for `topic`-`partition` should use on this shard, or the code to
-    /// answer with: KAFKA_STORAGE_ERROR for a partition taken offline, NOT_LEADER_OR_FOLLOWER
-    /// for one this shard does not own.
+    /// The log a client's request for `topic`-`partition` should use on this shard, or the
+    /// code to answer with: KAFKA_STORAGE_ERROR for a partition taken offline,
+    /// NOT_LEADER_OR_FOLLOWER for one this shard does not own or this broker does not lead
+    /// (a follower's log is written by replication only, and read by no client).
     pub fn log_for(&self, topic: &str, partition: PartitionId) -> Result<Rc<PartitionLog>, KafkaCode> {
-        let Some(id) = self.topic_id(topic) else {
-            return Err(KafkaCode::NotLeaderOrFollower);
+        let (id, leader) = {
+            let snapshot = self.metadata.borrow();
+            let Some(found) = snapshot.topic(topic) else {
+                return Err(KafkaCode::NotLeaderOrFollower);
+            };
+            let leader = found.partition(partition).and_then(|p| p.leader);
+            (TopicId(found.meta.id), leader)
         };
         if let Some(log) = self.partition_by_id(id, partition) {
+            if leader != Some(self.identity.node_id) {
+                return Err(KafkaCode::NotLeaderOrFollower);
+            }
             return Ok(log);
         }
         if self.offline.borrow().contains(id, partition) {
@@ -76,9 +85,11 @@ impl Shard {
             partitions
                 .values()
                 .filter(|log| {
-                    snapshot
-                        .topic(&log.topic)
-                        .is_none_or(|t| t.meta.id != log.topic_id || t.owner(log.partition) != Some(self.id))
+                    snapshot.topic(&log.topic).is_none_or(|t| {
+                        t.meta.id != log.topic_id
+                            || t.owner(log.partition) != Some(self.id)
+                            || !t.is_replica(log.partition, self.identity.node_id)
+                    })
                 })
                 .cloned()
                 .collect()
@@ -101,8 +112,17 @@ impl Shard {
                     continue;
                 }
                 let partition = PartitionId(p as i32);
+                if !topic.is_replica(partition, self.identity.node_id) {
+                    continue;
+                }
                 if let Some(log) = self.partition_by_id(id, partition) {
                     log.set_config(topic.config.clone());
+                    let epoch = topic.leader_epoch(partition);
+                    if epoch > log.leader_epoch() {
+                        if let Err(e) = log.set_leader_epoch(epoch) {
+                            tracing::warn!("{}-{partition}: the metadata's {e}", topic.meta.name);
+                        }
+                    }
                     continue;
                 }
                 if self.offline.borrow().contains(id, partition) {

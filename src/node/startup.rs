@@ -51,16 +51,28 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
         crate::node::placement::place_topic,
     )?;
     store.set_partitions_max(config.max_partitions);
-    let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
-    store.ensure_internal_topic(
-        crate::group::OFFSETS_TOPIC,
-        config.offsets_topic_num_partitions,
-        [
-            ("cleanup.policy", "compact"),
-            ("segment.bytes", offsets_segment_bytes.as_str()),
-        ],
-    )?;
-    let snapshot = store.snapshot();
+    let snapshot = if config.cluster.is_cluster() {
+        // The controller's image is the metadata: shards start with none and open their
+        // partitions when shard 0 publishes the first image.
+        Arc::new(MetadataSnapshot::new(
+            String::new(),
+            0,
+            Default::default(),
+            config.topic_defaults.clone(),
+            Default::default(),
+        ))
+    } else {
+        let offsets_segment_bytes = config.offsets_topic_segment_bytes.to_string();
+        store.ensure_internal_topic(
+            crate::group::OFFSETS_TOPIC,
+            config.offsets_topic_num_partitions,
+            [
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", offsets_segment_bytes.as_str()),
+            ],
+        )?;
+        store.snapshot()
+    };
 
     // Signals are routed to the iterator before any shard thread exists, so none of them
     // can die of a default SIGTERM disposition.
@@ -331,8 +343,11 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         shard.partition_count()
     );
     shard.start_background();
+    let following = (shard.id == crate::ids::ShardId(0) && shard.cluster.is_some())
+        .then(|| crate::runtime::spawn(crate::node::cluster_view::follow(shard.clone())));
     let _ = ready.send(Ok(()));
     let _ = stopped.await;
+    drop(following);
     drop(serving);
     shard.close_partitions().await;
     tracing::info!("shard {} sealed its logs", shard.id);

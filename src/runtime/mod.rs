@@ -13,4 +13,4 @@ pub mod tasks;
 
 pub use glommio::sync::Semaphore;
 pub use glommio::Task;
-pub use tasks::{io_counts, sleep, spawn, spawn_blocking, spawn_detached, BackgroundQueue, IoCounts};
+pub use tasks::{io_counts, sleep, spawn, spawn_blocking, spawn_detached, timeout, BackgroundQueue, IoCounts};

@@ -20,6 +20,16 @@ pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }
 
+/// `future`'s output, or `None` when `duration` passes first (the future is dropped).
+pub async fn timeout<T>(duration: Duration, future: impl Future<Output = T>) -> Option<T> {
+    let future = std::pin::pin!(future);
+    let timer = std::pin::pin!(sleep(duration));
+    match futures::future::select(future, timer).await {
+        futures::future::Either::Left((output, _)) => Some(output),
+        futures::future::Either::Right(_) => None,
+    }
+}
+
 /// Runs `work` on this executor's blocking thread (pinned beside it), so a slow system call
 /// such as fsync never stalls the reactor.
 pub async fn spawn_blocking<F, R>(work: F) -> R

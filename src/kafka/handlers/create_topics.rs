@@ -14,7 +14,7 @@ use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{describe_configs, str_bytes, Api};
 use crate::metadata::{Refusal, TopicMeta};
-use crate::node::authority;
+use crate::node::authority::{self, Replicas};
 use crate::node::Shard;
 
 /// The versions served.
@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
             create_one(shard, topic, request.validate_only).await
         };
         results.push(match result {
-            Ok(meta) => success(shard, version, meta),
+            Ok((meta, partitions, replication)) => success(shard, version, meta, partitions, replication),
             Err(refusal) => CreatableTopicResult::default()
                 .with_name(kafka_protocol::messages::TopicName(str_bytes(name)))
                 .with_error_code(refusal.code.code())
@@ -48,39 +48,50 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
     CreateTopicsResponse::default().with_topics(results)
 }
 
-async fn create_one(shard: &Rc<Shard>, topic: CreatableTopic, validate_only: bool) -> Result<TopicMeta, Refusal> {
+/// The topic created (or that would be), its partition count and replication factor.
+async fn create_one(
+    shard: &Rc<Shard>,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> Result<(TopicMeta, i32, i16), Refusal> {
     let name = topic.name.0.to_string();
-    let partitions = if !topic.assignments.is_empty() {
+    let (partitions, replicas) = if !topic.assignments.is_empty() {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err(Refusal::new(
                 KafkaCode::InvalidRequest,
                 "Both numPartitions or replicationFactor and replicasAssignments were set.",
             ));
         }
-        let node = shard.identity.node_id.0;
-        for assignment in &topic.assignments {
-            if assignment.broker_ids.iter().any(|b| b.0 != node) || assignment.broker_ids.len() != 1 {
-                return Err(Refusal::new(
-                    KafkaCode::InvalidReplicaAssignment,
-                    format!("Replica assignments must name only broker {node} on this single-node broker."),
-                ));
-            }
+        let mut assignment: Vec<(i32, Vec<i32>)> = topic
+            .assignments
+            .iter()
+            .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+            .collect();
+        assignment.sort_by_key(|(partition, _)| *partition);
+        if assignment
+            .iter()
+            .enumerate()
+            .any(|(i, (partition, _))| *partition != i as i32)
+        {
+            return Err(Refusal::new(
+                KafkaCode::InvalidReplicaAssignment,
+                "Partitions should be numbered consecutively from 0.",
+            ));
         }
-        topic.assignments.len() as i32
-    } else if topic.num_partitions == -1 {
-        shard.config.num_partitions
+        let count = assignment.len() as i32;
+        (
+            count,
+            Replicas::Assigned(assignment.into_iter().map(|(_, brokers)| brokers).collect()),
+        )
     } else {
-        topic.num_partitions
+        let partitions = if topic.num_partitions == -1 {
+            shard.config.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let factor = (topic.replication_factor != -1).then_some(topic.replication_factor);
+        (partitions, Replicas::Factor(factor))
     };
-    if topic.replication_factor > 1 {
-        return Err(Refusal::new(
-            KafkaCode::InvalidReplicationFactor,
-            format!(
-                "Replication factor: {} larger than available brokers: 1.",
-                topic.replication_factor
-            ),
-        ));
-    }
     if topic.replication_factor == 0 || topic.replication_factor < -1 {
         return Err(Refusal::new(
             KafkaCode::InvalidReplicationFactor,
@@ -98,14 +109,27 @@ async fn create_one(shard: &Rc<Shard>, topic: CreatableTopic, validate_only: boo
         };
         overrides.insert(key, value.to_string());
     }
-    if validate_only {
-        authority::validate_topic(shard, name, partitions, overrides).await
+    let replication = match &replicas {
+        Replicas::Assigned(assignment) => assignment[0].len() as i16,
+        Replicas::Factor(Some(factor)) => *factor,
+        Replicas::Factor(None) if shard.cluster.is_some() => shard.config.cluster.default_replication_factor,
+        Replicas::Factor(None) => 1,
+    };
+    let meta = if validate_only {
+        authority::validate_topic(shard, name, partitions, replicas, overrides).await?
     } else {
-        authority::create_topic(shard, name, partitions, overrides).await
-    }
+        authority::create_topic(shard, name, partitions, replicas, overrides).await?
+    };
+    Ok((meta, partitions, replication))
 }
 
-fn success(shard: &Rc<Shard>, version: i16, meta: TopicMeta) -> CreatableTopicResult {
+fn success(
+    shard: &Rc<Shard>,
+    version: i16,
+    meta: TopicMeta,
+    partitions: i32,
+    replication: i16,
+) -> CreatableTopicResult {
     let configs = (version >= 5).then(|| {
         describe_configs::topic_sources(shard, &meta.overrides)
             .into_iter()
@@ -122,7 +146,7 @@ fn success(shard: &Rc<Shard>, version: i16, meta: TopicMeta) -> CreatableTopicRe
         .with_error_message(None)
         .with_name(kafka_protocol::messages::TopicName(str_bytes(meta.name)))
         .with_topic_id(meta.id)
-        .with_num_partitions(meta.placement.len() as i32)
-        .with_replication_factor(1)
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication)
         .with_configs(configs)
 }

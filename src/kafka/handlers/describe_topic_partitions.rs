@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::messages::TopicName;
 
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
@@ -29,7 +29,6 @@ pub async fn handle(
     request: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let shard = ctx.shard;
-    let node = BrokerId(shard.identity.node_id.0);
     let snapshot = shard.metadata();
     let mut names: Vec<String> = if request.topics.is_empty() {
         snapshot.topics.keys().cloned().collect()
@@ -69,7 +68,7 @@ pub async fn handle(
         let end = count.min(start_partition + left);
         let partitions = (start_partition..end)
             .map(|p| {
-                let led = leadership(shard, &name, PartitionId(p), node);
+                let led = leadership(shard, topic, PartitionId(p));
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
                     .with_error_code(error_code(led.error))

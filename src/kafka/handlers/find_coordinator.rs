@@ -1,5 +1,5 @@
-//! FindCoordinator: on a single node every group's coordinator is this broker. Batched keys
-//! (v4+) get one answer each. Transaction coordinators are not offered: transactions are
+//! FindCoordinator: a group's coordinator is the broker leading the offsets partition its
+//! id hashes to (on a single node, this broker). Batched keys (v4+) get one answer each. Transaction coordinators are not offered: transactions are
 //! not served, so those keys get COORDINATOR_NOT_AVAILABLE.
 //!
 //! librdkafka also reads this API's presence as "the broker supports LZ4", so it must be
@@ -13,6 +13,7 @@ use kafka_protocol::messages::BrokerId;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
+use crate::node::{BrokerAddress, Shard};
 
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -22,36 +23,68 @@ pub const API: Api = Api::new(ApiKey::FindCoordinator, 0, 6);
 pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let shard = ctx.shard;
     let version = ctx.api_version;
-    let node = BrokerId(shard.identity.node_id.0);
-    let host = str_bytes(shard.identity.host.clone());
-    let port = i32::from(shard.identity.port);
-    let error = (request.key_type != KEY_TYPE_GROUP).then_some(KafkaCode::CoordinatorNotAvailable);
-    let message = error.map(|_| str_bytes("Only group coordinators are served by Sluice."));
+    let wrong_type = (request.key_type != KEY_TYPE_GROUP).then_some(KafkaCode::CoordinatorNotAvailable);
+    let type_message = wrong_type.map(|_| str_bytes("Only group coordinators are served by Sluice."));
+    let find = |key: &str| -> Result<BrokerAddress, KafkaCode> {
+        if let Some(code) = wrong_type {
+            return Err(code);
+        }
+        coordinator_of(shard, key)
+    };
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let found = Coordinator::default()
-                    .with_key(key)
-                    .with_error_code(error_code(error))
-                    .with_error_message(message.clone());
-                match error {
-                    None => found.with_node_id(node).with_host(host.clone()).with_port(port),
-                    Some(_) => found.with_node_id(BrokerId(-1)),
+                let found = Coordinator::default().with_key(key.clone());
+                match find(&key) {
+                    Ok(broker) => found
+                        .with_error_message(None)
+                        .with_node_id(BrokerId(broker.id.0))
+                        .with_host(str_bytes(broker.host))
+                        .with_port(i32::from(broker.port)),
+                    Err(code) => found
+                        .with_error_code(error_code(Some(code)))
+                        .with_error_message(type_message.clone())
+                        .with_node_id(BrokerId(-1)),
                 }
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let response = FindCoordinatorResponse::default().with_error_code(error_code(error));
-    let response = if version >= 1 {
-        response.with_error_message(message)
-    } else {
-        response
-    };
-    match error {
-        None => response.with_node_id(node).with_host(host).with_port(port),
-        Some(_) => response.with_node_id(BrokerId(-1)),
+    match find(&request.key) {
+        Ok(broker) => FindCoordinatorResponse::default()
+            .with_error_message(None)
+            .with_node_id(BrokerId(broker.id.0))
+            .with_host(str_bytes(broker.host))
+            .with_port(i32::from(broker.port)),
+        Err(code) => {
+            let response = FindCoordinatorResponse::default()
+                .with_error_code(error_code(Some(code)))
+                .with_node_id(BrokerId(-1));
+            if version >= 1 {
+                response.with_error_message(type_message)
+            } else {
+                response
+            }
+        }
     }
+}
+
+/// The live broker leading the offsets partition of group `key`.
+fn coordinator_of(shard: &Shard, key: &str) -> Result<BrokerAddress, KafkaCode> {
+    let snapshot = shard.metadata();
+    let (partition, _) = crate::group::OFFSETS.locate(&snapshot, key)?;
+    let topic = snapshot
+        .topic(crate::group::OFFSETS_TOPIC)
+        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
+    let leader = topic
+        .partition(partition)
+        .and_then(|p| p.leader)
+        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
+    shard
+        .brokers()
+        .into_iter()
+        .find(|b| b.id == leader)
+        .ok_or(KafkaCode::CoordinatorNotAvailable)
 }

@@ -12,7 +12,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{BrokerId, TopicName};
 
 use crate::error::KafkaCode;
-use crate::ids::PartitionId;
+use crate::ids::{NodeId, PartitionId};
 use crate::kafka::authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
@@ -26,7 +26,6 @@ pub const API: Api = Api::new(ApiKey::Metadata, 0, 13);
 pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
     let shard = ctx.shard;
     let version = ctx.api_version;
-    let node = BrokerId(shard.identity.node_id.0);
     let topic_operations = authorized::when_asked(
         version >= 8 && request.include_topic_authorized_operations,
         authorized::TOPIC_ALL,
@@ -42,7 +41,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         Some(topics) => Some(topics),
     };
     let topics = match requested {
-        None => snapshot.topics.values().map(|t| topic_entry(shard, t, node)).collect(),
+        None => snapshot.topics.values().map(|t| topic_entry(shard, t)).collect(),
         Some(wanted) => {
             let auto_create =
                 shard.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
@@ -50,13 +49,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             for want in wanted {
                 let Some(name) = want.name.as_ref().map(|n| n.0.to_string()) else {
                     entries.push(match snapshot.topic_by_id(want.topic_id) {
-                        Some(topic) => topic_entry(shard, topic, node),
+                        Some(topic) => topic_entry(shard, topic),
                         None => error_entry(None, want.topic_id, KafkaCode::UnknownTopicId),
                     });
                     continue;
                 };
                 if let Some(topic) = snapshot.topic(&name) {
-                    entries.push(topic_entry(shard, topic, node));
+                    entries.push(topic_entry(shard, topic));
                     continue;
                 }
                 if topic_name::validate(&name).is_err() {
@@ -76,7 +75,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                     continue;
                 }
                 let partitions = shard.config.num_partitions;
-                match authority::create_topic(shard, name.clone(), partitions, BTreeMap::new()).await {
+                match authority::create_topic(
+                    shard,
+                    name.clone(),
+                    partitions,
+                    authority::Replicas::Factor(None),
+                    BTreeMap::new(),
+                )
+                .await
+                {
                     Ok(_) => tracing::info!("auto-created topic {name} with {partitions} partitions"),
                     Err(refusal) if refusal.code == KafkaCode::TopicAlreadyExists => {}
                     Err(refusal) => {
@@ -86,7 +93,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                 }
                 snapshot = shard.metadata();
                 entries.push(match snapshot.topic(&name) {
-                    Some(topic) => topic_entry(shard, topic, node),
+                    Some(topic) => topic_entry(shard, topic),
                     None => error_entry(Some(name), uuid::Uuid::nil(), KafkaCode::LeaderNotAvailable),
                 });
             }
@@ -131,33 +138,49 @@ pub struct Leadership {
     pub offline: Vec<BrokerId>,
 }
 
-/// This broker leads every partition, except that one whose log is offline (refused as
-/// corrupt) has no leader: LEADER_NOT_AVAILABLE and this broker among its offline replicas,
-/// as Kafka reports a failed log directory.
-pub fn leadership(shard: &Shard, topic: &str, partition: PartitionId, node: BrokerId) -> Leadership {
-    if shard.is_offline_anywhere(topic, partition) {
-        Leadership {
-            error: Some(KafkaCode::LeaderNotAvailable),
+/// Who leads `partition` and who holds it, from the metadata. A replica on a broker that is
+/// down (fenced or unregistered) is offline, and so is this broker's own when its log was
+/// refused as corrupt, as Kafka reports a failed log directory; a partition whose leader is
+/// offline, or that has none, answers LEADER_NOT_AVAILABLE.
+pub fn leadership(shard: &Shard, topic: &Topic, partition: PartitionId) -> Leadership {
+    let me = shard.identity.node_id;
+    let Some(state) = topic.partition(partition) else {
+        return Leadership {
+            error: Some(KafkaCode::UnknownTopicOrPartition),
             leader: BrokerId(-1),
-            replicas: vec![node],
+            replicas: Vec::new(),
             isr: Vec::new(),
-            offline: vec![node],
-        }
-    } else {
-        Leadership {
-            error: None,
-            leader: node,
-            replicas: vec![node],
-            isr: vec![node],
             offline: Vec::new(),
-        }
+        };
+    };
+    let live: Vec<NodeId> = shard.brokers().into_iter().map(|b| b.id).collect();
+    let refused_here = shard.is_offline_anywhere(&topic.meta.name, partition);
+    let is_offline = |node: &NodeId| !live.contains(node) || (*node == me && refused_here);
+    let ids = |nodes: &[NodeId]| nodes.iter().map(|n| BrokerId(n.0)).collect::<Vec<_>>();
+    let leader = state.leader.filter(|leader| !is_offline(leader));
+    Leadership {
+        error: leader.is_none().then_some(KafkaCode::LeaderNotAvailable),
+        leader: BrokerId(leader.map_or(-1, |l| l.0)),
+        replicas: ids(&state.replicas),
+        isr: ids(&state
+            .isr
+            .iter()
+            .copied()
+            .filter(|n| !(*n == me && refused_here))
+            .collect::<Vec<_>>()),
+        offline: state
+            .replicas
+            .iter()
+            .filter(|n| is_offline(n))
+            .map(|n| BrokerId(n.0))
+            .collect(),
     }
 }
 
-fn topic_entry(shard: &Shard, topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
+fn topic_entry(shard: &Shard, topic: &Arc<Topic>) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count())
         .map(|p| {
-            let led = leadership(shard, &topic.meta.name, PartitionId(p), node);
+            let led = leadership(shard, topic, PartitionId(p));
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_error_code(error_code(led.error))

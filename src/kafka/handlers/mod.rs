@@ -303,6 +303,30 @@ where
 }
 
 /// The wire code of an optional error: 0 for none.
+/// The partition's leader as a request to another broker learns it (KIP-951): its node id
+/// and leader epoch, -1 each while it has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderHint {
+    pub id: i32,
+    pub epoch: i32,
+}
+
+/// `Ok` when this broker leads `partition` of `topic`; otherwise who does.
+pub fn check_leader(
+    shard: &crate::node::Shard,
+    topic: &crate::metadata::Topic,
+    partition: crate::ids::PartitionId,
+) -> Result<(), LeaderHint> {
+    let state = topic.partition(partition);
+    match state.and_then(|s| s.leader) {
+        Some(leader) if leader == shard.identity.node_id => Ok(()),
+        leader => Err(LeaderHint {
+            id: leader.map_or(-1, |l| l.0),
+            epoch: state.map_or(-1, |s| s.leader_epoch.0),
+        }),
+    }
+}
+
 pub fn error_code(error: Option<crate::error::KafkaCode>) -> i16 {
     error.map_or(0, |e| e.code())
 }

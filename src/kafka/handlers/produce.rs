@@ -32,15 +32,16 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, BrokerId};
 
 use crate::config::TopicConfig;
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
-use crate::kafka::handlers::{error_code, fan_out, str_bytes, Api};
+use crate::kafka::handlers::{check_leader, error_code, fan_out, str_bytes, Api, LeaderHint};
 use crate::kafka::record_validate::{self, Fault, Refusal, Rules};
 use crate::metrics::Stage;
 use crate::node::Shard;
@@ -57,6 +58,8 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
+    /// Who leads the partition, when this broker does not.
+    leader: Option<LeaderHint>,
     /// The final answer, once the records are written (and, for acks=all, durable).
     later: Option<oneshot::Receiver<Appended>>,
     /// When the final answer was known.
@@ -72,8 +75,16 @@ impl Appended {
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
+            leader: None,
             later: None,
             ready_at: None,
+        }
+    }
+
+    fn not_leader(leader: LeaderHint) -> Appended {
+        Appended {
+            leader: Some(leader),
+            ..Appended::failed(KafkaCode::NotLeaderOrFollower, None)
         }
     }
 
@@ -142,15 +153,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                     KafkaCode::InvalidTopicException,
                     Some(format!("Producing to internal topic {name} is not allowed")),
                 )),
-                // A single node's in-sync replica set is itself.
-                Some((topic, _)) if acks == -1 && topic.config.min_insync_replicas > 1 => Err(Appended::failed(
-                    KafkaCode::NotEnoughReplicas,
-                    Some(format!(
-                        "The size of the current ISR (1) is insufficient to satisfy the min.isr requirement of {} \
-                         for partition {name}-{}",
-                        topic.config.min_insync_replicas, partition.0
-                    )),
-                )),
+                Some((topic, _)) if check_leader(shard, topic, partition).is_err() => {
+                    Err(Appended::not_leader(check_leader(shard, topic, partition).unwrap_err()))
+                }
+                Some((topic, _)) if acks == -1 && isr_size(topic, partition) < topic.config.min_insync_replicas => {
+                    Err(Appended::failed(
+                        KafkaCode::NotEnoughReplicas,
+                        Some(format!(
+                            "The size of the current ISR ({}) is insufficient to satisfy the min.isr requirement \
+                             of {} for partition {name}-{}",
+                            isr_size(topic, partition),
+                            topic.config.min_insync_replicas,
+                            partition.0
+                        )),
+                    ))
+                }
                 Some((topic, owner)) => check_batches(data.records.as_ref(), &topic.config, now_ms, frame_bytes)
                     .map(|batches| (owner, batches)),
             };
@@ -190,7 +207,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                 shard.metrics.stage(Stage::ResponseWait, ready.elapsed());
             }
         }
-        (acks != 0).then(|| respond(version, request, early, settled))
+        (acks != 0).then(|| respond(version, request, early, settled, &shard))
     })
 }
 
@@ -201,8 +218,12 @@ fn respond(
     request: ProduceRequest,
     early: Vec<Vec<Option<Appended>>>,
     appended: Vec<Appended>,
+    shard: &Shard,
 ) -> ProduceResponse {
     let mut appended = appended.into_iter();
+    // KIP-951: partitions refused as not led here name their leader, and the response
+    // carries those leaders' endpoints, so the client moves without a metadata round trip.
+    let mut leaders = std::collections::BTreeSet::new();
     let responses = request
         .topic_data
         .into_iter()
@@ -220,6 +241,19 @@ fn respond(
                         .with_base_offset(a.base_offset)
                         .with_log_append_time_ms(a.log_append_time_ms)
                         .with_log_start_offset(a.log_start_offset);
+                    let response = match a.leader {
+                        Some(leader) if version >= 10 => {
+                            if leader.id >= 0 {
+                                leaders.insert(leader.id);
+                            }
+                            response.with_current_leader(
+                                LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(leader.id))
+                                    .with_leader_epoch(leader.epoch),
+                            )
+                        }
+                        _ => response,
+                    };
                     if version >= 8 {
                         let record_errors = a
                             .record_errors
@@ -244,7 +278,29 @@ fn respond(
                 .with_partition_responses(partitions)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    let endpoints = if version >= 10 {
+        shard
+            .brokers()
+            .into_iter()
+            .filter(|b| leaders.contains(&b.id.0))
+            .map(|b| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.id.0))
+                    .with_host(str_bytes(b.host))
+                    .with_port(i32::from(b.port))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(endpoints)
+}
+
+/// The partition's in-sync replicas as the metadata has them.
+fn isr_size(topic: &crate::metadata::Topic, partition: PartitionId) -> i32 {
+    topic.partition(partition).map_or(0, |p| p.isr.len() as i32)
 }
 
 /// Splits and validates a partition's records: every batch whole, v2, CRC-clean, within
@@ -435,6 +491,7 @@ async fn finish(
         base_offset: outcome.base_offset.0,
         log_append_time_ms: outcome.log_append_time_ms.unwrap_or(-1),
         log_start_offset: log.log_start_offset().0,
+        leader: None,
         later: None,
         ready_at: None,
     }

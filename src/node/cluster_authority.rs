@@ -1,0 +1,152 @@
+//! The metadata authority of a cluster node: the same changes as [`crate::node::authority`],
+//! checked here against this broker's view (names, configs, partition counts), then
+//! committed by the active controller, which places replicas and refuses what the cluster
+//! cannot do (too few brokers, a topic created meanwhile). Each answer waits until every
+//! shard of this broker has the change, so the client that made it sees it here at once.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::cluster::image::{Command, Outcome, TopicRecord};
+use crate::cluster::ClusterHandle;
+use crate::error::KafkaCode;
+use crate::metadata::{topic_name, Refusal, TopicMeta};
+use crate::node::authority::Replicas;
+use crate::node::Shard;
+
+/// Longest a metadata change waits for the controller and for this broker to apply it.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn handle(shard: &Shard) -> &ClusterHandle {
+    shard.cluster.as_ref().expect("a cluster node")
+}
+
+/// Commits `command`; refusals come back as the controller's Kafka code and message.
+async fn commit(shard: &Rc<Shard>, command: Command) -> Result<Outcome, Refusal> {
+    let cluster = handle(shard);
+    let (index, outcome) = cluster.change(command, CHANGE_TIMEOUT).await.map_err(|e| {
+        tracing::warn!("metadata change: {e}");
+        Refusal::new(KafkaCode::RequestTimedOut, e.to_string())
+    })?;
+    if let Outcome::Refused { code, message } = outcome {
+        let code = KafkaCode::try_from_code(code).unwrap_or(KafkaCode::UnknownServerError);
+        return Err(Refusal::new(code, message));
+    }
+    let applied = cluster.applied_at_least(index);
+    if crate::runtime::timeout(CHANGE_TIMEOUT, applied).await.is_none() {
+        return Err(Refusal::new(
+            KafkaCode::RequestTimedOut,
+            format!("the change is committed at {index}, but this broker has not applied it yet"),
+        ));
+    }
+    Ok(outcome)
+}
+
+/// Checks a new topic against this broker's view; the controller checks the rest.
+pub fn check_topic(
+    shard: &Shard,
+    name: &str,
+    partitions: i32,
+    replicas: &Replicas,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(), Refusal> {
+    topic_name::validate(name).map_err(|m| Refusal::new(KafkaCode::InvalidTopicException, m))?;
+    let snapshot = shard.metadata();
+    if snapshot.topic(name).is_some() {
+        return Err(Refusal::new(
+            KafkaCode::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        ));
+    }
+    if let Some(other) = snapshot.topics.keys().find(|t| topic_name::collides(t, name)) {
+        return Err(Refusal::new(
+            KafkaCode::InvalidTopicException,
+            format!(
+                "Topic '{name}' collides with existing topic '{other}': '.' and '_' are interchangeable in metric names."
+            ),
+        ));
+    }
+    crate::metadata::check_partition_count(partitions)?;
+    snapshot
+        .topic_defaults
+        .with_overrides(overrides)
+        .map_err(|e| Refusal::new(KafkaCode::InvalidConfig, e.to_string()))?;
+    let live = handle(shard).image.borrow().live_brokers().len();
+    if let Replicas::Factor(Some(factor)) = replicas {
+        if *factor as usize > live {
+            return Err(Refusal::new(
+                KafkaCode::InvalidReplicationFactor,
+                format!("Replication factor: {factor} larger than available brokers: {live}."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn meta_of(record: TopicRecord) -> TopicMeta {
+    TopicMeta {
+        name: record.name,
+        id: record.id,
+        placement: Vec::new(),
+        overrides: record.overrides,
+        internal: record.internal,
+    }
+}
+
+pub async fn create_topic(
+    shard: &Rc<Shard>,
+    name: String,
+    partitions: i32,
+    replicas: Replicas,
+    overrides: BTreeMap<String, String>,
+    internal: bool,
+) -> Result<TopicMeta, Refusal> {
+    check_topic(shard, &name, partitions, &replicas, &overrides)?;
+    let (replication_factor, assignment) = match replicas {
+        Replicas::Factor(factor) => (factor.unwrap_or(shard.config.cluster.default_replication_factor), None),
+        Replicas::Assigned(assignment) => (assignment[0].len() as i16, Some(assignment)),
+    };
+    let command = Command::CreateTopic {
+        name,
+        id: uuid::Uuid::new_v4(),
+        partitions,
+        replication_factor,
+        assignment,
+        overrides,
+        internal,
+    };
+    match commit(shard, command).await? {
+        Outcome::TopicCreated(record) => Ok(meta_of(record)),
+        other => Err(Refusal::new(
+            KafkaCode::UnknownServerError,
+            format!("unexpected {other:?}"),
+        )),
+    }
+}
+
+pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, Refusal> {
+    if shard.metadata().topic(&name).is_some_and(|t| t.meta.internal) {
+        return Err(Refusal::new(
+            KafkaCode::InvalidRequest,
+            format!("Topic {name} is internal and cannot be deleted."),
+        ));
+    }
+    match commit(shard, Command::DeleteTopic { name }).await? {
+        Outcome::TopicDeleted(record) => Ok(meta_of(record)),
+        other => Err(Refusal::new(
+            KafkaCode::UnknownServerError,
+            format!("unexpected {other:?}"),
+        )),
+    }
+}
+
+pub async fn allocate_producer_ids(shard: &Rc<Shard>, count: i64) -> Result<std::ops::Range<i64>, Refusal> {
+    match commit(shard, Command::AllocateProducerIds { count }).await? {
+        Outcome::ProducerIds { start, end } => Ok(start..end),
+        other => Err(Refusal::new(
+            KafkaCode::UnknownServerError,
+            format!("unexpected {other:?}"),
+        )),
+    }
+}
