@@ -121,11 +121,7 @@ fn topics_are_created_by_the_controller_and_led_across_brokers() {
     // A produce to a broker that does not lead partition 0 names the leader.
     let leader = leaders[0];
     let elsewhere = (1..=3).find(|id| *id != leader).unwrap() as usize;
-    let batch = sluice::record::encode_batch(
-        [(None, Some(Bytes::from_static(b"x")), 0)].into_iter(),
-        Compression::None,
-    )
-    .unwrap();
+    let batch = sluice::record::encode_batch([(None, Some(Bytes::from_static(b"x")), 0)], Compression::None).unwrap();
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
