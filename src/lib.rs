@@ -58,6 +58,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod record;
+pub mod replication;
 pub mod runtime;
 pub mod signal;
 pub mod storage;

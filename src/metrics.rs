@@ -151,6 +151,9 @@ pub struct ShardMetrics {
     io_read_bytes: Cell<u64>,
     io_writes: Cell<u64>,
     io_write_bytes: Cell<u64>,
+    /// Followers this shard, leading, took out of an ISR and put back into one.
+    isr_shrinks: Cell<u64>,
+    isr_expands: Cell<u64>,
 }
 
 impl Default for ShardMetrics {
@@ -178,6 +181,8 @@ impl Default for ShardMetrics {
             io_read_bytes: Cell::new(0),
             io_writes: Cell::new(0),
             io_write_bytes: Cell::new(0),
+            isr_shrinks: Cell::new(0),
+            isr_expands: Cell::new(0),
         }
     }
 }
@@ -203,6 +208,18 @@ impl ShardMetrics {
 
     pub fn add(cell: &Cell<u64>, by: u64) {
         bump(cell, by);
+    }
+
+    /// An ISR change this shard's leader made: a shrink or an expansion.
+    pub fn isr_changed(&self, shrinking: bool) {
+        bump(
+            if shrinking {
+                &self.isr_shrinks
+            } else {
+                &self.isr_expands
+            },
+            1,
+        );
     }
 
     pub fn connection_closed(&self) {
@@ -256,6 +273,16 @@ impl ShardMetrics {
                     self.cache_misses.get(),
                 ),
                 ("cross_shard_hops_total", "Jobs sent to another shard.", self.hops.get()),
+                (
+                    "isr_shrinks_total",
+                    "Followers taken out of an ISR by this shard's leaders.",
+                    self.isr_shrinks.get(),
+                ),
+                (
+                    "isr_expands_total",
+                    "Followers put back into an ISR by this shard's leaders.",
+                    self.isr_expands.get(),
+                ),
                 (
                     "connections_accepted_total",
                     "Client connections accepted.",

@@ -82,10 +82,21 @@ fn topics_are_created_by_the_controller_and_led_across_brokers() {
     // Every broker's Metadata agrees: three replicas, all in sync, two leaders each.
     let mut leaders = Vec::new();
     for id in 1..=3 {
+        // Each broker learns of the topic from the controller's image, soon after it exists.
         let consumer: BaseConsumer = cluster.node(id).client_config().create().unwrap();
-        let metadata = consumer.fetch_metadata(Some("spread"), WAIT).expect("metadata");
+        let deadline = std::time::Instant::now() + WAIT;
+        let metadata = loop {
+            let metadata = consumer.fetch_metadata(Some("spread"), WAIT).expect("metadata");
+            if metadata.topics()[0].partitions().len() == 6 {
+                break metadata;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker {id} never learned of the topic"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
         let topic = &metadata.topics()[0];
-        assert_eq!(topic.partitions().len(), 6);
         let here: Vec<i32> = topic.partitions().iter().map(|p| p.leader()).collect();
         for p in topic.partitions() {
             let mut replicas = p.replicas().to_vec();

@@ -87,5 +87,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.set_by_flag("process.roles");
         config.cluster.process_roles = roles;
     }
-    crate::node::startup::serve(config, crate::net::serve_shard)
+    crate::node::startup::serve(config, serve_shard)
+}
+
+/// What serves one shard once its partitions are open: its listeners, and in a cluster its
+/// replication.
+fn serve_shard(
+    shard: std::rc::Rc<crate::node::Shard>,
+    listen: std::net::SocketAddr,
+    metrics_fd: Option<std::os::fd::RawFd>,
+) -> Result<Vec<crate::runtime::Task<()>>, String> {
+    let mut serving = crate::replication::start_shard(&shard);
+    serving.extend(crate::net::serve_shard(shard, listen, metrics_fd)?);
+    Ok(serving)
 }

@@ -15,8 +15,27 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Binds `addr` (SO_REUSEPORT, as every shard does) and accepts on it until the returned task
 /// is dropped at shutdown.
 pub fn listen(shard: Rc<Shard>, addr: std::net::SocketAddr) -> Result<crate::runtime::Task<()>, String> {
-    let listener = TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
+    let listener = bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
     Ok(crate::runtime::spawn(accept_loop(shard, listener)))
+}
+
+/// A listening socket with SO_REUSEPORT (every shard binds the port) and SO_REUSEADDR: the
+/// connections it accepts inherit the flag, so those left in TIME_WAIT by a crash do not keep
+/// the next broker process off its own port.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::IntoRawFd as _;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket this function owns; ownership
+    // passes to the listener.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Accepts until the task is dropped at shutdown; each connection runs as its own task.

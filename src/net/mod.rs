@@ -2,6 +2,7 @@
 //! (SO_REUSEPORT) and owns the connections it accepted; requests are decoded on the
 //! connection's shard.
 
+pub mod client;
 pub mod connection;
 pub mod error_log;
 pub mod listener;

@@ -20,16 +20,18 @@ pub mod registry;
 pub mod startup;
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cluster::ClusterHandle;
 use crate::config::ServerConfig;
 use crate::coordinator::CoordinatorHost;
 use crate::group::classic::GroupLimits;
 use crate::group::{GroupCoordinator, GroupHost};
-use crate::ids::{NodeId, PartitionId, ShardId};
+use crate::ids::{NodeId, Offset, PartitionId, ShardId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::metrics::{ShardMetrics, Snapshot};
 use crate::runtime::mesh::{Mesh, OnShard};
@@ -86,6 +88,23 @@ pub struct Shard {
     pub fetch_read_budget: Rc<Semaphore>,
     /// The link to the controller quorum, in cluster mode.
     pub cluster: Option<ClusterHandle>,
+    /// Each follower's progress on the partitions this shard leads (the ISR is decided from
+    /// it; see `replication/`).
+    pub followers: RefCell<PartitionMap<BTreeMap<i32, FollowerProgress>>>,
+    /// Fires after every metadata snapshot this shard applies.
+    pub metadata_changed: crate::signal::Signal,
+}
+
+/// What a leader knows of one follower of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerProgress {
+    /// It holds everything before this offset.
+    pub fetch_offset: Offset,
+    pub last_fetch: Instant,
+    /// The last time it had everything the leader had (Kafka's lastCaughtUpTime).
+    pub caught_up_at: Instant,
+    /// The leader's log end when it last answered this follower.
+    pub leader_end_at_last_fetch: Offset,
 }
 
 /// A broker as Metadata and DescribeCluster list it.
@@ -134,7 +153,39 @@ impl Shard {
             metrics: Rc::new(ShardMetrics::default()),
             fetch_read_budget,
             cluster,
+            followers: RefCell::default(),
+            metadata_changed: crate::signal::Signal::default(),
         }
+    }
+
+    /// Records that `follower` fetched `log` from `offset`: it caught up if it asked from the
+    /// leader's end now, or from where the leader's end was at its previous fetch (it then
+    /// had everything up to that fetch).
+    pub fn follower_fetched(&self, log: &PartitionLog, follower: i32, offset: Offset) {
+        let now = Instant::now();
+        let end = log.end_offset();
+        let mut followers = self.followers.borrow_mut();
+        let key = (crate::ids::TopicId(log.topic_id), log.partition);
+        if !followers.contains(key.0, key.1) {
+            followers.insert(key.0, key.1, BTreeMap::new());
+        }
+        let Some(progress) = followers.get_mut(key.0, key.1) else {
+            return;
+        };
+        let entry = progress.entry(follower).or_insert(FollowerProgress {
+            fetch_offset: offset,
+            last_fetch: now,
+            caught_up_at: now - Duration::from_secs(3600),
+            leader_end_at_last_fetch: end,
+        });
+        if offset >= end {
+            entry.caught_up_at = now;
+        } else if offset >= entry.leader_end_at_last_fetch {
+            entry.caught_up_at = entry.last_fetch;
+        }
+        entry.fetch_offset = offset;
+        entry.last_fetch = now;
+        entry.leader_end_at_last_fetch = end;
     }
 
     /// The brokers clients may use: in a cluster every unfenced registered one, else this one.

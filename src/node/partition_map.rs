@@ -26,6 +26,17 @@ impl<V> PartitionMap<V> {
         self.topics.get(&topic)?.get(&partition)
     }
 
+    pub fn get_mut(&mut self, topic: TopicId, partition: PartitionId) -> Option<&mut V> {
+        self.topics.get_mut(&topic)?.get_mut(&partition)
+    }
+
+    /// Every entry with its key.
+    pub fn iter(&self) -> impl Iterator<Item = (TopicId, PartitionId, &V)> {
+        self.topics
+            .iter()
+            .flat_map(|(topic, partitions)| partitions.iter().map(move |(p, v)| (*topic, *p, v)))
+    }
+
     pub fn contains(&self, topic: TopicId, partition: PartitionId) -> bool {
         self.get(topic, partition).is_some()
     }

@@ -6,6 +6,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::partition_map::PartitionMap;
 use crate::error::{KafkaCode, StorageError};
 use crate::ids::{PartitionId, TopicId};
 use crate::metadata::MetadataSnapshot;
@@ -70,6 +71,11 @@ impl Shard {
                 })
                 .await;
         });
+    }
+
+    /// Every log this shard has open.
+    pub fn open_logs(&self) -> Vec<Rc<PartitionLog>> {
+        self.partitions.borrow().values().cloned().collect()
     }
 
     pub fn partition_count(&self) -> usize {
@@ -162,7 +168,45 @@ impl Shard {
         self.offline_anywhere
             .borrow_mut()
             .retain_topics(|topic| snapshot.topic_by_id(topic.0).is_some());
+        self.apply_leadership(&snapshot);
         *self.metadata.borrow_mut() = snapshot;
+        self.metadata_changed.notify_all();
         Ok(())
+    }
+
+    /// Gives each open log the high watermark rule of its role: a leader waits for the
+    /// followers in its ISR (none on a single node: its flush alone), a follower takes its
+    /// leader's. Progress of followers is kept only for partitions this broker leads.
+    fn apply_leadership(&self, snapshot: &MetadataSnapshot) {
+        let me = self.identity.node_id;
+        let mut led = PartitionMap::default();
+        for log in self.partitions.borrow().values() {
+            let Some(state) = snapshot
+                .topic_by_id(log.topic_id)
+                .and_then(|t| t.partition(log.partition))
+            else {
+                continue;
+            };
+            if state.leader == Some(me) {
+                let followers: Vec<i32> = state.isr.iter().filter(|n| **n != me).map(|n| n.0).collect();
+                log.lead_with(&followers);
+                led.insert(TopicId(log.topic_id), log.partition, ());
+            } else {
+                log.follow_leader();
+            }
+        }
+        let mut followers = self.followers.borrow_mut();
+        let kept: Vec<(TopicId, PartitionId)> = followers
+            .iter()
+            .filter(|(topic, partition, _)| led.contains(*topic, *partition))
+            .map(|(topic, partition, _)| (topic, partition))
+            .collect();
+        let mut next = PartitionMap::default();
+        for (topic, partition) in kept {
+            if let Some(progress) = followers.remove(topic, partition) {
+                next.insert(topic, partition, progress);
+            }
+        }
+        *followers = next;
     }
 }

@@ -50,7 +50,7 @@ use crate::kafka::handlers::{error_code, fan_out_per_shard, str_bytes, Api};
 use crate::node::Shard;
 use crate::record;
 use crate::storage::batch::Stored;
-use crate::storage::log::ReadError;
+use crate::storage::log::{ReadError, ReadLimit};
 
 #[derive(Clone)]
 struct Wanted {
@@ -58,11 +58,27 @@ struct Wanted {
     partition: PartitionId,
     offset: Offset,
     max_bytes: usize,
+    /// The follower fetching, for a replica's fetch: it reads up to the log end, and its
+    /// fetch offset is what it holds.
+    replica: Option<i32>,
+}
+
+impl Wanted {
+    fn limit(&self) -> ReadLimit {
+        if self.replica.is_some() {
+            ReadLimit::LogEnd
+        } else {
+            ReadLimit::HighWatermark
+        }
+    }
 }
 
 struct Read {
     error: Option<KafkaCode>,
     high_watermark: i64,
+    /// Where the read had to stop (the high watermark, or the log end for a replica): a
+    /// long-poll waits for it to move.
+    seen: i64,
     log_start_offset: i64,
     records: Vec<Stored>,
     /// Units of the owner shard's fetch read budget these records hold.
@@ -74,6 +90,7 @@ impl Read {
         Read {
             error: Some(error),
             high_watermark: -1,
+            seen: -1,
             log_start_offset: -1,
             records: Vec::new(),
             budget_held: 0,
@@ -101,6 +118,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
     let version = ctx.api_version;
     let started = Instant::now();
     let snapshot = shard.metadata();
+    // A follower names itself: replica_id before v15, replica_state from v15 (KIP-903).
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let replica = (replica_id >= 0).then_some(replica_id);
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut slots = Vec::new();
     for topic in &request.topics {
@@ -122,6 +146,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                 Some(t) if p.current_leader_epoch > t.leader_epoch(partition).0 => {
                     Slot::Failed(KafkaCode::UnknownLeaderEpoch)
                 }
+                Some(t) if p.current_leader_epoch >= 0 && p.current_leader_epoch < t.leader_epoch(partition).0 => {
+                    Slot::Failed(KafkaCode::FencedLeaderEpoch)
+                }
+                Some(t) if replica.is_some_and(|r| !t.is_replica(partition, crate::ids::NodeId(r))) => {
+                    Slot::Failed(KafkaCode::NotLeaderOrFollower)
+                }
                 Some(t) => match t.owner(partition) {
                     None => Slot::Failed(KafkaCode::UnknownTopicOrPartition),
                     Some(owner) => Slot::Ready(
@@ -131,6 +161,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                             partition,
                             offset: Offset(p.fetch_offset),
                             max_bytes: p.partition_max_bytes.max(1) as usize,
+                            replica,
                         },
                     ),
                 },
@@ -309,7 +340,7 @@ fn watch(shard: &Rc<Shard>, partitions: &[Wanted], reads: &[Read], deadline: Ins
     let mut signals = Vec::with_capacity(partitions.len());
     for (w, read) in partitions.iter().zip(reads) {
         match shard.partition(&w.topic, w.partition) {
-            Some(log) if log.high_watermark().0 == read.high_watermark => signals.push(log.signal.wait()),
+            Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(log.signal.wait()),
             // Appended to (or gone) since the read: the handler reads again at once.
             _ => {
                 let _ = wake.send(());
@@ -368,7 +399,7 @@ async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usi
         let mut signals = Vec::with_capacity(partitions.len());
         for (w, read) in partitions.iter().zip(&reads) {
             match shard.partition(&w.topic, w.partition) {
-                Some(log) if log.high_watermark().0 == read.high_watermark => signals.push(log.signal.wait()),
+                Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(log.signal.wait()),
                 // Appended to (or gone) since the read: read again at once.
                 _ => {
                     signals.clear();
@@ -410,11 +441,18 @@ async fn read_one(shard: &Rc<Shard>, wanted: Wanted, left: usize) -> Read {
         Ok(log) => log,
         Err(code) => return Read::failed(code),
     };
+    if let Some(replica) = wanted.replica {
+        // Everything below its fetch offset the follower holds durably.
+        log.follower_fetched(replica, wanted.offset);
+        shard.follower_fetched(&log, replica, wanted.offset);
+    }
     let high_watermark = log.high_watermark().0;
+    let seen = log.read_end(wanted.limit()).0;
     let log_start_offset = log.log_start_offset().0;
     let mut read = Read {
         error: None,
         high_watermark,
+        seen,
         log_start_offset,
         records: Vec::new(),
         budget_held: 0,
@@ -424,7 +462,7 @@ async fn read_one(shard: &Rc<Shard>, wanted: Wanted, left: usize) -> Read {
         return read;
     }
     let limit = wanted.max_bytes.min(left);
-    if limit == 0 || wanted.offset.0 >= high_watermark {
+    if limit == 0 || wanted.offset.0 >= seen {
         return read;
     }
     // The read may return one batch over `limit`; that excess is taken once the size is known.
@@ -433,7 +471,7 @@ async fn read_one(shard: &Rc<Shard>, wanted: Wanted, left: usize) -> Read {
     if !budget.try_acquire(reserve).unwrap_or(false) {
         return read;
     }
-    match log.read(wanted.offset, limit).await {
+    match log.read_upto(wanted.offset, limit, wanted.limit()).await {
         Ok(records) => {
             let bytes = records.iter().map(Stored::len).sum::<usize>() as u64;
             if bytes <= reserve {
@@ -578,6 +616,7 @@ mod tests {
     fn read_of(records: Vec<Stored>) -> Read {
         Read {
             error: None,
+            seen: -1,
             high_watermark: 0,
             log_start_offset: 0,
             records,

@@ -107,6 +107,8 @@ struct AppendWork {
     partition: PartitionId,
     batches: Vec<Bytes>,
     durable: bool,
+    /// acks=all: how long to wait for every in-sync replica to hold the records.
+    replicated: Option<std::time::Duration>,
 }
 
 /// The versions served.
@@ -183,6 +185,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                             // Fetch and ListOffsets show) is the durable end, and a record
                             // must be visible by the time its producer has the answer.
                             durable: acks != 0,
+                            replicated: (acks == -1)
+                                .then(|| std::time::Duration::from_millis(request.timeout_ms.max(0) as u64)),
                         },
                     ));
                     row.push(None);
@@ -484,6 +488,11 @@ async fn finish(
         }
         shard.metrics.stage(Stage::FlushWait, written_at.elapsed());
     }
+    if let Some(timeout) = work.replicated {
+        if let Some(failure) = wait_replicated(shard, &log, &work, outcome.next_offset, timeout).await {
+            return failure;
+        }
+    }
     Appended {
         error: None,
         message: None,
@@ -495,6 +504,43 @@ async fn finish(
         later: None,
         ready_at: None,
     }
+}
+
+/// acks=all: waits until the high watermark covers the records (every in-sync replica
+/// holds them), then checks the ISR still has `min.insync.replicas` members, as Kafka does.
+async fn wait_replicated(
+    shard: &Shard,
+    log: &PartitionLog,
+    work: &AppendWork,
+    next_offset: crate::ids::Offset,
+    timeout: std::time::Duration,
+) -> Option<Appended> {
+    match crate::runtime::timeout(timeout, log.wait_high_watermark(next_offset)).await {
+        None => {
+            return Some(Appended::failed(
+                KafkaCode::RequestTimedOut,
+                Some(format!(
+                    "the in-sync replicas did not all hold the records within {} ms",
+                    timeout.as_millis()
+                )),
+            ))
+        }
+        Some(Err(e)) => return Some(Appended::failed(KafkaCode::NotLeaderOrFollower, Some(e.to_string()))),
+        Some(Ok(())) => {}
+    }
+    let snapshot = shard.metadata();
+    let topic = snapshot.topic(&work.topic)?;
+    let isr = isr_size(topic, work.partition);
+    (isr < topic.config.min_insync_replicas).then(|| {
+        Appended::failed(
+            KafkaCode::NotEnoughReplicasAfterAppend,
+            Some(format!(
+                "The size of the current ISR ({isr}) is insufficient to satisfy the min.isr requirement of {} for \
+                 partition {}-{}",
+                topic.config.min_insync_replicas, work.topic, work.partition.0
+            )),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -13,9 +13,121 @@ pub enum HighWatermarkError {
     Backwards { offset: Offset, current: Offset },
 }
 
+/// Why an acks=all write was not replicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotReplicated {
+    #[error("the partition closed")]
+    Closed,
+    #[error("this broker no longer leads the partition")]
+    NoLongerLeader,
+}
+
+/// What moves a log's high watermark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Watermark {
+    /// Its own durable offset: a single node, or a leader alone in its ISR.
+    Durable,
+    /// A leader with followers in its ISR: the least of its own durable offset and the
+    /// offset each follower has fetched up to (a follower fetches from its durable end, so
+    /// that is what it holds durably). Keyed by node id.
+    InSync(std::collections::BTreeMap<i32, Offset>),
+    /// A follower: what its leader says ([`PartitionLog::set_high_watermark`]).
+    Leader,
+}
+
 impl PartitionLog {
-    /// Moves the durable offset to `offset` and, while nobody sets the high watermark from
-    /// outside, the high watermark with it. Neither moves backwards nor passes the log end: a
+    /// Leads with `followers` in the ISR (this broker aside): the high watermark waits for
+    /// each of them. A follower newly in the set starts at the current high watermark (it was
+    /// in sync up to at least there); one already tracked keeps its offset.
+    pub fn lead_with(&self, followers: &[i32]) {
+        let next = if followers.is_empty() {
+            Watermark::Durable
+        } else {
+            let current = self.high_watermark.get();
+            let known = match &*self.watermark.borrow() {
+                Watermark::InSync(known) => known.clone(),
+                _ => Default::default(),
+            };
+            Watermark::InSync(
+                followers
+                    .iter()
+                    .map(|f| (*f, known.get(f).copied().unwrap_or(current)))
+                    .collect(),
+            )
+        };
+        *self.watermark.borrow_mut() = next;
+        self.recompute_high_watermark();
+    }
+
+    /// Follows a leader: the high watermark is what the leader says. Writers waiting for
+    /// their records to replicate are woken (they are answered NOT_LEADER_OR_FOLLOWER).
+    pub fn follow_leader(&self) {
+        let was_leading = self.watermark.replace(Watermark::Leader) != Watermark::Leader;
+        if was_leading {
+            self.signal.notify_all();
+        }
+    }
+
+    /// The rule in force, for tests and metrics.
+    pub fn watermark(&self) -> Watermark {
+        self.watermark.borrow().clone()
+    }
+
+    /// A follower fetched from `offset`: it holds everything before it. Moves the high
+    /// watermark when the follower is in the ISR.
+    pub fn follower_fetched(&self, follower: i32, offset: Offset) {
+        let changed = match &mut *self.watermark.borrow_mut() {
+            Watermark::InSync(followers) => match followers.get_mut(&follower) {
+                Some(at) if offset > *at => {
+                    *at = offset.min(self.end_offset());
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if changed {
+            self.recompute_high_watermark();
+        }
+    }
+
+    /// Moves the high watermark as the rule in force allows (never backwards).
+    fn recompute_high_watermark(&self) {
+        let target = match &*self.watermark.borrow() {
+            Watermark::Durable => self.durable.get(),
+            Watermark::InSync(followers) => followers.values().copied().fold(self.durable.get(), Offset::min),
+            Watermark::Leader => return,
+        };
+        if target > self.high_watermark.get() {
+            self.move_high_watermark(target);
+            self.signal.notify_all();
+        }
+    }
+
+    /// Waits until the high watermark reaches `target` (acks=all on a replicated partition):
+    /// every in-sync replica holds it. Fails once this log stops leading or closes. The
+    /// caller bounds the wait.
+    pub async fn wait_high_watermark(&self, target: Offset) -> Result<(), NotReplicated> {
+        loop {
+            if self.high_watermark.get() >= target {
+                return Ok(());
+            }
+            if self.closed.get() {
+                return Err(NotReplicated::Closed);
+            }
+            if *self.watermark.borrow() == Watermark::Leader {
+                return Err(NotReplicated::NoLongerLeader);
+            }
+            let woken = self.signal.wait();
+            if self.durable.get() < target {
+                self.kick_flusher();
+            }
+            let _ = woken.await;
+        }
+    }
+
+    /// Moves the durable offset to `offset` and, by the rule in force, the high watermark
+    /// with it. Neither moves backwards nor passes the log end: a
     /// consumer must never be shown a record the log does not hold, nor lose sight of one it
     /// was shown.
     pub(super) fn advance_durable(&self, offset: Offset) {
@@ -27,9 +139,7 @@ impl PartitionLog {
             self.partition
         );
         self.durable.set(offset);
-        if self.high_watermark_follows_durable.get() {
-            self.move_high_watermark(offset);
-        }
+        self.recompute_high_watermark();
     }
 
     /// The one place the high watermark moves forward; asserts it stays monotonic and within
@@ -57,7 +167,7 @@ impl PartitionLog {
         if offset < current {
             return Err(HighWatermarkError::Backwards { offset, current });
         }
-        self.high_watermark_follows_durable.set(false);
+        *self.watermark.borrow_mut() = Watermark::Leader;
         self.move_high_watermark(offset);
         self.signal.notify_all();
         Ok(())

@@ -149,11 +149,10 @@ pub struct PartitionLog {
     myself: RefCell<std::rc::Weak<dyn Evict>>,
     /// Everything below this offset is on stable storage (fdatasync'ed).
     durable: Cell<Offset>,
-    /// What consumers may read up to. On a single node it follows `durable`; once set from
-    /// outside (replication) it moves only by [`PartitionLog::set_high_watermark`].
+    /// What consumers may read up to: moved by the [`Watermark`] rule in force.
     high_watermark: Cell<Offset>,
-    /// The high watermark follows the durable offset (no one has set it from outside).
-    high_watermark_follows_durable: Cell<bool>,
+    /// What moves the high watermark: the local flush, the in-sync followers, or the leader.
+    watermark: RefCell<Watermark>,
     /// The epoch a leader's appends are stamped with; never decreases.
     leader_epoch: Cell<LeaderEpoch>,
     /// Where each leader epoch began; persisted as `leader-epoch-checkpoint`.
@@ -389,6 +388,7 @@ pub fn remove_deleted_leftovers(data_dir: &Path) {
     }
 }
 
-pub use durability::HighWatermarkError;
+pub use durability::{HighWatermarkError, NotReplicated, Watermark};
 pub use epochs::EpochBackwards;
+pub use read::ReadLimit;
 pub use segment::sync_dir;

@@ -3,10 +3,41 @@
 
 use super::*;
 
+/// How far a read may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadLimit {
+    /// A consumer's: up to the high watermark.
+    HighWatermark,
+    /// A follower's: everything the leader holds.
+    LogEnd,
+}
+
 impl PartitionLog {
-    /// Whole batches from the one holding `offset`, at most `max_bytes` but at least one.
-    /// Empty at the end of the log; OutOfRange outside it.
+    /// Where a read with `limit` stops now.
+    pub fn read_end(&self, limit: ReadLimit) -> Offset {
+        self.read_limit(limit)
+    }
+
+    fn read_limit(&self, limit: ReadLimit) -> Offset {
+        match limit {
+            ReadLimit::HighWatermark => self.high_watermark.get(),
+            ReadLimit::LogEnd => self.end_offset(),
+        }
+    }
+
+    /// Whole batches from the one holding `offset`, at most `max_bytes` but at least one, up
+    /// to the high watermark. Empty at the end of the log; OutOfRange outside it.
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Stored>, ReadError> {
+        self.read_upto(offset, max_bytes, ReadLimit::HighWatermark).await
+    }
+
+    /// [`PartitionLog::read`] up to `limit`.
+    pub async fn read_upto(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        limit: ReadLimit,
+    ) -> Result<Vec<Stored>, ReadError> {
         let mut offset = offset;
         loop {
             let (file, path, position, end) = {
@@ -19,7 +50,7 @@ impl PartitionLog {
                         log_end,
                     });
                 }
-                let high_watermark = self.high_watermark.get();
+                let high_watermark = self.read_limit(limit);
                 if offset >= high_watermark {
                     return Ok(Vec::new());
                 }
@@ -54,7 +85,7 @@ impl PartitionLog {
             ShardMetrics::add(&self.metrics.cache_misses, 1);
             let read = read_from_disk(&file, &path, position, end, offset, max_bytes).await?;
             return Ok(read
-                .map(|bytes| Stored::Run(below(bytes, self.high_watermark.get())))
+                .map(|bytes| Stored::Run(below(bytes, self.read_limit(limit))))
                 .into_iter()
                 .collect());
         }

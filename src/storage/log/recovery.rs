@@ -78,7 +78,7 @@ impl PartitionLog {
             myself: RefCell::new(std::rc::Weak::<PartitionLog>::new()),
             durable: Cell::new(log_start),
             high_watermark: Cell::new(log_start),
-            high_watermark_follows_durable: Cell::new(true),
+            watermark: RefCell::new(Watermark::Durable),
             leader_epoch: Cell::new(leader_epoch),
             epochs: RefCell::new(epochs),
             flushing: Cell::new(false),

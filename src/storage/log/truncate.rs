@@ -115,7 +115,7 @@ impl PartitionLog {
         self.state.borrow_mut().cache.clear();
         // Every segment left is sealed or was flushed by the cut: all of it is durable.
         self.durable.set(new_end);
-        let high_watermark = if self.high_watermark_follows_durable.get() {
+        let high_watermark = if *self.watermark.borrow() == Watermark::Durable {
             new_end
         } else {
             self.high_watermark.get().min(new_end)
