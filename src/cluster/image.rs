@@ -250,10 +250,6 @@ impl ClusterImage {
         self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
     }
 
-    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<&TopicRecord> {
-        self.topics.values().find(|t| t.id == id)
-    }
-
     fn fence(&mut self, id: i32, epoch: u64) {
         if let Some(broker) = self.brokers.get_mut(&id) {
             if broker.epoch == epoch {

@@ -44,8 +44,6 @@ pub enum ClusterError {
     NoController(String),
     #[error("the controller failed: {0}")]
     Failed(String),
-    #[error("{0}")]
-    Timeout(String),
     #[error("the cluster thread has stopped")]
     Stopped,
 }
@@ -66,7 +64,6 @@ pub struct ClusterHandle {
     /// The node id of the active controller, as last seen.
     pub controller: watch::Receiver<Option<i32>>,
     changes: mpsc::UnboundedSender<ChangeRequest>,
-    pub voters: Arc<Vec<Voter>>,
     /// Set once every shard serves: the broker registers only then.
     serving: Arc<watch::Sender<bool>>,
     /// The image version every shard has applied (set by shard 0 after each publish).
@@ -210,7 +207,6 @@ pub fn start(config: &ServerConfig, advertised: Advertised) -> anyhow::Result<Cl
         state,
         controller,
         changes,
-        voters: Arc::new(voters),
         serving: Arc::new(serving),
         applied: Arc::new(watch::channel(0).0),
     })

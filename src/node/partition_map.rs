@@ -67,6 +67,15 @@ impl<V> PartitionMap<V> {
         self.len = self.topics.values().map(BTreeMap::len).sum();
     }
 
+    /// Keeps only the partitions for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(TopicId, PartitionId) -> bool) {
+        for (topic, partitions) in self.topics.iter_mut() {
+            partitions.retain(|partition, _| keep(*topic, *partition));
+        }
+        self.topics.retain(|_, partitions| !partitions.is_empty());
+        self.len = self.topics.values().map(BTreeMap::len).sum();
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -195,18 +195,8 @@ impl Shard {
                 log.follow_leader();
             }
         }
-        let mut followers = self.followers.borrow_mut();
-        let kept: Vec<(TopicId, PartitionId)> = followers
-            .iter()
-            .filter(|(topic, partition, _)| led.contains(*topic, *partition))
-            .map(|(topic, partition, _)| (topic, partition))
-            .collect();
-        let mut next = PartitionMap::default();
-        for (topic, partition) in kept {
-            if let Some(progress) = followers.remove(topic, partition) {
-                next.insert(topic, partition, progress);
-            }
-        }
-        *followers = next;
+        self.followers
+            .borrow_mut()
+            .retain(|topic, partition| led.contains(topic, partition));
     }
 }

@@ -155,22 +155,20 @@ async fn truncate_diverged(
     me: NodeId,
     partitions: &[&Followed],
 ) -> Result<Vec<(TopicId, PartitionId)>, String> {
-    let mut topics: Vec<OffsetForLeaderTopic> = Vec::new();
-    for p in partitions {
+    let topics = by_topic(partitions, |p| {
         let latest = p.log.epoch_entries().last().map(|(epoch, _)| *epoch);
-        let request = OffsetForLeaderPartition::default()
+        OffsetForLeaderPartition::default()
             .with_partition(p.key.1 .0)
             .with_current_leader_epoch(p.leader_epoch.0)
-            .with_leader_epoch(latest.map_or(-1, |e| e.0));
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == p.name) {
-            Some(topic) => topic.partitions.push(request),
-            None => topics.push(
-                OffsetForLeaderTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(p.name.clone())))
-                    .with_partitions(vec![request]),
-            ),
-        }
-    }
+            .with_leader_epoch(latest.map_or(-1, |e| e.0))
+    })
+    .into_iter()
+    .map(|(name, partitions)| {
+        OffsetForLeaderTopic::default()
+            .with_topic(name)
+            .with_partitions(partitions)
+    })
+    .collect();
     let request = OffsetForLeaderEpochRequest::default()
         .with_replica_id(BrokerId(me.0))
         .with_topics(topics);
@@ -239,23 +237,17 @@ async fn fetch_round(
     me: NodeId,
     partitions: &[&Followed],
 ) -> Result<Vec<(TopicId, PartitionId)>, String> {
-    let mut topics: Vec<FetchTopic> = Vec::new();
-    for p in partitions {
-        let wanted = FetchPartition::default()
+    let topics = by_topic(partitions, |p| {
+        FetchPartition::default()
             .with_partition(p.key.1 .0)
             .with_current_leader_epoch(p.leader_epoch.0)
             .with_fetch_offset(p.log.end_offset().0)
             .with_log_start_offset(p.log.log_start_offset().0)
-            .with_partition_max_bytes(FETCH_PARTITION_BYTES_MAX);
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == p.name) {
-            Some(topic) => topic.partitions.push(wanted),
-            None => topics.push(
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(p.name.clone())))
-                    .with_partitions(vec![wanted]),
-            ),
-        }
-    }
+            .with_partition_max_bytes(FETCH_PARTITION_BYTES_MAX)
+    })
+    .into_iter()
+    .map(|(name, partitions)| FetchTopic::default().with_topic(name).with_partitions(partitions))
+    .collect();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(me.0))
         .with_max_wait_ms(FETCH_WAIT_MS)
@@ -317,6 +309,19 @@ async fn fetch_round(
         }
     }
     Ok(stale)
+}
+
+/// The partitions grouped under their topic's name, in first-seen order, each made into a
+/// request's partition entry by `entry`.
+fn by_topic<T>(partitions: &[&Followed], entry: impl Fn(&Followed) -> T) -> Vec<(TopicName, Vec<T>)> {
+    let mut topics: Vec<(TopicName, Vec<T>)> = Vec::new();
+    for p in partitions {
+        match topics.iter_mut().find(|(name, _)| name.0.as_str() == p.name) {
+            Some((_, entries)) => entries.push(entry(p)),
+            None => topics.push((TopicName(StrBytes::from_string(p.name.clone())), vec![entry(p)])),
+        }
+    }
+    topics
 }
 
 /// Appends the leader's batches as they are.

@@ -61,18 +61,7 @@ impl Broker {
 
     /// Starts a broker on a data dir the test provides (e.g. on a special filesystem).
     pub fn start_in(data: &Path) -> Broker {
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (child, addr, metrics_addr) = spawn(data, &[], &log);
-        Broker {
-            child: Some(child),
-            log,
-            addr,
-            metrics_addr,
-            data: data.to_path_buf(),
-            _temp: None,
-            _config: None,
-            extra_args: Vec::new(),
-        }
+        Broker::start_on(data, &[])
     }
 
     /// Starts a broker on a data dir the test keeps (a cluster node restarted on it), with

@@ -146,6 +146,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
         for data in &topic.partition_data {
             let partition = PartitionId(data.index);
             let found = known.and_then(|t| t.owner(partition).map(|owner| (t, owner)));
+            let not_led = found.and_then(|(topic, _)| check_leader(shard, topic, partition).err());
             let answer = match found {
                 _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
                 _ if request.transactional_id.is_some() => Err(transactions_refused()),
@@ -155,9 +156,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                     KafkaCode::InvalidTopicException,
                     Some(format!("Producing to internal topic {name} is not allowed")),
                 )),
-                Some((topic, _)) if check_leader(shard, topic, partition).is_err() => {
-                    Err(Appended::not_leader(check_leader(shard, topic, partition).unwrap_err()))
-                }
+                Some(_) if not_led.is_some() => Err(Appended::not_leader(not_led.expect("guarded"))),
                 Some((topic, _)) if acks == -1 && isr_size(topic, partition) < topic.config.min_insync_replicas => {
                     Err(Appended::failed(
                         KafkaCode::NotEnoughReplicas,
