@@ -124,3 +124,73 @@ impl Cluster {
         (brokers, cluster.controller_id.0)
     }
 }
+
+impl Cluster {
+    /// Every running node's Kafka address, comma-separated: a client's bootstrap list.
+    pub fn bootstrap(&self) -> String {
+        self.running()
+            .into_iter()
+            .map(|id| self.node(id).addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A client config bootstrapping from every running node.
+    pub fn client_config(&self) -> rdkafka::config::ClientConfig {
+        let mut config = rdkafka::config::ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+
+    /// Each partition's (leader, ISR) as node `id`'s Metadata shows `topic`.
+    pub fn partitions(&self, id: usize, topic: &str) -> Vec<(i32, Vec<i32>)> {
+        let consumer: BaseConsumer = self.node(id).client_config().create().expect("consumer");
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(metadata) => metadata.topics()[0]
+                .partitions()
+                .iter()
+                .map(|p| {
+                    let mut isr = p.isr().to_vec();
+                    isr.sort();
+                    (p.leader(), isr)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Waits until every running node shows each of `topic`'s `partitions` led by a running
+    /// node with `isr` (sorted ids) in sync; returns the leaders by partition.
+    pub fn wait_for_isr(&self, topic: &str, partitions: usize, isr: &[i32]) -> Vec<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let views: Vec<Vec<(i32, Vec<i32>)>> = self
+                .running()
+                .into_iter()
+                .map(|id| self.partitions(id, topic))
+                .collect();
+            let settled = views.iter().all(|view| {
+                view.len() == partitions
+                    && view == &views[0]
+                    && view
+                        .iter()
+                        .all(|(leader, in_sync)| in_sync == isr && self.running().contains(&(*leader as usize)))
+            });
+            if settled {
+                return views[0].iter().map(|(leader, _)| *leader).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{topic} did not settle on ISR {isr:?} within {WAIT:?}: {views:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The active controller as running node `id`'s DescribeCluster names it.
+    pub fn controller(&self, id: usize) -> i32 {
+        let cluster: DescribeClusterResponse =
+            call(self.node(id), ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
+        cluster.controller_id.0
+    }
+}

@@ -1,0 +1,279 @@
+//! Failover without losing an acknowledged record: three nodes (each broker and controller
+//! voter), an RF=3 topic with `min.insync.replicas=2`, idempotent acks=all producers writing
+//! throughout while the broker leading most partitions and the active controller are
+//! SIGKILLed in turn and restarted. Writes resume on the new leaders within seconds, topics
+//! can still be created without the old controller, the restarted node catches up and
+//! rejoins every ISR, and at the end every acknowledged record is read back exactly once, at
+//! its acknowledged offset, each producer's records in order.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, CLUSTER_CONFIG};
+use common::{assign, consume, WAIT};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::Offset;
+
+const TOPIC: &str = "failover";
+const PARTITIONS: i32 = 6;
+const PRODUCERS: u64 = 2;
+/// Kill rounds: even ones take the broker leading most partitions, odd ones the active
+/// controller.
+const ROUNDS: usize = 4;
+/// How soon after a kill every partition must be acknowledging writes again.
+const RESUME_WITHIN: Duration = Duration::from_secs(20);
+
+/// A followers' lag limit short enough that a dead replica leaves the ISR within the test.
+fn config() -> String {
+    format!("{CLUSTER_CONFIG}\"replica.lag.time.max.ms\" = 3000\n")
+}
+
+struct Ack {
+    partition: i32,
+    offset: i64,
+    value: u64,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    acked: Vec<Ack>,
+    failed: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Tally(Arc<Mutex<Deliveries>>);
+
+impl ClientContext for Tally {}
+
+impl ProducerContext for Tally {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, value: Box<u64>) {
+        let mut deliveries = self.0.lock().unwrap();
+        match result {
+            Ok(message) => deliveries.acked.push(Ack {
+                partition: message.partition(),
+                offset: message.offset(),
+                value: *value,
+                at: Instant::now(),
+            }),
+            Err((e, _)) => deliveries.failed.push(e.to_string()),
+        }
+    }
+}
+
+/// Writes unique values (producer id in the high half, sequence in the low) until `stop`,
+/// about a thousand a second, then waits for every outstanding delivery.
+fn produce(bootstrap: String, producer: u64, tally: Tally, stop: Arc<AtomicBool>) {
+    let client: BaseProducer<Tally> = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        // Long enough to ride out a failover: the records wait for the new leader.
+        .set("message.timeout.ms", "120000")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create_with_context(tally)
+        .expect("producer");
+    let mut sequence = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let value = (producer << 32) | sequence;
+        let payload = value.to_string();
+        let record = BaseRecord::with_opaque_to(TOPIC, Box::new(value))
+            .key(payload.as_bytes())
+            .payload(payload.as_bytes());
+        if client.send(record).is_ok() {
+            sequence += 1;
+        }
+        client.poll(Duration::from_millis(1));
+    }
+    client.flush(Duration::from_secs(120)).expect("every record delivered or failed");
+}
+
+/// The node most of `leaders` name.
+fn busiest(leaders: &[i32]) -> i32 {
+    let mut counts: HashMap<i32, usize> = HashMap::new();
+    for leader in leaders {
+        *counts.entry(*leader).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(node, count)| (*count, -node))
+        .expect("leaders")
+        .0
+}
+
+fn admin(cluster: &Cluster) -> AdminClient<DefaultClientContext> {
+    cluster.client_config().create().expect("admin client")
+}
+
+#[test]
+fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
+    let mut cluster = Cluster::new(3, &config());
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let created = common::block_on(admin(&cluster).create_topics(
+        &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
+        &AdminOptions::new(),
+    ))
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{:?}", created[0]);
+    let mut leaders = cluster.wait_for_isr(TOPIC, PARTITIONS as usize, &[1, 2, 3]);
+
+    let tally = Tally(Arc::new(Mutex::new(Deliveries::default())));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|producer| {
+            let (bootstrap, tally, stop) = (cluster.bootstrap(), tally.clone(), stop.clone());
+            std::thread::spawn(move || produce(bootstrap, producer, tally, stop))
+        })
+        .collect();
+    let acked = || tally.0.lock().unwrap().acked.len();
+    let wait_for_acks = |more: usize| {
+        let target = acked() + more;
+        let deadline = Instant::now() + WAIT;
+        while acked() < target {
+            assert!(Instant::now() < deadline, "acknowledgements stalled at {}", acked());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_acks(2_000);
+
+    for round in 0..ROUNDS {
+        let victim = if round % 2 == 0 {
+            busiest(&leaders)
+        } else {
+            cluster.controller(cluster.running()[0])
+        } as usize;
+        let killed_at = Instant::now();
+        cluster.kill(victim);
+        // Answers the victim sent just before it died may still be reported for a moment.
+        let fresh = killed_at + Duration::from_millis(200);
+        let others: Vec<i32> = (1..=3).filter(|id| *id != victim as i32).collect();
+
+        // Every partition acknowledges writes again, on leaders among the survivors.
+        let deadline = killed_at + RESUME_WITHIN;
+        let resumed = loop {
+            let since: Vec<Instant> = {
+                let deliveries = tally.0.lock().unwrap();
+                (0..PARTITIONS)
+                    .filter_map(|p| {
+                        deliveries
+                            .acked
+                            .iter()
+                            .rev()
+                            .take_while(|a| a.at > fresh)
+                            .filter(|a| a.partition == p)
+                            .map(|a| a.at)
+                            .last()
+                    })
+                    .collect()
+            };
+            if since.len() == PARTITIONS as usize {
+                break since.into_iter().max().expect("partitions") - killed_at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: after node {victim} was killed only {} of {PARTITIONS} partitions took writes within \
+                 {RESUME_WITHIN:?}",
+                since.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        eprintln!("round {round}: node {victim} killed; every partition acknowledging again after {resumed:?}");
+
+        if round % 2 == 1 {
+            // A new controller creates topics.
+            let name = format!("after-controller-{round}");
+            let created = common::block_on(admin(&cluster).create_topics(
+                &[NewTopic::new(&name, 2, TopicReplication::Fixed(2))],
+                &AdminOptions::new().operation_timeout(Some(WAIT)),
+            ))
+            .expect("CreateTopics");
+            assert!(created[0].is_ok(), "round {round}: {:?}", created[0]);
+            cluster.wait_for_isr(&name, 2, &others);
+        }
+
+        // The survivors carry on; then the victim returns, catches up and rejoins every ISR.
+        wait_for_acks(1_000);
+        cluster.start(victim);
+        leaders = cluster.wait_for_isr(TOPIC, PARTITIONS as usize, &[1, 2, 3]);
+        wait_for_acks(1_000);
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    for producer in producers {
+        producer.join().expect("producer thread");
+    }
+    let deliveries = std::mem::take(&mut *tally.0.lock().unwrap());
+    assert!(
+        deliveries.failed.is_empty(),
+        "{} deliveries failed, first {:?}",
+        deliveries.failed.len(),
+        deliveries.failed.first()
+    );
+
+    // Every record of every partition, read from the leaders to the end.
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "failover-check")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let mut total = 0;
+    for p in 0..PARTITIONS {
+        let (low, high) = consumer.fetch_watermarks(TOPIC, p, WAIT).expect("watermarks");
+        assert_eq!(low, 0);
+        total += high as usize;
+    }
+    assign(&consumer, TOPIC, PARTITIONS, Offset::Beginning);
+    let stored: Vec<(i32, i64, u64)> = consume(&consumer, total, |m| {
+        let value = std::str::from_utf8(m.payload().expect("payload"))
+            .expect("utf-8")
+            .parse()
+            .expect("a number");
+        (m.partition(), m.offset(), value)
+    });
+    let at: HashMap<(i32, i64), u64> = stored.iter().map(|(p, o, v)| ((*p, *o), *v)).collect();
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    for (_, _, value) in &stored {
+        *count.entry(*value).or_default() += 1;
+    }
+    // Idempotence: nothing is stored twice, acknowledged or not.
+    if let Some((value, n)) = count.iter().find(|(_, n)| **n > 1) {
+        panic!("{value} stored {n} times");
+    }
+    for ack in &deliveries.acked {
+        assert_eq!(
+            at.get(&(ack.partition, ack.offset)),
+            Some(&ack.value),
+            "acknowledged {} at {}@{}",
+            ack.value,
+            ack.partition,
+            ack.offset
+        );
+    }
+    // Per partition, each producer's values in the order it sent them.
+    let mut last: HashMap<(i32, u64), u64> = HashMap::new();
+    for (partition, _, value) in &stored {
+        if let Some(previous) = last.insert((*partition, value >> 32), *value) {
+            assert!(*value > previous, "partition {partition}: {value} after {previous}");
+        }
+    }
+    eprintln!(
+        "{} records acknowledged over {ROUNDS} kills, {total} stored",
+        deliveries.acked.len()
+    );
+}
