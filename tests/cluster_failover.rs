@@ -96,7 +96,9 @@ fn produce(bootstrap: String, producer: u64, tally: Tally, stop: Arc<AtomicBool>
         }
         client.poll(Duration::from_millis(1));
     }
-    client.flush(Duration::from_secs(120)).expect("every record delivered or failed");
+    client
+        .flush(Duration::from_secs(120))
+        .expect("every record delivered or failed");
 }
 
 /// The node most of `leaders` name.
@@ -276,4 +278,88 @@ fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
         "{} records acknowledged over {ROUNDS} kills, {total} stored",
         deliveries.acked.len()
     );
+}
+
+/// One record, acks=all (or `acks`), straight to `node`: the partition's error code.
+fn produce_one(node: &common::Broker, topic: &str, acks: i16) -> i16 {
+    use bytes::Bytes;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let batch = sluice::record::encode_batch(
+        [(None, Some(Bytes::from_static(b"below min.isr")), 0)],
+        kafka_protocol::records::Compression::None,
+    )
+    .expect("batch");
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(1_500)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let answer: ProduceResponse = common::raw::call(node, ApiKey::Produce, 11, &request);
+    answer.responses[0].partition_responses[0].error_code
+}
+
+const NONE: i16 = 0;
+const REQUEST_TIMED_OUT: i16 = 7;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+/// With `min.insync.replicas=2`, one replica down still takes acks=all writes; two of three
+/// down (and with them the controller quorum, so the ISR can no longer shrink in the
+/// metadata) refuses them with NOT_ENOUGH_REPLICAS once the leader finds its followers gone,
+/// while acks=1 is still taken; a replica back makes acks=all work again.
+#[test]
+fn acks_all_is_refused_below_min_insync_replicas() {
+    let mut cluster = Cluster::new(3, &config());
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let created = common::block_on(admin(&cluster).create_topics(
+        &[NewTopic::new("guarded", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
+        &AdminOptions::new(),
+    ))
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{:?}", created[0]);
+    let leader = cluster.wait_for_isr("guarded", 1, &[1, 2, 3])[0] as usize;
+    let followers: Vec<usize> = (1..=3).filter(|id| *id != leader).collect();
+    assert_eq!(produce_one(cluster.node(leader), "guarded", -1), NONE);
+
+    // One follower down: it leaves the ISR and two replicas still take acks=all.
+    cluster.kill(followers[0]);
+    let mut two = vec![leader as i32, followers[1] as i32];
+    two.sort();
+    assert_eq!(cluster.wait_for_isr("guarded", 1, &two), vec![leader as i32]);
+    assert_eq!(produce_one(cluster.node(leader), "guarded", -1), NONE);
+
+    // Both down: no write is acknowledged with acks=all; once the leader sees its last
+    // follower gone it refuses outright.
+    cluster.kill(followers[1]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match produce_one(cluster.node(leader), "guarded", -1) {
+            NOT_ENOUGH_REPLICAS => break,
+            REQUEST_TIMED_OUT => {}
+            code => panic!("acks=all with one replica of three up answered {code}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acks=all was never refused with NOT_ENOUGH_REPLICAS"
+        );
+    }
+    assert_eq!(produce_one(cluster.node(leader), "guarded", -1), NOT_ENOUGH_REPLICAS);
+    assert_eq!(produce_one(cluster.node(leader), "guarded", 1), NONE);
+
+    // A follower back: the quorum returns, it catches up and acks=all is taken again.
+    cluster.start(followers[1]);
+    let deadline = Instant::now() + WAIT;
+    while produce_one(cluster.node(leader), "guarded", -1) != NONE {
+        assert!(
+            Instant::now() < deadline,
+            "acks=all never worked again with two replicas up"
+        );
+    }
 }

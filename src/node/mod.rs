@@ -31,7 +31,7 @@ use crate::config::ServerConfig;
 use crate::coordinator::CoordinatorHost;
 use crate::group::classic::GroupLimits;
 use crate::group::{GroupCoordinator, GroupHost};
-use crate::ids::{NodeId, Offset, PartitionId, ShardId};
+use crate::ids::{NodeId, Offset, PartitionId, ShardId, TopicId};
 use crate::metadata::{MetadataSnapshot, MetadataStore};
 use crate::metrics::{ShardMetrics, Snapshot};
 use crate::runtime::mesh::{Mesh, OnShard};
@@ -91,6 +91,9 @@ pub struct Shard {
     /// Each follower's progress on the partitions this shard leads (the ISR is decided from
     /// it; see `replication/`).
     pub followers: RefCell<PartitionMap<BTreeMap<i32, FollowerProgress>>>,
+    /// The size of a smaller ISR this shard, as leader, has found and asked the controller
+    /// for, while the metadata does not show it yet (see [`Shard::in_sync_replicas`]).
+    pub isr_shrinking: RefCell<PartitionMap<usize>>,
     /// Fires after every metadata snapshot this shard applies.
     pub metadata_changed: crate::signal::Signal,
 }
@@ -154,6 +157,7 @@ impl Shard {
             fetch_read_budget,
             cluster,
             followers: RefCell::default(),
+            isr_shrinking: RefCell::default(),
             metadata_changed: crate::signal::Signal::default(),
         }
     }
@@ -165,7 +169,7 @@ impl Shard {
         let now = Instant::now();
         let end = log.end_offset();
         let mut followers = self.followers.borrow_mut();
-        let key = (crate::ids::TopicId(log.topic_id), log.partition);
+        let key = (TopicId(log.topic_id), log.partition);
         if !followers.contains(key.0, key.1) {
             followers.insert(key.0, key.1, BTreeMap::new());
         }
@@ -186,6 +190,20 @@ impl Shard {
         entry.fetch_offset = offset;
         entry.last_fetch = now;
         entry.leader_end_at_last_fetch = end;
+    }
+
+    /// How many replicas of a partition this shard leads count as in sync for
+    /// `min.insync.replicas`: the metadata's ISR, or fewer while a shrink is pending. When the
+    /// controller cannot take the shrink (its quorum lost), acks=all is refused at once
+    /// instead of waiting on a replica that is gone.
+    pub fn in_sync_replicas(&self, topic: &crate::metadata::Topic, partition: PartitionId) -> usize {
+        let isr = topic.partition(partition).map_or(0, |p| p.isr.len());
+        let shrinking = self
+            .isr_shrinking
+            .borrow()
+            .get(TopicId(topic.meta.id), partition)
+            .copied();
+        shrinking.map_or(isr, |size| size.min(isr))
     }
 
     /// The brokers clients may use: in a cluster every unfenced registered one, else this one.

@@ -3,15 +3,20 @@
 //! that long since this broker began to lead), and puts back one that has caught up with the
 //! high watermark and the current epoch. Each change goes to the controller as an
 //! AlterPartition; the new ISR comes back with the next image, and only then does the high
-//! watermark stop (or start) waiting for that follower.
+//! watermark stop (or start) waiting for that follower. A shrink asked for and not yet in the
+//! image already counts against `min.insync.replicas` (`Shard::in_sync_replicas`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cluster::image::{Command, Outcome};
+use crate::cluster::ClusterHandle;
 use crate::ids::{NodeId, Offset, PartitionId, TopicId};
+use crate::metadata::PartitionState;
 use crate::node::{FollowerProgress, Shard};
+use crate::storage::log::PartitionLog;
 
 /// Longest an AlterPartition may wait for the controller.
 const ALTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +90,8 @@ pub async fn run(shard: Rc<Shard>) {
     let me = shard.identity.node_id;
     // When this shard began leading each partition, at which epoch.
     let mut leading: HashMap<(TopicId, PartitionId), (i32, Instant)> = HashMap::new();
+    // Partitions with an AlterPartition on its way.
+    let in_flight: Rc<RefCell<HashSet<(TopicId, PartitionId)>>> = Rc::default();
     loop {
         crate::runtime::sleep(check).await;
         if shard.is_closing() {
@@ -128,38 +135,75 @@ pub async fn run(shard: Rc<Shard>) {
                 since,
             };
             let next = next_isr(&leading, lag_max, now);
-            if let Some(isr) = next {
-                changes.push((log.clone(), state.clone(), isr));
-            }
-        }
-        leading = led_now;
-        for (log, state, isr) in changes {
-            let command = Command::AlterPartition {
-                topic: log.topic_id,
-                partition: log.partition.0,
-                leader: me.0,
-                leader_epoch: state.leader_epoch.0,
-                partition_epoch: state.partition_epoch,
-                isr: isr.iter().map(|n| n.0).collect(),
-            };
-            let shrinking = isr.len() < state.isr.len();
-            match cluster.change(command, ALTER_TIMEOUT).await {
-                Ok((index, Outcome::Partition(_))) => {
-                    tracing::info!(
-                        "{}-{}: ISR {} from {} to {}",
-                        log.topic,
-                        log.partition,
-                        if shrinking { "shrinks" } else { "expands" },
-                        ids(&state.isr),
-                        ids(&isr)
-                    );
-                    shard.metrics.isr_changed(shrinking);
-                    cluster.applied_at_least(index).await;
+            let mut shrinking = shard.isr_shrinking.borrow_mut();
+            match next {
+                Some(isr) => {
+                    if isr.len() < state.isr.len() {
+                        shrinking.insert(key.0, key.1, isr.len());
+                    } else {
+                        shrinking.remove(key.0, key.1);
+                    }
+                    changes.push((log.clone(), state.clone(), isr));
                 }
-                Ok((_, other)) => tracing::debug!("{}-{}: AlterPartition: {other:?}", log.topic, log.partition),
-                Err(e) => tracing::info!("{}-{}: AlterPartition: {e}", log.topic, log.partition),
+                None => {
+                    shrinking.remove(key.0, key.1);
+                }
             }
         }
+        shard
+            .isr_shrinking
+            .borrow_mut()
+            .retain(|topic, partition| led_now.contains_key(&(topic, partition)));
+        leading = led_now;
+        // Each change is sent on its own, one at a time per partition, so that a controller
+        // slow to answer (or gone with its quorum) holds up no other partition's check.
+        for (log, state, isr) in changes {
+            let key = (TopicId(log.topic_id), log.partition);
+            if !in_flight.borrow_mut().insert(key) {
+                continue;
+            }
+            let (shard, cluster, in_flight) = (shard.clone(), cluster.clone(), in_flight.clone());
+            crate::runtime::spawn_detached(async move {
+                alter_partition(&shard, &cluster, &log, &state, isr).await;
+                in_flight.borrow_mut().remove(&key);
+            });
+        }
+    }
+}
+
+/// Asks the controller for `isr` and waits until this node applied the change.
+async fn alter_partition(
+    shard: &Shard,
+    cluster: &ClusterHandle,
+    log: &PartitionLog,
+    state: &PartitionState,
+    isr: Vec<NodeId>,
+) {
+    let me = shard.identity.node_id;
+    let command = Command::AlterPartition {
+        topic: log.topic_id,
+        partition: log.partition.0,
+        leader: me.0,
+        leader_epoch: state.leader_epoch.0,
+        partition_epoch: state.partition_epoch,
+        isr: isr.iter().map(|n| n.0).collect(),
+    };
+    let shrinking = isr.len() < state.isr.len();
+    match cluster.change(command, ALTER_TIMEOUT).await {
+        Ok((index, Outcome::Partition(_))) => {
+            tracing::info!(
+                "{}-{}: ISR {} from {} to {}",
+                log.topic,
+                log.partition,
+                if shrinking { "shrinks" } else { "expands" },
+                ids(&state.isr),
+                ids(&isr)
+            );
+            shard.metrics.isr_changed(shrinking);
+            cluster.applied_at_least(index).await;
+        }
+        Ok((_, other)) => tracing::debug!("{}-{}: AlterPartition: {other:?}", log.topic, log.partition),
+        Err(e) => tracing::info!("{}-{}: AlterPartition: {e}", log.topic, log.partition),
     }
 }
 

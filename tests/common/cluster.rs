@@ -189,8 +189,12 @@ impl Cluster {
 
     /// The active controller as running node `id`'s DescribeCluster names it.
     pub fn controller(&self, id: usize) -> i32 {
-        let cluster: DescribeClusterResponse =
-            call(self.node(id), ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
+        let cluster: DescribeClusterResponse = call(
+            self.node(id),
+            ApiKey::DescribeCluster,
+            0,
+            &DescribeClusterRequest::default(),
+        );
         cluster.controller_id.0
     }
 }

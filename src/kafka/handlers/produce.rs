@@ -157,18 +157,6 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                     Some(format!("Producing to internal topic {name} is not allowed")),
                 )),
                 Some(_) if not_led.is_some() => Err(Appended::not_leader(not_led.expect("guarded"))),
-                Some((topic, _)) if acks == -1 && isr_size(topic, partition) < topic.config.min_insync_replicas => {
-                    Err(Appended::failed(
-                        KafkaCode::NotEnoughReplicas,
-                        Some(format!(
-                            "The size of the current ISR ({}) is insufficient to satisfy the min.isr requirement \
-                             of {} for partition {name}-{}",
-                            isr_size(topic, partition),
-                            topic.config.min_insync_replicas,
-                            partition.0
-                        )),
-                    ))
-                }
                 Some((topic, owner)) => check_batches(data.records.as_ref(), &topic.config, now_ms, frame_bytes)
                     .map(|batches| (owner, batches)),
             };
@@ -301,9 +289,24 @@ fn respond(
         .with_node_endpoints(endpoints)
 }
 
-/// The partition's in-sync replicas as the metadata has them.
-fn isr_size(topic: &crate::metadata::Topic, partition: PartitionId) -> i32 {
-    topic.partition(partition).map_or(0, |p| p.isr.len() as i32)
+/// On the partition's leader shard: the refusal for acks=all while fewer replicas are in
+/// sync than the topic's `min.insync.replicas` (`code`: NOT_ENOUGH_REPLICAS before the
+/// append, NOT_ENOUGH_REPLICAS_AFTER_APPEND after it), as Kafka words it.
+fn under_min_isr(shard: &Shard, topic: &str, partition: PartitionId, code: KafkaCode) -> Option<Appended> {
+    let snapshot = shard.metadata();
+    let topic = snapshot.topic(topic)?;
+    let isr = shard.in_sync_replicas(topic, partition);
+    let min = usize::try_from(topic.config.min_insync_replicas).unwrap_or(0);
+    (isr < min).then(|| {
+        Appended::failed(
+            code,
+            Some(format!(
+                "The size of the current ISR ({isr}) is insufficient to satisfy the min.isr requirement of {min} for \
+                 partition {}-{}",
+                topic.meta.name, partition.0
+            )),
+        )
+    })
 }
 
 /// Splits and validates a partition's records: every batch whole, v2, CRC-clean, within
@@ -421,6 +424,11 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     if shard.is_closing() {
         return Appended::failed(KafkaCode::NotLeaderOrFollower, Some("broker is shutting down".into()));
     }
+    if work.replicated.is_some() {
+        if let Some(refused) = under_min_isr(&shard, &work.topic, work.partition, KafkaCode::NotEnoughReplicas) {
+            return refused;
+        }
+    }
     let enqueued = Instant::now();
     let written = log.enqueue(&work.batches);
     let (done, later) = oneshot::channel();
@@ -527,19 +535,12 @@ async fn wait_replicated(
         Some(Err(e)) => return Some(Appended::failed(KafkaCode::NotLeaderOrFollower, Some(e.to_string()))),
         Some(Ok(())) => {}
     }
-    let snapshot = shard.metadata();
-    let topic = snapshot.topic(&work.topic)?;
-    let isr = isr_size(topic, work.partition);
-    (isr < topic.config.min_insync_replicas).then(|| {
-        Appended::failed(
-            KafkaCode::NotEnoughReplicasAfterAppend,
-            Some(format!(
-                "The size of the current ISR ({isr}) is insufficient to satisfy the min.isr requirement of {} for \
-                 partition {}-{}",
-                topic.config.min_insync_replicas, work.topic, work.partition.0
-            )),
-        )
-    })
+    under_min_isr(
+        shard,
+        &work.topic,
+        work.partition,
+        KafkaCode::NotEnoughReplicasAfterAppend,
+    )
 }
 
 #[cfg(test)]
