@@ -153,6 +153,11 @@ pub const METRICS_REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 /// Bytes read per step when a coordinator replays its internal partition (start-up).
 pub const COORDINATOR_REPLAY_READ_BYTES: usize = 1024 * 1024;
 
+/// Longest a coordinator's write waits for the partition's in-sync replicas before the
+/// change is refused with COORDINATOR_NOT_AVAILABLE (Kafka's `offsets.commit.timeout.ms`
+/// default).
+pub const COORDINATOR_REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
 /// readable within this even if a topic asks for less frequent flushing.
 pub const FLUSH_DELAY_MS_MAX: i64 = 60_000;

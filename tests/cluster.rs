@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use common::cluster::{Cluster, CLUSTER_CONFIG};
 use common::raw::call;
@@ -17,7 +19,7 @@ use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::Offset;
+use rdkafka::{Message, Offset};
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
@@ -124,7 +126,7 @@ fn topics_are_created_by_the_controller_and_led_across_brokers() {
     common::flush(&producer);
     let consumer = node.consumer(&[]);
     common::assign(&consumer, "spread", 6, Offset::Beginning);
-    let read = common::consume(&consumer, 6, |m| rdkafka::Message::partition(m));
+    let read = common::consume(&consumer, 6, |m| m.partition());
     let mut partitions = read.clone();
     partitions.sort();
     assert_eq!(partitions, vec![0, 1, 2, 3, 4, 5]);
@@ -156,4 +158,178 @@ fn topics_are_created_by_the_controller_and_led_across_brokers() {
         .parse::<i32>()
         .unwrap();
     assert_eq!(answer.node_endpoints[0].port, leader_port);
+}
+
+/// The node FindCoordinator (v3) names for `group`, asked of node `via`.
+fn coordinator_of(cluster: &Cluster, via: usize, group: &str) -> (i16, i32) {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_string()))
+        .with_key_type(0);
+    let answer: FindCoordinatorResponse = call(cluster.node(via), ApiKey::FindCoordinator, 3, &request);
+    (answer.error_code, answer.node_id.0)
+}
+
+/// A consumer group keeps consuming when the broker coordinating it is SIGKILLed: the
+/// leader of its offsets partition moves, the new leader replays the partition and
+/// coordinates the group with its committed offsets intact (nothing below them is
+/// delivered again, nothing above them is skipped), and commits go on there.
+#[test]
+fn a_group_survives_its_coordinator() {
+    use rdkafka::consumer::CommitMode;
+    use rdkafka::TopicPartitionList;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const PARTITIONS: i32 = 3;
+    const RECORDS: i64 = 300;
+    let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let created = common::block_on(
+        cluster
+            .client_config()
+            .create::<rdkafka::admin::AdminClient<_>>()
+            .unwrap()
+            .create_topics(
+                &[NewTopic::new("work", PARTITIONS, TopicReplication::Fixed(3))],
+                &AdminOptions::new(),
+            ),
+    )
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.wait_for_isr("work", PARTITIONS as usize, &[1, 2, 3]);
+    cluster.wait_for_isr("__consumer_offsets", 50, &[1, 2, 3]);
+    let producer: rdkafka::producer::BaseProducer = cluster.client_config().set("acks", "all").create().unwrap();
+    for i in 0..RECORDS {
+        let value = i.to_string();
+        common::send(
+            &producer,
+            BaseRecord::to("work")
+                .partition((i % PARTITIONS as i64) as i32)
+                .payload(value.as_bytes()),
+        );
+    }
+    common::flush(&producer);
+
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "survivor")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["work"]).expect("subscribe");
+    // Next offset to read per partition, as consumed.
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let poll_one = |next: &mut BTreeMap<i32, i64>| -> Option<(i32, i64)> {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                Some((m.partition(), m.offset()))
+            }
+            Some(Err(e)) => {
+                eprintln!("consumer: {e}");
+                None
+            }
+            None => None,
+        }
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut read = 0;
+    while read < RECORDS / 3 {
+        assert!(std::time::Instant::now() < deadline, "consumed only {read} records");
+        if poll_one(&mut next).is_some() {
+            read += 1;
+        }
+    }
+    let mut committed = TopicPartitionList::new();
+    for (p, offset) in &next {
+        committed
+            .add_partition_offset("work", *p, Offset::Offset(*offset))
+            .unwrap();
+    }
+    consumer.commit(&committed, CommitMode::Sync).expect("commit");
+    let before = next.clone();
+
+    // Its coordinator dies; another broker takes the offsets partition and the group.
+    let (code, coordinator) = coordinator_of(&cluster, 1, "survivor");
+    assert_eq!(code, 0);
+    cluster.kill(coordinator as usize);
+    let survivor = (1..=3).find(|id| *id != coordinator as usize).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let moved_to = loop {
+        let (code, node) = coordinator_of(&cluster, survivor, "survivor");
+        if code == 0 && node != coordinator {
+            break node;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group's coordinator never moved"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("coordinator moved from node {coordinator} to node {moved_to}");
+    // The new coordinator has the offsets committed to the old one.
+    let committed_now = |cluster: &Cluster| {
+        let asking: BaseConsumer = cluster.client_config().set("group.id", "survivor").create().unwrap();
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            wanted.add_partition("work", p);
+        }
+        let stored = asking.committed_offsets(wanted, WAIT).expect("committed offsets");
+        (0..PARTITIONS)
+            .filter_map(
+                |p| match stored.find_partition("work", p).expect("partition").offset() {
+                    Offset::Offset(o) => Some((p, o)),
+                    _ => None,
+                },
+            )
+            .collect::<BTreeMap<i32, i64>>()
+    };
+    assert_eq!(committed_now(&cluster), before);
+
+    // The consumer reads on: whatever it reads after a rejoin starts at the committed offsets.
+    let mut seen: BTreeSet<(i32, i64)> = BTreeSet::new();
+    let ends: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, RECORDS / PARTITIONS as i64)).collect();
+    let deadline = std::time::Instant::now() + WAIT * 2;
+    let done = |seen: &BTreeSet<(i32, i64)>| {
+        ends.iter()
+            .all(|(p, end)| (before.get(p).copied().unwrap_or(0)..*end).all(|o| seen.contains(&(*p, o))))
+    };
+    while !done(&seen) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after the failover the group read only {} records",
+            seen.len()
+        );
+        if let Some((p, offset)) = poll_one(&mut next) {
+            let floor = before.get(&p).copied().unwrap_or(0);
+            assert!(
+                offset >= floor,
+                "partition {p}: offset {offset} delivered again below the committed {floor}"
+            );
+            seen.insert((p, offset));
+        }
+    }
+    // Commits go to the new coordinator (the consumer may first have to find it).
+    let mut all = TopicPartitionList::new();
+    for (p, end) in &ends {
+        all.add_partition_offset("work", *p, Offset::Offset(*end)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while let Err(e) = consumer.commit(&all, CommitMode::Sync) {
+        assert!(std::time::Instant::now() < deadline, "commit after the failover: {e}");
+        consumer.poll(Duration::from_millis(100));
+    }
+    drop(consumer);
+
+    // The old coordinator returns; the offsets stand wherever the group is coordinated.
+    cluster.start(coordinator as usize);
+    cluster.wait_for_isr("__consumer_offsets", 50, &[1, 2, 3]);
+    assert_eq!(committed_now(&cluster), ends);
 }

@@ -1,5 +1,5 @@
-//! Persisting a coordinator's records: one batch appended to the key's partition and flushed
-//! before the change is answered.
+//! Persisting a coordinator's records: one batch appended to the key's partition, flushed,
+//! and (in a cluster) held by every in-sync replica before the change is answered.
 
 use std::rc::Rc;
 
@@ -7,16 +7,21 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression;
 
 use super::{CoordinatorHost, InternalTopic};
+use crate::constants::COORDINATOR_REPLICATION_TIMEOUT;
 use crate::error::KafkaCode;
 use crate::record;
+use crate::storage::log::AppendError;
 use crate::storage::segment::now_ms;
 
 /// A record of coordinator state: its key and value (None: a tombstone).
 pub type StateRecord = (Bytes, Option<Bytes>);
 
 impl InternalTopic {
-    /// Appends `records` as one batch to the partition holding `key` and makes them durable.
-    /// NOT_COORDINATOR when this shard does not own that partition.
+    /// Appends `records` as one batch to the partition holding `key`, makes them durable and
+    /// waits until the high watermark covers them (at once on a single node; in a cluster
+    /// once every in-sync replica holds them, as Kafka's acks=all). NOT_COORDINATOR when this
+    /// broker does not lead that partition; COORDINATOR_NOT_AVAILABLE when the replicas do
+    /// not catch up within [`COORDINATOR_REPLICATION_TIMEOUT`].
     pub async fn persist(
         &self,
         host: &Rc<impl CoordinatorHost>,
@@ -35,13 +40,34 @@ impl InternalTopic {
             KafkaCode::UnknownServerError
         })?;
         let name = self.name;
-        log.append(&[batch]).await.map_err(|e| {
-            tracing::error!("appending {name} records of {}: {e}", crate::text::escape(key));
-            KafkaCode::CoordinatorNotAvailable
+        let appended = log.append(&[batch]).await.map_err(|e| match e {
+            AppendError::Closed => KafkaCode::NotCoordinator,
+            e => {
+                tracing::error!("appending {name} records of {}: {e}", crate::text::escape(key));
+                KafkaCode::CoordinatorNotAvailable
+            }
         })?;
         log.flush().await.map_err(|e| {
             tracing::error!("flushing {name} records of {}: {e}", crate::text::escape(key));
             KafkaCode::CoordinatorNotAvailable
-        })
+        })?;
+        match crate::runtime::timeout(
+            COORDINATOR_REPLICATION_TIMEOUT,
+            log.wait_high_watermark(appended.next_offset),
+        )
+        .await
+        {
+            Some(Ok(())) => Ok(()),
+            // Leadership moved while the replicas caught up: the client finds the new one.
+            Some(Err(_)) => Err(KafkaCode::NotCoordinator),
+            None => {
+                tracing::info!(
+                    "{name}-{partition}: the in-sync replicas did not hold the records of {} within {:?}",
+                    crate::text::escape(key),
+                    COORDINATOR_REPLICATION_TIMEOUT
+                );
+                Err(KafkaCode::CoordinatorNotAvailable)
+            }
+        }
     }
 }

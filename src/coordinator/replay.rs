@@ -10,6 +10,7 @@ use super::{CoordinatorHost, InternalTopic};
 use crate::constants::COORDINATOR_REPLAY_READ_BYTES;
 use crate::ids::PartitionId;
 use crate::record;
+use crate::storage::log::ReadLimit;
 
 impl InternalTopic {
     /// Replays every partition of this topic the host's shard owns (start-up); the number of
@@ -42,8 +43,11 @@ impl InternalTopic {
         let end = log.end_offset();
         let mut records = 0usize;
         while offset < end {
+            // To the log end, not the high watermark: a broker that just took the lead may
+            // not yet know the high watermark its old leader had, and everything it holds
+            // is committed once its followers catch up (Kafka loads to the log end too).
             let batches = log
-                .read(offset, COORDINATOR_REPLAY_READ_BYTES)
+                .read_upto(offset, COORDINATOR_REPLAY_READ_BYTES, ReadLimit::LogEnd)
                 .await
                 .map_err(|e| format!("replaying {name}-{partition}: {e}"))?;
             if batches.is_empty() {

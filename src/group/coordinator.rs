@@ -34,7 +34,18 @@ struct Entry {
     timer: Rc<Signal>,
 }
 
+/// Where a coordinator stands with one offsets partition it owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    /// Its records are being replayed: requests for its groups wait (COORDINATOR_LOAD_IN_PROGRESS).
+    Loading,
+    Loaded,
+}
+
 pub struct GroupCoordinator {
+    /// The offsets partitions whose groups this coordinator serves, with the leader epoch it
+    /// took them at (0 on a single node). A partition not here: NOT_COORDINATOR.
+    partitions: RefCell<HashMap<i32, (i32, Load)>>,
     groups: RefCell<HashMap<String, Entry>>,
     /// Groups on the consumer protocol (KIP-848). Their offsets live in the classic entry of
     /// the same id, which stays without members.
@@ -46,11 +57,14 @@ pub struct GroupCoordinator {
 struct ConsumerEntry {
     group: Rc<RefCell<ConsumerGroup>>,
     timer: Rc<Signal>,
+    /// The group's timer task; dropped (and so stopped) with the entry.
+    _ticking: crate::runtime::Task<()>,
 }
 
 impl GroupCoordinator {
     pub fn new(limits: GroupLimits, offsets_retention: Duration) -> GroupCoordinator {
         GroupCoordinator {
+            partitions: RefCell::new(HashMap::new()),
             groups: RefCell::new(HashMap::new()),
             consumer_groups: RefCell::new(HashMap::new()),
             limits,
@@ -69,14 +83,15 @@ impl GroupCoordinator {
         }
         let group = Rc::new(RefCell::new(ConsumerGroup::new(id)));
         let timer = Rc::new(Signal::default());
+        let ticking = crate::runtime::spawn(run_consumer_timer(id.to_string(), group.clone(), timer.clone()));
         self.consumer_groups.borrow_mut().insert(
             id.to_string(),
             ConsumerEntry {
                 group: group.clone(),
-                timer: timer.clone(),
+                timer,
+                _ticking: ticking,
             },
         );
-        crate::runtime::spawn_detached(run_consumer_timer(id.to_string(), group.clone(), timer));
         group
     }
 
@@ -262,12 +277,98 @@ impl GroupCoordinator {
         }
     }
 
-    /// Rebuilds offsets and generations from the offsets partitions this shard owns.
+    /// Rebuilds offsets and generations from the offsets partitions this shard owns and
+    /// leads (start-up).
     pub async fn load(&self, shard: &Rc<impl GroupHost>) -> Result<(), String> {
-        super::OFFSETS
-            .replay(shard, |key, value| self.apply(shard, key, value))
-            .await?;
+        let snapshot = shard.metadata();
+        let Some(topic) = snapshot.topic(super::OFFSETS.name) else {
+            return Ok(());
+        };
+        for partition in super::OFFSETS.owned_partitions(shard.as_ref()) {
+            if shard.partition(super::OFFSETS.name, partition).is_none() {
+                continue;
+            }
+            let epoch = topic.leader_epoch(partition).0;
+            self.partitions.borrow_mut().insert(partition.0, (epoch, Load::Loading));
+            super::OFFSETS
+                .replay_partition(shard, partition, &mut |key, value| self.apply(shard, key, value))
+                .await?;
+            self.partitions.borrow_mut().insert(partition.0, (epoch, Load::Loaded));
+        }
         Ok(())
+    }
+
+    /// Whether this coordinator serves the groups of offsets partition `partition`:
+    /// NOT_COORDINATOR if not, COORDINATOR_LOAD_IN_PROGRESS while it replays them.
+    pub fn readiness(&self, partition: i32) -> Result<(), KafkaCode> {
+        match self.partitions.borrow().get(&partition) {
+            Some((_, Load::Loaded)) => Ok(()),
+            Some((_, Load::Loading)) => Err(KafkaCode::CoordinatorLoadInProgress),
+            None => Err(KafkaCode::NotCoordinator),
+        }
+    }
+
+    /// Follows leadership of the offsets partitions (a cluster): `led` are the ones this
+    /// shard owns and its broker leads, with their leader epochs, out of `count`. Groups of a
+    /// partition no longer led (or led again at a new epoch: others wrote it meanwhile) are
+    /// dropped; a newly led partition is replayed, its groups refused as loading until done.
+    pub async fn follow_leadership(&self, shard: &Rc<impl GroupHost>, led: &[(i32, i32)], count: i32) {
+        let gone: Vec<i32> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter(|(p, (epoch, _))| !led.contains(&(**p, *epoch)))
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in gone {
+            self.unload(partition, count);
+        }
+        for &(partition, epoch) in led {
+            if self.partitions.borrow().contains_key(&partition) {
+                continue;
+            }
+            self.partitions.borrow_mut().insert(partition, (epoch, Load::Loading));
+            let replayed = super::OFFSETS
+                .replay_partition(shard, crate::ids::PartitionId(partition), &mut |key, value| {
+                    self.apply(shard, key, value)
+                })
+                .await;
+            match replayed {
+                Ok(_) => {
+                    tracing::info!(
+                        target: "sluice::group",
+                        "{}-{partition}: coordinating its groups (leader epoch {epoch})",
+                        super::OFFSETS.name
+                    );
+                    self.partitions.borrow_mut().insert(partition, (epoch, Load::Loaded));
+                }
+                Err(e) => {
+                    // Left unloaded (NOT_COORDINATOR); the next metadata change tries again.
+                    tracing::error!("loading the groups of {}-{partition}: {e}", super::OFFSETS.name);
+                    self.unload(partition, count);
+                }
+            }
+        }
+    }
+
+    /// Forgets the groups of offsets partition `partition` (of `count`): their members and
+    /// timers stop here; their state stays in the partition for whoever leads it next.
+    fn unload(&self, partition: i32, count: i32) {
+        self.partitions.borrow_mut().remove(&partition);
+        let belongs = |id: &str| crate::coordinator::route::partition_for(id, count) == partition;
+        let classic: Vec<String> = self.groups.borrow().keys().filter(|id| belongs(id)).cloned().collect();
+        for id in &classic {
+            self.remove(id);
+        }
+        self.consumer_groups.borrow_mut().retain(|id, _| !belongs(id));
+        if !classic.is_empty() {
+            tracing::info!(
+                target: "sluice::group",
+                "{}-{partition}: no longer coordinating its {} groups",
+                super::OFFSETS.name,
+                classic.len()
+            );
+        }
     }
 
     /// Applies one replayed record.

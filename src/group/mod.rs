@@ -36,7 +36,9 @@ pub trait GroupHost: CoordinatorHost {
 }
 
 /// Runs `work` on the coordinator shard of `group`, or answers COORDINATOR_NOT_AVAILABLE
-/// when the offsets topic is missing or the shard has stopped.
+/// when the offsets topic is missing or the shard has stopped, NOT_COORDINATOR when this
+/// broker does not coordinate the group (it does not lead its offsets partition), and
+/// COORDINATOR_LOAD_IN_PROGRESS while the group's partition is being replayed.
 pub async fn on_coordinator<H, R, F, Fut>(shard: &Rc<H>, group: &str, work: F) -> Result<R, KafkaCode>
 where
     H: GroupHost,
@@ -44,5 +46,11 @@ where
     F: FnOnce(Rc<H>) -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
 {
-    OFFSETS.on_owner(shard, group, work).await
+    let (partition, _) = OFFSETS.locate(&shard.metadata(), group)?;
+    OFFSETS
+        .on_owner(shard, group, move |host: Rc<H>| async move {
+            host.groups().readiness(partition.0)?;
+            Ok(work(host).await)
+        })
+        .await?
 }

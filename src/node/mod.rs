@@ -13,6 +13,7 @@
 pub mod authority;
 pub mod cluster_authority;
 pub mod cluster_view;
+pub mod coordination;
 pub mod maintenance;
 pub mod partition_map;
 pub mod placement;
@@ -313,8 +314,9 @@ impl CoordinatorHost for Shard {
         Shard::metadata(self)
     }
 
+    /// Only a partition this broker leads: a follower's log is written by replication alone.
     fn partition(&self, topic: &str, partition: PartitionId) -> Option<Rc<PartitionLog>> {
-        Shard::partition(self, topic, partition)
+        self.log_for(topic, partition).ok()
     }
 }
 

@@ -345,8 +345,13 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
     shard.start_background();
     let following = (shard.id == crate::ids::ShardId(0) && shard.cluster.is_some())
         .then(|| crate::runtime::spawn(crate::node::cluster_view::follow(shard.clone())));
+    let coordinating = shard
+        .cluster
+        .is_some()
+        .then(|| crate::runtime::spawn(crate::node::coordination::follow(shard.clone())));
     let _ = ready.send(Ok(()));
     let _ = stopped.await;
+    drop(coordinating);
     drop(following);
     drop(serving);
     shard.close_partitions().await;
