@@ -333,3 +333,128 @@ fn a_group_survives_its_coordinator() {
     cluster.wait_for_isr("__consumer_offsets", 50, &[1, 2, 3]);
     assert_eq!(committed_now(&cluster), ends);
 }
+
+/// Replicas (in order) and leader of each partition of `topic`, as node `id` reports them.
+fn replicas_and_leaders(cluster: &Cluster, id: usize, topic: &str) -> Vec<(Vec<i32>, i32)> {
+    let consumer: BaseConsumer = cluster.node(id).client_config().create().unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), WAIT).expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| (p.replicas().to_vec(), p.leader()))
+        .collect()
+}
+
+/// The admin APIs of a cluster go through the controller: CreatePartitions places new
+/// replicas over the brokers, a topic config set through one broker is what every broker
+/// describes, a preferred ElectLeaders moves leadership back to the first replica once it
+/// has returned, and DescribeQuorum names the active controller and every voter.
+#[test]
+fn admin_changes_are_made_by_the_controller() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{
+        DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse,
+    };
+    use rdkafka::admin::{AlterConfig, NewPartitions, ResourceSpecifier};
+
+    let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
+    let created = common::block_on(admin.create_topics(
+        &[NewTopic::new("grow", 2, TopicReplication::Fixed(3))],
+        &AdminOptions::new(),
+    ))
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.wait_for_isr("grow", 2, &[1, 2, 3]);
+
+    // Two more partitions, three replicas each, on every broker.
+    let grown = common::block_on(admin.create_partitions(&[NewPartitions::new("grow", 4)], &AdminOptions::new()))
+        .expect("CreatePartitions");
+    assert!(grown[0].is_ok(), "{:?}", grown[0]);
+    cluster.wait_for_isr("grow", 4, &[1, 2, 3]);
+    let shrunk = common::block_on(admin.create_partitions(&[NewPartitions::new("grow", 3)], &AdminOptions::new()))
+        .expect("CreatePartitions");
+    assert!(
+        matches!(&shrunk[0], Err((_, RDKafkaErrorCode::InvalidPartitions))),
+        "{:?}",
+        shrunk[0]
+    );
+
+    // A topic config set through broker 2 is what broker 3 describes.
+    let altered = common::block_on(cluster.node(2).admin().alter_configs(
+        &[AlterConfig::new(ResourceSpecifier::Topic("grow")).set("retention.ms", "12345")],
+        &AdminOptions::new(),
+    ))
+    .expect("AlterConfigs");
+    assert!(altered[0].is_ok(), "{:?}", altered[0]);
+    for id in 1..=3 {
+        let described = common::block_on(
+            cluster
+                .node(id)
+                .admin()
+                .describe_configs(&[ResourceSpecifier::Topic("grow")], &AdminOptions::new()),
+        )
+        .expect("DescribeConfigs");
+        let resource = described[0].as_ref().expect("topic configs");
+        assert_eq!(
+            resource.get("retention.ms").and_then(|e| e.value.clone()).as_deref(),
+            Some("12345"),
+            "broker {id}"
+        );
+    }
+
+    // Partition 0's preferred leader dies and returns: another broker leads until a
+    // preferred election moves the lead back.
+    let (replicas, _) = replicas_and_leaders(&cluster, 1, "grow")[0].clone();
+    let preferred = replicas[0] as usize;
+    cluster.kill(preferred);
+    let mut others: Vec<i32> = (1..=3).filter(|id| *id != preferred as i32).collect();
+    others.sort();
+    cluster.wait_for_isr("grow", 4, &others);
+    cluster.start(preferred);
+    cluster.wait_for_isr("grow", 4, &[1, 2, 3]);
+    let via = cluster.running()[0];
+    assert_ne!(replicas_and_leaders(&cluster, via, "grow")[0].1, preferred as i32);
+    let elect = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(30_000)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(TopicName(StrBytes::from_static_str("grow")))
+            .with_partitions(vec![0])]));
+    let answer: ElectLeadersResponse = call(cluster.node(via), ApiKey::ElectLeaders, 1, &elect);
+    assert_eq!(
+        answer.replica_election_results[0].partition_result[0].error_code, 0,
+        "{answer:?}"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while replicas_and_leaders(&cluster, via, "grow")[0].1 != preferred as i32 {
+        assert!(std::time::Instant::now() < deadline, "the preferred replica never led");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let again: ElectLeadersResponse = call(cluster.node(via), ApiKey::ElectLeaders, 1, &elect);
+    const ELECTION_NOT_NEEDED: i16 = 84;
+    assert_eq!(
+        again.replica_election_results[0].partition_result[0].error_code,
+        ELECTION_NOT_NEEDED
+    );
+
+    // The quorum: the active controller leads, every voter is listed.
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let quorum = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let answer: DescribeQuorumResponse = call(cluster.node(via), ApiKey::DescribeQuorum, 2, &quorum);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    assert_eq!(answer.nodes.len(), 3, "each voter's controller endpoint");
+    let partition = &answer.topics[0].partitions[0];
+    assert_eq!(partition.leader_id.0, cluster.controller(via));
+    assert!(partition.high_watermark > 0);
+    let mut voters: Vec<i32> = partition.current_voters.iter().map(|v| v.replica_id.0).collect();
+    voters.sort();
+    assert_eq!(voters, vec![1, 2, 3]);
+}

@@ -196,14 +196,14 @@ pub async fn forward_changes(
     controller: watch::Sender<Option<i32>>,
 ) {
     while let Some(ChangeRequest {
-        command,
+        request,
         deadline,
         answer,
     }) = changes.recv().await
     {
         let mut client = ControllerClient::new(voters.clone(), controller.clone());
         tokio::spawn(async move {
-            let _ = answer.send(client.write(command, deadline).await);
+            let _ = answer.send(client.call(&request, deadline).await);
         });
     }
 }

@@ -26,16 +26,28 @@ pub struct Controller {
     /// voter becomes the active controller, so every broker gets a full session from then.
     sessions: Mutex<HashMap<i32, Instant>>,
     session_timeout: Duration,
+    /// This node's `unclean.leader.election.enable`, for the elections it commits.
+    unclean: bool,
+}
+
+/// What the active controller takes from its node's config.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `unclean.leader.election.enable`: the default of topics that do not set it.
+    pub unclean_leader_election: bool,
 }
 
 impl Controller {
-    pub fn new(raft: Raft, me: NodeId, image: watch::Receiver<Arc<ClusterImage>>, session_timeout: Duration) -> Self {
+    pub fn new(raft: Raft, me: NodeId, image: watch::Receiver<Arc<ClusterImage>>, settings: Settings) -> Self {
         Controller {
             raft,
             me,
             image,
             sessions: Mutex::new(HashMap::new()),
-            session_timeout,
+            session_timeout: settings.session_timeout,
+            unclean: settings.unclean_leader_election,
         }
     }
 
@@ -106,6 +118,8 @@ impl Controller {
             Request::Write(command) => self.write(command).await,
             Request::Heartbeat { id, epoch, version } => self.heartbeat(id, epoch, version).await,
             Request::Image { after, wait_ms } => self.image_after(after, wait_ms).await,
+            // The active controller's view: it alone knows how far each voter replicated.
+            Request::Quorum if !self.is_active() => Response::NotController { leader: self.leader() },
             Request::Quorum => Response::Quorum(self.quorum()),
         }
     }
@@ -124,7 +138,14 @@ impl Controller {
         };
         if broker.fenced && version >= epoch {
             // It has the metadata of its own registration: it may lead and follow.
-            match self.write(Command::UnfenceBroker { id, epoch }).await {
+            match self
+                .write(Command::UnfenceBroker {
+                    id,
+                    epoch,
+                    unclean: self.unclean,
+                })
+                .await
+            {
                 Response::Written {
                     outcome: Outcome::Done, ..
                 } => {
@@ -163,6 +184,7 @@ impl Controller {
             leader: metrics.current_leader,
             term: metrics.current_term,
             last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied: metrics.last_applied.map_or(0, |l| l.index),
             voters: metrics
                 .replication
                 .map(|r| r.into_iter().map(|(id, log)| (id, log.map(|l| l.index))).collect())
@@ -212,7 +234,12 @@ impl Controller {
                     "broker {id} (epoch {epoch}) missed its session of {:?}: fencing it",
                     self.session_timeout
                 );
-                self.write(Command::FenceBroker { id, epoch }).await;
+                self.write(Command::FenceBroker {
+                    id,
+                    epoch,
+                    unclean: self.unclean,
+                })
+                .await;
             }
         }
     }

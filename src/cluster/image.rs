@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::KafkaCode;
+use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides};
 
 /// No leader: every in-sync replica is fenced (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
@@ -62,6 +63,9 @@ pub struct ClusterImage {
     pub topics: BTreeMap<String, TopicRecord>,
     /// Producer ids below this have been handed out.
     pub producer_ids_allocated: i64,
+    /// Dynamic broker and group configs (topic overrides live with their topics).
+    #[serde(default)]
+    pub configs: DynamicConfigs,
 }
 
 /// A change to the image, as it is written into the Raft log.
@@ -83,12 +87,18 @@ pub enum Command {
     UnfenceBroker {
         id: i32,
         epoch: u64,
+        /// The active controller's `unclean.leader.election.enable`: for topics that do not
+        /// set it, whether a leaderless partition may take a replica out of its ISR.
+        #[serde(default)]
+        unclean: bool,
     },
     /// The broker missed its session (or shut down): it leaves every ISR it is not the last
     /// member of, and each partition it led gets a new leader from the rest of the ISR.
     FenceBroker {
         id: i32,
         epoch: u64,
+        #[serde(default)]
+        unclean: bool,
     },
     /// A topic, its replicas placed over the unfenced brokers (or as given).
     CreateTopic {
@@ -116,6 +126,27 @@ pub enum Command {
     /// A block of fresh producer ids.
     AllocateProducerIds {
         count: i64,
+    },
+    /// More partitions for a topic, placed as a new topic's would be (or as given).
+    CreatePartitions {
+        topic: String,
+        count: i32,
+        assignment: Option<Vec<Vec<i32>>>,
+    },
+    /// Replaces a resource's config overrides if they are still `expected` (what the broker
+    /// planned the change from), so concurrent edits do not undo each other.
+    SetConfigs {
+        target: ConfigTarget,
+        expected: Overrides,
+        overrides: Overrides,
+    },
+    /// An election asked for by a client (ElectLeaders): preferred makes the first replica
+    /// the leader if it is live and in sync; unclean gives a leaderless partition any live
+    /// replica, its ISR reset to that one (records only the old ISR held may be lost).
+    ElectLeader {
+        topic: String,
+        partition: i32,
+        unclean: bool,
     },
 }
 
@@ -177,10 +208,10 @@ impl ClusterImage {
                 );
                 Outcome::Registered { epoch: index }
             }
-            Command::UnfenceBroker { id, epoch } => match self.brokers.get_mut(&id) {
+            Command::UnfenceBroker { id, epoch, unclean } => match self.brokers.get_mut(&id) {
                 Some(broker) if broker.epoch == epoch => {
                     broker.fenced = false;
-                    self.elect_where_leaderless();
+                    self.elect_where_leaderless(unclean);
                     Outcome::Done
                 }
                 Some(_) => Outcome::refused(KafkaCode::StaleBrokerEpoch, format!("broker {id} registered again")),
@@ -189,9 +220,10 @@ impl ClusterImage {
                     format!("broker {id} is not registered"),
                 ),
             },
-            Command::FenceBroker { id, epoch } => match self.brokers.get(&id) {
+            Command::FenceBroker { id, epoch, unclean } => match self.brokers.get(&id) {
                 Some(broker) if broker.epoch == epoch => {
                     self.fence(id, epoch);
+                    self.elect_where_leaderless(unclean);
                     Outcome::Done
                 }
                 Some(_) => Outcome::refused(KafkaCode::StaleBrokerEpoch, format!("broker {id} registered again")),
@@ -242,7 +274,148 @@ impl ClusterImage {
                     None => Outcome::refused(KafkaCode::UnknownServerError, "producer ids are exhausted"),
                 }
             }
+            Command::CreatePartitions {
+                topic,
+                count,
+                assignment,
+            } => self.create_partitions(&topic, count, assignment),
+            Command::SetConfigs {
+                target,
+                expected,
+                overrides,
+            } => {
+                let current = match &target {
+                    ConfigTarget::Topic(name) => match self.topics.get(name) {
+                        Some(topic) => topic.overrides.clone(),
+                        None => {
+                            return Outcome::refused(
+                                KafkaCode::UnknownTopicOrPartition,
+                                format!("Topic '{name}' does not exist."),
+                            )
+                        }
+                    },
+                    ConfigTarget::Cluster => self.configs.cluster.clone(),
+                    ConfigTarget::Broker(node) => self.configs.brokers.get(node).cloned().unwrap_or_default(),
+                    ConfigTarget::Group(group) => self.configs.groups.get(group).cloned().unwrap_or_default(),
+                };
+                if current != expected {
+                    return Outcome::refused(KafkaCode::ConcurrentTransactions, "the configs changed meanwhile");
+                }
+                match target {
+                    ConfigTarget::Topic(name) => {
+                        if let Some(topic) = self.topics.get_mut(&name) {
+                            topic.overrides = overrides;
+                        }
+                    }
+                    other => self.configs.set(&other, overrides),
+                }
+                Outcome::Done
+            }
+            Command::ElectLeader {
+                topic,
+                partition,
+                unclean,
+            } => self.elect_leader(&topic, partition, unclean),
         }
+    }
+
+    fn create_partitions(&mut self, name: &str, count: i32, assignment: Option<Vec<Vec<i32>>>) -> Outcome {
+        let live = self.live_brokers();
+        let Some(topic) = self.topics.get(name) else {
+            return Outcome::refused(
+                KafkaCode::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            );
+        };
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Outcome::refused(
+                KafkaCode::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
+            );
+        }
+        let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+        let added = match assignment {
+            Some(assignment) => {
+                if assignment.len() as i32 != count - current {
+                    return Outcome::refused(
+                        KafkaCode::InvalidReplicaAssignment,
+                        format!(
+                            "{} assignments for {} new partitions",
+                            assignment.len(),
+                            count - current
+                        ),
+                    );
+                }
+                if let Err(refusal) = self.check_assignment(&assignment) {
+                    return refusal;
+                }
+                if assignment[0].len() != factor {
+                    return Outcome::refused(
+                        KafkaCode::InvalidReplicaAssignment,
+                        format!(
+                            "the new partitions have {} replicas; the topic's have {factor}",
+                            assignment[0].len()
+                        ),
+                    );
+                }
+                assignment
+            }
+            None => {
+                if factor > live.len() {
+                    return Outcome::refused(
+                        KafkaCode::InvalidReplicationFactor,
+                        format!(
+                            "The replication factor {factor} is larger than the {} available brokers.",
+                            live.len()
+                        ),
+                    );
+                }
+                place_replicas(&live, topic.id, count, factor).split_off(current as usize)
+            }
+        };
+        let topic = self.topics.get_mut(name).expect("found above");
+        topic
+            .partitions
+            .extend(added.into_iter().map(|replicas| new_partition(replicas, &live)));
+        Outcome::TopicCreated(topic.clone())
+    }
+
+    fn elect_leader(&mut self, name: &str, partition: i32, unclean: bool) -> Outcome {
+        let live = self.live_brokers();
+        let Some(record) = self
+            .topics
+            .get_mut(name)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get_mut(p)))
+        else {
+            return Outcome::refused(KafkaCode::UnknownTopicOrPartition, "no such partition");
+        };
+        if unclean {
+            if record.leader != NO_LEADER {
+                return Outcome::refused(KafkaCode::ElectionNotNeeded, "the partition has a leader");
+            }
+            if !elect_unclean(record, &live) {
+                return Outcome::refused(
+                    KafkaCode::EligibleLeadersNotAvailable,
+                    "no replica of the partition is live",
+                );
+            }
+            return Outcome::Partition(record.clone());
+        }
+        let preferred = record.replicas[0];
+        if record.leader == preferred {
+            return Outcome::refused(KafkaCode::ElectionNotNeeded, "the preferred replica leads already");
+        }
+        if !live.contains(&preferred) || !record.isr.contains(&preferred) {
+            return Outcome::refused(
+                KafkaCode::PreferredLeaderNotAvailable,
+                format!("the preferred replica {preferred} is not live and in sync"),
+            );
+        }
+        record.leader = preferred;
+        record.leader_epoch += 1;
+        record.partition_epoch += 1;
+        Outcome::Partition(record.clone())
     }
 
     /// Brokers that may lead and join ISRs, in id order.
@@ -281,10 +454,16 @@ impl ClusterImage {
         }
     }
 
-    /// Gives a leader to every partition without one whose ISR has a live broker again.
-    fn elect_where_leaderless(&mut self) {
+    /// Gives a leader to every partition without one whose ISR has a live broker again, or,
+    /// where unclean election is enabled (the topic's `unclean.leader.election.enable`, else
+    /// `unclean_default`), whose replicas have one.
+    fn elect_where_leaderless(&mut self, unclean_default: bool) {
         let live = self.live_brokers();
         for topic in self.topics.values_mut() {
+            let unclean = topic
+                .overrides
+                .get(UNCLEAN_KEY)
+                .map_or(unclean_default, |v| v.eq_ignore_ascii_case("true"));
             for partition in &mut topic.partitions {
                 if partition.leader != NO_LEADER {
                     continue;
@@ -298,6 +477,8 @@ impl ClusterImage {
                     partition.leader = leader;
                     partition.leader_epoch += 1;
                     partition.partition_epoch += 1;
+                } else if unclean {
+                    elect_unclean(partition, &live);
                 }
             }
         }
@@ -344,17 +525,7 @@ impl ClusterImage {
             id,
             partitions: replicas
                 .into_iter()
-                .map(|replicas| {
-                    let isr: Vec<i32> = replicas.iter().copied().filter(|r| live.contains(r)).collect();
-                    let leader = isr.first().copied().unwrap_or(NO_LEADER);
-                    PartitionRecord {
-                        isr: if isr.is_empty() { replicas.clone() } else { isr },
-                        replicas,
-                        leader,
-                        leader_epoch: 0,
-                        partition_epoch: 0,
-                    }
-                })
+                .map(|replicas| new_partition(replicas, &live))
                 .collect(),
             overrides,
             internal,
@@ -443,6 +614,34 @@ impl ClusterImage {
     }
 }
 
+/// The topic config that lets a leaderless partition elect a replica out of its ISR.
+const UNCLEAN_KEY: &str = "unclean.leader.election.enable";
+
+/// A new partition on `replicas`: the live ones in sync, the first of them leading.
+fn new_partition(replicas: Vec<i32>, live: &[i32]) -> PartitionRecord {
+    let isr: Vec<i32> = replicas.iter().copied().filter(|r| live.contains(r)).collect();
+    let leader = isr.first().copied().unwrap_or(NO_LEADER);
+    PartitionRecord {
+        isr: if isr.is_empty() { replicas.clone() } else { isr },
+        replicas,
+        leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+/// Makes the first live replica the leader and the whole ISR; false if none is live.
+fn elect_unclean(partition: &mut PartitionRecord, live: &[i32]) -> bool {
+    let Some(leader) = partition.replicas.iter().copied().find(|r| live.contains(r)) else {
+        return false;
+    };
+    partition.leader = leader;
+    partition.isr = vec![leader];
+    partition.leader_epoch += 1;
+    partition.partition_epoch += 1;
+    true
+}
+
 /// Places `count` partitions of `replication` replicas each over `brokers` (sorted ids): the
 /// first replica rotates from a start the topic id picks, so leaders spread across brokers
 /// and topics; the others follow it in order.
@@ -479,7 +678,14 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert_eq!(
-            image.apply(index + 1, Command::UnfenceBroker { id, epoch }),
+            image.apply(
+                index + 1,
+                Command::UnfenceBroker {
+                    id,
+                    epoch,
+                    unclean: false
+                }
+            ),
             Outcome::Done
         );
         epoch
@@ -543,6 +749,7 @@ mod tests {
             Command::FenceBroker {
                 id: 1,
                 epoch: epochs[0],
+                unclean: false,
             },
         );
         for p in &image.topics["t"].partitions {
@@ -563,6 +770,7 @@ mod tests {
             Command::FenceBroker {
                 id: other,
                 epoch: epochs[other as usize - 1],
+                unclean: false,
             },
         );
         let record = image.topics["t"].partitions[p].clone();
@@ -580,7 +788,8 @@ mod tests {
                 300,
                 Command::FenceBroker {
                     id: other,
-                    epoch: epochs[other as usize - 1]
+                    epoch: epochs[other as usize - 1],
+                    unclean: false,
                 }
             ),
             Outcome::Refused { .. }
@@ -646,6 +855,7 @@ mod tests {
             Command::FenceBroker {
                 id: follower,
                 epoch: epochs[follower as usize - 1],
+                unclean: false,
             },
         );
         assert!(
@@ -665,5 +875,163 @@ mod tests {
             image.apply(2, Command::AllocateProducerIds { count: 5 }),
             Outcome::ProducerIds { start: 10, end: 15 }
         );
+    }
+
+    #[test]
+    fn partitions_grow_configs_change_once_and_elections_follow_the_rules() {
+        let (mut image, epochs) = three_brokers();
+        create(&mut image, 100, "t", 2, 3);
+        let grow = |count| Command::CreatePartitions {
+            topic: "t".into(),
+            count,
+            assignment: None,
+        };
+        let Outcome::TopicCreated(topic) = image.apply(101, grow(4)) else {
+            panic!()
+        };
+        assert_eq!(topic.partitions.len(), 4);
+        assert!(topic
+            .partitions
+            .iter()
+            .all(|p| p.replicas.len() == 3 && p.isr.len() == 3));
+        assert!(matches!(
+            image.apply(102, grow(3)),
+            Outcome::Refused { code, .. } if code == KafkaCode::InvalidPartitions.code()
+        ));
+
+        // A config edit planned from stale overrides is refused, not merged.
+        let set = |expected: &[(&str, &str)], overrides: &[(&str, &str)]| Command::SetConfigs {
+            target: ConfigTarget::Topic("t".into()),
+            expected: expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        assert_eq!(image.apply(103, set(&[], &[("retention.ms", "1")])), Outcome::Done);
+        assert!(matches!(
+            image.apply(104, set(&[], &[("retention.ms", "2")])),
+            Outcome::Refused { .. }
+        ));
+        assert_eq!(image.topics["t"].overrides["retention.ms"], "1");
+
+        // Preferred: not needed while the first replica leads; after it was fenced and came
+        // back, the lead returns to it.
+        let preferred = image.topics["t"].partitions[0].replicas[0];
+        let elect = |unclean| Command::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            unclean,
+        };
+        assert!(matches!(
+            image.apply(105, elect(false)),
+            Outcome::Refused { code, .. } if code == KafkaCode::ElectionNotNeeded.code()
+        ));
+        image.apply(
+            106,
+            Command::FenceBroker {
+                id: preferred,
+                epoch: epochs[preferred as usize - 1],
+                unclean: false,
+            },
+        );
+        assert_ne!(image.topics["t"].partitions[0].leader, preferred);
+        assert!(matches!(
+            image.apply(107, elect(false)),
+            Outcome::Refused { code, .. } if code == KafkaCode::PreferredLeaderNotAvailable.code()
+        ));
+        register(&mut image, 108, preferred);
+        let record = image.topics["t"].partitions[0].clone();
+        image.apply(
+            110,
+            Command::AlterPartition {
+                topic: image.topics["t"].id,
+                partition: 0,
+                leader: record.leader,
+                leader_epoch: record.leader_epoch,
+                partition_epoch: record.partition_epoch,
+                isr: vec![record.leader, preferred],
+            },
+        );
+        let Outcome::Partition(elected) = image.apply(111, elect(false)) else {
+            panic!()
+        };
+        assert_eq!(elected.leader, preferred);
+        assert_eq!(elected.leader_epoch, record.leader_epoch + 1);
+
+        // Unclean: a partition whose whole ISR is fenced takes a live replica outside it, and
+        // a topic that enables it gets one when its last in-sync replica is fenced.
+        assert!(matches!(
+            image.apply(112, elect(true)),
+            Outcome::Refused { code, .. } if code == KafkaCode::ElectionNotNeeded.code()
+        ));
+        let mut image = ClusterImage::default();
+        let epochs: Vec<u64> = (1..=2).map(|id| register(&mut image, id as u64 * 10, id)).collect();
+        for (index, name) in [(100, "u"), (200, "w")] {
+            image.apply(
+                index,
+                Command::CreateTopic {
+                    name: name.into(),
+                    id: uuid::Uuid::new_v4(),
+                    partitions: 1,
+                    replication_factor: 2,
+                    assignment: Some(vec![vec![1, 2]]),
+                    overrides: BTreeMap::new(),
+                    internal: false,
+                },
+            );
+        }
+        image.apply(
+            201,
+            Command::SetConfigs {
+                target: ConfigTarget::Topic("w".into()),
+                expected: BTreeMap::new(),
+                overrides: BTreeMap::from([(UNCLEAN_KEY.to_string(), "true".to_string())]),
+            },
+        );
+        let record = image.topics["u"].partitions[0].clone();
+        assert_eq!(record, image.topics["w"].partitions[0], "both placed alike");
+        image.apply(
+            202,
+            Command::AlterPartition {
+                topic: image.topics["w"].id,
+                partition: 0,
+                leader: record.leader,
+                leader_epoch: record.leader_epoch,
+                partition_epoch: record.partition_epoch,
+                isr: vec![record.leader],
+            },
+        );
+        let follower = record.replicas.iter().copied().find(|r| *r != record.leader).unwrap();
+        image.apply(
+            301,
+            Command::AlterPartition {
+                topic: image.topics["u"].id,
+                partition: 0,
+                leader: record.leader,
+                leader_epoch: record.leader_epoch,
+                partition_epoch: record.partition_epoch,
+                isr: vec![record.leader],
+            },
+        );
+        image.apply(
+            302,
+            Command::FenceBroker {
+                id: record.leader,
+                epoch: epochs[record.leader as usize - 1],
+                unclean: false,
+            },
+        );
+        assert_eq!(image.topics["u"].partitions[0].leader, NO_LEADER);
+        let w = &image.topics["w"].partitions[0];
+        assert_eq!((w.leader, w.isr.clone()), (follower, vec![follower]));
+        let Outcome::Partition(elected) = image.apply(
+            303,
+            Command::ElectLeader {
+                topic: "u".into(),
+                partition: 0,
+                unclean: true,
+            },
+        ) else {
+            panic!()
+        };
+        assert_eq!((elected.leader, elected.isr.clone()), (follower, vec![follower]));
     }
 }

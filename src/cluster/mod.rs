@@ -48,11 +48,11 @@ pub enum ClusterError {
     Stopped,
 }
 
-/// A change a shard asks the controller for.
+/// A call a shard makes to the active controller: a change, or a question.
 pub struct ChangeRequest {
-    pub command: Command,
+    pub request: rpc::Request,
     pub deadline: Instant,
-    pub answer: oneshot::Sender<Result<(u64, Outcome), ClusterError>>,
+    pub answer: oneshot::Sender<Result<rpc::Response, ClusterError>>,
 }
 
 /// What the shards hold of the cluster thread.
@@ -89,10 +89,25 @@ impl ClusterHandle {
     /// committed at. The caller waits for [`ClusterHandle::applied_at_least`] before it
     /// answers its client, so the change is visible on this broker.
     pub async fn change(&self, command: Command, timeout: Duration) -> Result<(u64, Outcome), ClusterError> {
+        match self.call(rpc::Request::Write(command), timeout).await? {
+            rpc::Response::Written { index, outcome } => Ok((index, outcome)),
+            other => Err(ClusterError::Failed(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// The quorum as the active controller sees it (DescribeQuorum).
+    pub async fn quorum(&self, timeout: Duration) -> Result<rpc::QuorumState, ClusterError> {
+        match self.call(rpc::Request::Quorum, timeout).await? {
+            rpc::Response::Quorum(state) => Ok(state),
+            other => Err(ClusterError::Failed(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn call(&self, request: rpc::Request, timeout: Duration) -> Result<rpc::Response, ClusterError> {
         let (answer, answered) = oneshot::channel();
         self.changes
             .send(ChangeRequest {
-                command,
+                request,
                 deadline: Instant::now() + timeout,
                 answer,
             })
@@ -133,7 +148,13 @@ pub fn start(config: &ServerConfig, advertised: Advertised) -> anyhow::Result<Cl
         None
     };
     let dir = config.data_dir.join("controller");
-    let session_timeout = Duration::from_millis(config.cluster.broker_session_timeout_ms);
+    let settings = controller::Settings {
+        session_timeout: Duration::from_millis(config.cluster.broker_session_timeout_ms),
+        unclean_leader_election: config
+            .topic_defaults
+            .get("unclean.leader.election.enable")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+    };
     let registration = roles.broker.then(|| broker::Registration {
         id: node_id,
         host: advertised.host,
@@ -160,7 +181,7 @@ pub fn start(config: &ServerConfig, advertised: Advertised) -> anyhow::Result<Cl
             };
             runtime.block_on(async move {
                 if let Some(listener) = controller_listener {
-                    match start_voter(node_id, &thread_voters, &dir, listener, session_timeout).await {
+                    match start_voter(node_id, &thread_voters, &dir, listener, settings).await {
                         Ok(()) => {}
                         Err(e) => {
                             let _ = started.send(Err(e));
@@ -219,7 +240,7 @@ async fn start_voter(
     voters: &[Voter],
     dir: &std::path::Path,
     listener: std::net::TcpListener,
-    session_timeout: Duration,
+    settings: controller::Settings,
 ) -> anyhow::Result<()> {
     let log = raft::log_store::LogStore::open(dir).context("opening the controller log")?;
     let (state_machine, image) =
@@ -237,7 +258,7 @@ async fn start_voter(
         }
     }
     let listener = tokio::net::TcpListener::from_std(listener).context("controller listener")?;
-    let controller = Arc::new(controller::Controller::new(raft, me, image, session_timeout));
+    let controller = Arc::new(controller::Controller::new(raft, me, image, settings));
     tokio::spawn(controller.clone().serve(listener));
     tokio::spawn(controller.duties());
     Ok(())

@@ -71,6 +71,9 @@ pub struct QuorumState {
     pub leader: Option<NodeId>,
     pub term: u64,
     pub last_log_index: u64,
+    /// The last entry applied to the image: committed.
+    #[serde(default)]
+    pub applied: u64,
     /// Each voter's last replicated log index, as the leader knows it (leader only).
     pub voters: Vec<(NodeId, Option<u64>)>,
 }

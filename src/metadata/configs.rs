@@ -30,7 +30,7 @@ pub struct DynamicConfigs {
 }
 
 /// A resource whose config overrides the metadata authority keeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigTarget {
     Topic(String),
     /// The broker configs of every broker (resource name "").
@@ -57,6 +57,27 @@ impl DynamicConfigs {
 
     pub fn group(&self, group: &str) -> Option<&Overrides> {
         self.groups.get(group)
+    }
+
+    /// Replaces the overrides of a broker-level or group `target` (an empty set removes a
+    /// broker's or group's entry). Topic overrides live with their topic.
+    pub fn set(&mut self, target: &ConfigTarget, overrides: Overrides) {
+        match target {
+            ConfigTarget::Topic(_) => unreachable!("topic overrides live on the topic"),
+            ConfigTarget::Cluster => self.cluster = overrides,
+            ConfigTarget::Broker(node) if overrides.is_empty() => {
+                self.brokers.remove(node);
+            }
+            ConfigTarget::Broker(node) => {
+                self.brokers.insert(*node, overrides);
+            }
+            ConfigTarget::Group(group) if overrides.is_empty() => {
+                self.groups.remove(group);
+            }
+            ConfigTarget::Group(group) => {
+                self.groups.insert(group.clone(), overrides);
+            }
+        }
     }
 }
 

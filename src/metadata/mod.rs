@@ -285,6 +285,18 @@ impl MetadataStore {
         Ok(store)
     }
 
+    /// In a cluster the controller's image is the metadata: the store takes its topics and
+    /// dynamic configs (not persisted here) so that changes are planned and checked against
+    /// them before they go to the controller.
+    pub fn follow_cluster(&mut self, topics: impl IntoIterator<Item = TopicMeta>, dynamic: DynamicConfigs) {
+        self.topics = topics.into_iter().map(|t| (t.name.clone(), t)).collect();
+        match dynamic.topic_defaults(&self.statics, self.node_id) {
+            Ok(defaults) => self.defaults = defaults,
+            Err(e) => tracing::warn!("the cluster's dynamic broker configs: {e}; keeping the previous defaults"),
+        }
+        self.dynamic = dynamic;
+    }
+
     /// Sets `max.partitions`: creating topics or partitions past it is refused. Partitions
     /// already held are kept, however many.
     pub fn set_partitions_max(&mut self, partitions_max: u64) {
@@ -495,7 +507,7 @@ impl MetadataStore {
             ConfigTarget::Cluster | ConfigTarget::Broker(_) => {
                 configs::check_broker_keys(overrides)?;
                 let mut dynamic = self.dynamic.clone();
-                set_dynamic(&mut dynamic, target, overrides.clone());
+                dynamic.set(target, overrides.clone());
                 let defaults = dynamic.topic_defaults(&self.statics, self.node_id).map_err(invalid)?;
                 for topic in self.topics.values() {
                     defaults.with_overrides(&topic.overrides).map_err(|e| {
@@ -532,7 +544,7 @@ impl MetadataStore {
                 }
             }
             _ => {
-                set_dynamic(&mut self.dynamic, target, overrides);
+                self.dynamic.set(target, overrides);
                 self.defaults = self
                     .dynamic
                     .topic_defaults(&self.statics, self.node_id)
@@ -591,26 +603,6 @@ pub struct PersistJob {
 impl PersistJob {
     pub async fn run(self) -> Result<(), StorageError> {
         crate::runtime::spawn_blocking(move || write_atomically(&self.path, &self.bytes)).await
-    }
-}
-
-/// Replaces the dynamic overrides of a broker or group target; an empty set is dropped.
-fn set_dynamic(dynamic: &mut DynamicConfigs, target: &ConfigTarget, overrides: Overrides) {
-    match target {
-        ConfigTarget::Topic(_) => unreachable!("topic overrides live on the topic"),
-        ConfigTarget::Cluster => dynamic.cluster = overrides,
-        ConfigTarget::Broker(node) if overrides.is_empty() => {
-            dynamic.brokers.remove(node);
-        }
-        ConfigTarget::Broker(node) => {
-            dynamic.brokers.insert(*node, overrides);
-        }
-        ConfigTarget::Group(group) if overrides.is_empty() => {
-            dynamic.groups.remove(group);
-        }
-        ConfigTarget::Group(group) => {
-            dynamic.groups.insert(group.clone(), overrides);
-        }
     }
 }
 

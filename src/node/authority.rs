@@ -13,12 +13,12 @@ use crate::metadata::configs::{self, ConfigTarget, Overrides};
 use crate::metadata::{MetadataStore, Refusal, TopicMeta};
 use crate::node::{Authority, Shard};
 
-const AUTHORITY: ShardId = ShardId(0);
+pub(super) const AUTHORITY: ShardId = ShardId(0);
 
 /// Restores the store after a change that could not be persisted.
 type Undo = Box<dyn FnOnce(&mut MetadataStore)>;
 
-fn authority(shard: &Shard) -> &Authority {
+pub(super) fn authority(shard: &Shard) -> &Authority {
     shard
         .authority
         .as_ref()
@@ -195,7 +195,18 @@ pub async fn create_partitions(
     name: String,
     count: i32,
     validate_only: bool,
+    assignment: Option<Vec<Vec<i32>>>,
 ) -> Result<(), Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::create_partitions(shard, name, count, assignment, validate_only).await;
+    }
+    let me = shard.identity.node_id.0;
+    if let Some(stranger) = assignment.iter().flatten().find(|replicas| replicas.as_slice() != [me]) {
+        return Err(Refusal::new(
+            KafkaCode::InvalidReplicaAssignment,
+            format!("a single node ({me}) holds every replica; the assignment names {stranger:?}"),
+        ));
+    }
     if validate_only {
         return shard
             .invoke_on(AUTHORITY, move |shard| async move {
@@ -243,7 +254,11 @@ impl Inherited<'_> {
 }
 
 /// A resource's overrides before and after `edit`, checked.
-fn plan_overrides<E>(store: &MetadataStore, target: &ConfigTarget, edit: E) -> Result<(Overrides, Overrides), Refusal>
+pub(super) fn plan_overrides<E>(
+    store: &MetadataStore,
+    target: &ConfigTarget,
+    edit: E,
+) -> Result<(Overrides, Overrides), Refusal>
 where
     E: FnOnce(&mut Overrides, &Inherited) -> Result<(), Refusal>,
 {
@@ -263,8 +278,11 @@ pub async fn alter_overrides<E>(
     validate_only: bool,
 ) -> Result<(), Refusal>
 where
-    E: FnOnce(&mut Overrides, &Inherited) -> Result<(), Refusal> + Send + 'static,
+    E: Fn(&mut Overrides, &Inherited) -> Result<(), Refusal> + Send + 'static,
 {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::alter_overrides(shard, target, edit, validate_only).await;
+    }
     if validate_only {
         return shard
             .invoke_on(AUTHORITY, move |shard| async move {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use crate::cluster::image::{Command, Outcome, TopicRecord};
 use crate::cluster::ClusterHandle;
 use crate::error::KafkaCode;
+use crate::metadata::configs::{ConfigTarget, Overrides};
 use crate::metadata::{topic_name, Refusal, TopicMeta};
-use crate::node::authority::Replicas;
+use crate::node::authority::{authority, plan_overrides, Inherited, Replicas, AUTHORITY};
 use crate::node::Shard;
 
 /// Longest a metadata change waits for the controller and for this broker to apply it.
@@ -144,6 +145,127 @@ pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, 
 pub async fn allocate_producer_ids(shard: &Rc<Shard>, count: i64) -> Result<std::ops::Range<i64>, Refusal> {
     match commit(shard, Command::AllocateProducerIds { count }).await? {
         Outcome::ProducerIds { start, end } => Ok(start..end),
+        other => Err(Refusal::new(
+            KafkaCode::UnknownServerError,
+            format!("unexpected {other:?}"),
+        )),
+    }
+}
+
+/// CreatePartitions: planned against this broker's view (existence, internal topics,
+/// `max.partitions`), placed by the controller over the live brokers (or as assigned).
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    name: String,
+    count: i32,
+    assignment: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let planned = name.clone();
+    shard
+        .invoke_on(AUTHORITY, move |shard| async move {
+            authority(&shard)
+                .store
+                .borrow()
+                .plan_partitions(&planned, count)
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))??;
+    if validate_only {
+        return Ok(());
+    }
+    commit(
+        shard,
+        Command::CreatePartitions {
+            topic: name,
+            count,
+            assignment,
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// How often a config edit is planned again after another broker changed the same
+/// resource's configs first.
+const CONFIG_EDIT_ATTEMPTS: usize = 3;
+
+/// AlterConfigs and IncrementalAlterConfigs: `edit` is planned and checked on the metadata
+/// authority shard against the cluster's configs, then committed by the controller only if
+/// the overrides it started from are still current (else planned again).
+pub async fn alter_overrides<E>(
+    shard: &Rc<Shard>,
+    target: ConfigTarget,
+    edit: E,
+    validate_only: bool,
+) -> Result<(), Refusal>
+where
+    E: Fn(&mut Overrides, &Inherited) -> Result<(), Refusal> + Send + 'static,
+{
+    shard
+        .invoke_on(AUTHORITY, move |shard| async move {
+            let authority = authority(&shard);
+            let _permit = authority
+                .lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| Refusal::new(KafkaCode::UnknownServerError, "metadata authority stopped"))?;
+            for _ in 0..CONFIG_EDIT_ATTEMPTS {
+                let (expected, overrides) = plan_overrides(&authority.store.borrow(), &target, &edit)?;
+                if validate_only {
+                    return Ok(());
+                }
+                let command = Command::SetConfigs {
+                    target: target.clone(),
+                    expected,
+                    overrides,
+                };
+                let cluster = handle(&shard);
+                let (index, outcome) = cluster
+                    .change(command, CHANGE_TIMEOUT)
+                    .await
+                    .map_err(|e| Refusal::new(KafkaCode::RequestTimedOut, e.to_string()))?;
+                let applied = crate::runtime::timeout(CHANGE_TIMEOUT, cluster.applied_at_least(index)).await;
+                if applied.is_none() {
+                    return Err(Refusal::new(
+                        KafkaCode::RequestTimedOut,
+                        format!("the change is committed at {index}, but this broker has not applied it yet"),
+                    ));
+                }
+                match outcome {
+                    // Another broker's edit came first; this broker has it now.
+                    Outcome::Refused { code, .. } if code == KafkaCode::ConcurrentTransactions.code() => continue,
+                    Outcome::Refused { code, message } => {
+                        let code = KafkaCode::try_from_code(code).unwrap_or(KafkaCode::UnknownServerError);
+                        return Err(Refusal::new(code, message));
+                    }
+                    _ => return Ok(()),
+                }
+            }
+            Err(Refusal::new(
+                KafkaCode::RequestTimedOut,
+                format!("the configs kept changing under {CONFIG_EDIT_ATTEMPTS} attempts to edit them"),
+            ))
+        })
+        .await
+        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
+}
+
+/// ElectLeaders for one partition: the new leader, or why not (ELECTION_NOT_NEEDED,
+/// PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE).
+pub async fn elect_leader(shard: &Rc<Shard>, topic: String, partition: i32, unclean: bool) -> Result<i32, Refusal> {
+    match commit(
+        shard,
+        Command::ElectLeader {
+            topic,
+            partition,
+            unclean,
+        },
+    )
+    .await?
+    {
+        Outcome::Partition(record) => Ok(record.leader),
         other => Err(Refusal::new(
             KafkaCode::UnknownServerError,
             format!("unexpected {other:?}"),

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use crate::cluster::image::{ClusterImage, PartitionRecord, NO_LEADER};
 use crate::ids::{LeaderEpoch, NodeId};
-use crate::metadata::configs::DynamicConfigs;
 use crate::metadata::{MetadataSnapshot, PartitionState, Topic, TopicMeta};
 use crate::node::authority::Replicas;
 use crate::node::Shard;
@@ -19,9 +18,14 @@ use crate::node::Shard;
 /// The shards' view of `image` on a node of `shard_count` shards.
 pub fn snapshot_of(
     image: &ClusterImage,
-    defaults: &crate::config::TopicConfig,
+    statics: &crate::config::TopicConfig,
+    node: NodeId,
     shard_count: usize,
 ) -> MetadataSnapshot {
+    let defaults = &image.configs.topic_defaults(statics, node.0).unwrap_or_else(|e| {
+        tracing::warn!("the cluster's dynamic broker configs: {e}; using the static ones");
+        statics.clone()
+    });
     let topics: BTreeMap<String, Arc<Topic>> = image
         .topics
         .values()
@@ -51,7 +55,7 @@ pub fn snapshot_of(
         image.version,
         topics,
         defaults.clone(),
-        DynamicConfigs::default(),
+        image.configs.clone(),
     )
 }
 
@@ -78,7 +82,19 @@ pub async fn follow(shard: Rc<Shard>) {
     loop {
         let image = images.borrow_and_update().clone();
         if image.version > shard.metadata().version {
-            let snapshot = Arc::new(snapshot_of(&image, &shard.config.topic_defaults, shard.count));
+            let snapshot = Arc::new(snapshot_of(
+                &image,
+                &shard.config.topic_defaults,
+                shard.identity.node_id,
+                shard.count,
+            ));
+            if let Some(authority) = &shard.authority {
+                let topics = snapshot.topics.values().map(|t| t.meta.clone());
+                authority
+                    .store
+                    .borrow_mut()
+                    .follow_cluster(topics, image.configs.clone());
+            }
             match shard.publish(snapshot).await {
                 Ok(()) => cluster.published(image.version),
                 Err(e) => tracing::error!("applying metadata version {}: {e}", image.version),

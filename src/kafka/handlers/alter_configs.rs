@@ -28,7 +28,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> A
         ) {
             (Ok(target), Ok(configs)) => {
                 let edit = move |overrides: &mut BTreeMap<String, String>, _: &authority::Inherited| {
-                    *overrides = configs;
+                    *overrides = configs.clone();
                     Ok(())
                 };
                 authority::alter_overrides(shard, target, edit, request.validate_only).await

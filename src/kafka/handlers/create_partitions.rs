@@ -16,7 +16,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let outcome = authority::create_partitions(shard, name.clone(), topic.count, request.validate_only).await;
+        let assignment = topic.assignments.map(|assignments| {
+            assignments
+                .into_iter()
+                .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let outcome =
+            authority::create_partitions(shard, name.clone(), topic.count, request.validate_only, assignment).await;
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => {

@@ -38,7 +38,7 @@ pub async fn handle(
             Ok(target) => {
                 let operations = resource.configs;
                 let edit = move |overrides: &mut BTreeMap<String, String>, inherited: &Inherited| {
-                    apply(overrides, inherited, operations)
+                    apply(overrides, inherited, operations.clone())
                 };
                 authority::alter_overrides(shard, target, edit, request.validate_only).await
             }

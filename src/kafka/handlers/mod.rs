@@ -19,7 +19,9 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -158,6 +160,8 @@ registry! {
     describe_producers: DescribeProducers => now,
     describe_topic_partitions: DescribeTopicPartitions => now,
     list_config_resources: ListConfigResources => now,
+    elect_leaders: ElectLeaders => now,
+    describe_quorum: DescribeQuorum => now,
 }
 
 pub fn find(api_key: i16) -> Option<Api> {
