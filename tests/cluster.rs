@@ -458,3 +458,158 @@ fn admin_changes_are_made_by_the_controller() {
     voters.sort();
     assert_eq!(voters, vec![1, 2, 3]);
 }
+
+/// The reassignments in progress, as node `via` lists them: (topic, partition, replicas).
+fn reassignments(cluster: &Cluster, via: usize) -> Vec<(String, i32, Vec<i32>)> {
+    use kafka_protocol::messages::{ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse};
+    let answer: ListPartitionReassignmentsResponse = call(
+        cluster.node(via),
+        ApiKey::ListPartitionReassignments,
+        0,
+        &ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000),
+    );
+    assert_eq!(answer.error_code, 0);
+    answer
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.replicas.iter().map(|b| b.0).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A partition written throughout moves from brokers 1 and 2 to 2 and 3: broker 3 catches
+/// up and joins the ISR before broker 1 leaves (and deletes its copy); the lead moves off
+/// broker 1; every record sent is delivered and read back once, in order.
+#[test]
+fn a_reassignment_moves_a_partition_while_it_is_written() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
+    let created = common::block_on(admin.create_topics(
+        &[NewTopic::new("moving", 1, TopicReplication::Variable(&[&[1, 2]]))],
+        &AdminOptions::new(),
+    ))
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{:?}", created[0]);
+    assert_eq!(cluster.wait_for_isr("moving", 1, &[1, 2]), vec![1]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (bootstrap, stop) = (cluster.bootstrap(), stop.clone());
+        std::thread::spawn(move || {
+            let producer: rdkafka::producer::BaseProducer = rdkafka::config::ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("linger.ms", "2")
+                .set("topic.metadata.refresh.interval.ms", "1000")
+                .create()
+                .expect("producer");
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let value = sent.to_string();
+                common::send(
+                    &producer,
+                    BaseRecord::to("moving").partition(0).payload(value.as_bytes()),
+                );
+                sent += 1;
+                producer.poll(Duration::from_millis(1));
+            }
+            common::flush(&producer);
+            sent
+        })
+    };
+    let log_on_1 = cluster.node(1).data_dir().join("moving-0");
+    // Written for a while on brokers 1 and 2 before the move.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !log_on_1.exists() {
+        assert!(std::time::Instant::now() < deadline, "broker 1 never held moving-0");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let move_it = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("moving")))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(Some(vec![BrokerId(2), BrokerId(3)]))])]);
+    let answer: AlterPartitionReassignmentsResponse =
+        call(cluster.node(3), ApiKey::AlterPartitionReassignments, 0, &move_it);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    assert_eq!(answer.responses[0].partitions[0].error_code, 0, "{answer:?}");
+
+    // It completes on its own: listed while in progress (unless already done), then not.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let ongoing = reassignments(&cluster, 1);
+        if ongoing.is_empty() {
+            break;
+        }
+        assert_eq!(ongoing, vec![("moving".to_string(), 0, vec![2, 3, 1])]);
+        assert!(std::time::Instant::now() < deadline, "the reassignment never completed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let leader = cluster.wait_for_isr("moving", 1, &[2, 3])[0];
+    assert_ne!(leader, 1);
+    for id in 1..=3 {
+        let (mut replicas, _) = replicas_and_leaders(&cluster, id, "moving")[0].clone();
+        replicas.sort();
+        assert_eq!(replicas, vec![2, 3], "broker {id}");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while log_on_1.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "broker 1 kept its copy of moving-0"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second move of the same partition to where it is: nothing in progress to cancel.
+    let cancel = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("moving")))
+            .with_partitions(vec![ReassignablePartition::default().with_partition_index(0)])]);
+    let answer: AlterPartitionReassignmentsResponse =
+        call(cluster.node(2), ApiKey::AlterPartitionReassignments, 0, &cancel);
+    const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    assert_eq!(
+        answer.responses[0].partitions[0].error_code,
+        NO_REASSIGNMENT_IN_PROGRESS
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.join().expect("writer") as usize;
+    assert!(sent > 100, "only {sent} records were written");
+    let consumer = cluster
+        .client_config()
+        .set("group.id", "moving-check")
+        .set("enable.auto.commit", "false")
+        .create::<BaseConsumer>()
+        .unwrap();
+    let (_, high) = consumer.fetch_watermarks("moving", 0, WAIT).expect("watermarks");
+    assert_eq!(high as usize, sent, "every record stored once");
+    common::assign(&consumer, "moving", 1, Offset::Beginning);
+    let values: Vec<u64> = common::consume(&consumer, sent, |m| {
+        std::str::from_utf8(m.payload().unwrap()).unwrap().parse().unwrap()
+    });
+    assert_eq!(values, (0..sent as u64).collect::<Vec<_>>());
+}

@@ -41,6 +41,25 @@ pub struct PartitionRecord {
     /// Bumped on every change of this record (Kafka's partition epoch), so an AlterPartition
     /// computed from an older record is refused.
     pub partition_epoch: i32,
+    /// A reassignment in progress: replicas it adds (already in `replicas`, catching up)...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// ...and replicas it removes once every target replica is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
+}
+
+impl PartitionRecord {
+    /// The replicas a reassignment in progress moves to, if there is one.
+    pub fn reassigning_to(&self) -> Option<Vec<i32>> {
+        (!self.adding.is_empty() || !self.removing.is_empty()).then(|| {
+            self.replicas
+                .iter()
+                .copied()
+                .filter(|r| !self.removing.contains(r))
+                .collect()
+        })
+    }
 }
 
 /// A topic and its partitions.
@@ -139,6 +158,13 @@ pub enum Command {
         target: ConfigTarget,
         expected: Overrides,
         overrides: Overrides,
+    },
+    /// AlterPartitionReassignments for one partition: move it to `target` (the new replicas
+    /// join and catch up, then the old ones leave), or with None cancel the one in progress.
+    Reassign {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
     },
     /// An election asked for by a client (ElectLeaders): preferred makes the first replica
     /// the leader if it is live and in sync; unclean gives a leaderless partition any live
@@ -316,7 +342,74 @@ impl ClusterImage {
                 partition,
                 unclean,
             } => self.elect_leader(&topic, partition, unclean),
+            Command::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(&topic, partition, target),
         }
+    }
+
+    fn reassign(&mut self, name: &str, partition: i32, target: Option<Vec<i32>>) -> Outcome {
+        let live = self.live_brokers();
+        if let Some(target) = &target {
+            if target.is_empty() {
+                return Outcome::refused(KafkaCode::InvalidReplicaAssignment, "the target names no replica");
+            }
+            if let Err(refusal) = self.check_assignment(std::slice::from_ref(target)) {
+                return refusal;
+            }
+        }
+        let Some(record) = self
+            .topics
+            .get_mut(name)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get_mut(p)))
+        else {
+            return Outcome::refused(KafkaCode::UnknownTopicOrPartition, "no such partition");
+        };
+        // The replicas before any reassignment in progress.
+        let original: Vec<i32> = record
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !record.adding.contains(r))
+            .collect();
+        let target = match target {
+            Some(target) => target,
+            None if record.reassigning_to().is_none() => {
+                return Outcome::refused(
+                    KafkaCode::NoReassignmentInProgress,
+                    format!("{name}-{partition} has no reassignment in progress"),
+                )
+            }
+            None => original.clone(),
+        };
+        let mut replicas = target.clone();
+        replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
+        if !record.isr.iter().any(|r| replicas.contains(r)) {
+            return Outcome::refused(
+                KafkaCode::InvalidReplicaAssignment,
+                "no in-sync replica of the partition would remain",
+            );
+        }
+        record.adding = target.iter().copied().filter(|r| !original.contains(r)).collect();
+        record.removing = original.iter().copied().filter(|r| !target.contains(r)).collect();
+        // Replicas of a replaced or cancelled reassignment that are no longer wanted leave now.
+        record.isr.retain(|r| replicas.contains(r));
+        record.replicas = replicas;
+        record.partition_epoch += 1;
+        complete_reassignment(record, &live);
+        if record.leader != NO_LEADER && !record.replicas.contains(&record.leader) {
+            // A cancelled reassignment's new replica had the lead.
+            record.leader = record
+                .isr
+                .iter()
+                .copied()
+                .find(|r| live.contains(r))
+                .unwrap_or(NO_LEADER);
+            record.leader_epoch += 1;
+        }
+        Outcome::Partition(record.clone())
     }
 
     fn create_partitions(&mut self, name: &str, count: i32, assignment: Option<Vec<Vec<i32>>>) -> Outcome {
@@ -610,6 +703,7 @@ impl ClusterImage {
         }
         record.isr = isr;
         record.partition_epoch += 1;
+        complete_reassignment(record, &live);
         Outcome::Partition(record.clone())
     }
 }
@@ -627,6 +721,32 @@ fn new_partition(replicas: Vec<i32>, live: &[i32]) -> PartitionRecord {
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding: Vec::new(),
+        removing: Vec::new(),
+    }
+}
+
+/// Finishes a reassignment once every target replica is in sync: the removed replicas leave
+/// the replicas and the ISR, and the lead moves to a target replica if a removed one had it.
+fn complete_reassignment(record: &mut PartitionRecord, live: &[i32]) {
+    let Some(target) = record.reassigning_to() else {
+        return;
+    };
+    if !target.iter().all(|r| record.isr.contains(r)) {
+        return;
+    }
+    record.isr.retain(|r| target.contains(r));
+    record.replicas = target;
+    record.adding.clear();
+    record.removing.clear();
+    if !record.replicas.contains(&record.leader) {
+        record.leader = record
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| record.isr.contains(r) && live.contains(r))
+            .unwrap_or(NO_LEADER);
+        record.leader_epoch += 1;
     }
 }
 

@@ -272,3 +272,39 @@ pub async fn elect_leader(shard: &Rc<Shard>, topic: String, partition: i32, uncl
         )),
     }
 }
+
+/// AlterPartitionReassignments for one partition: move it to `target`, or cancel (None).
+/// With `keep_factor`, a target of another size than the current replicas is refused.
+pub async fn reassign(
+    shard: &Rc<Shard>,
+    topic: String,
+    partition: i32,
+    target: Option<Vec<i32>>,
+    keep_factor: bool,
+) -> Result<(), Refusal> {
+    if let (true, Some(target)) = (keep_factor, &target) {
+        let current = handle(shard)
+            .image
+            .borrow()
+            .topics
+            .get(&topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)))
+            .map(|p| p.reassigning_to().unwrap_or_else(|| p.replicas.clone()).len());
+        if current.is_some_and(|n| n != target.len()) {
+            return Err(Refusal::new(
+                KafkaCode::InvalidReplicationFactor,
+                "the reassignment would change the replication factor, which the request does not allow",
+            ));
+        }
+    }
+    commit(
+        shard,
+        Command::Reassign {
+            topic,
+            partition,
+            target,
+        },
+    )
+    .await
+    .map(|_| ())
+}

@@ -83,7 +83,8 @@ impl Shard {
     }
 
     /// Makes `snapshot` current on this shard: opens partitions it newly owns, updates
-    /// configs, and deletes the data of partitions whose topic is gone. Opening existing
+    /// configs, and deletes the data of partitions whose topic is gone or that this broker
+    /// no longer holds a replica of. Opening existing
     /// partitions runs recovery, so at start-up this is the recovery of the shard's logs.
     pub async fn apply_snapshot(self: &Rc<Self>, snapshot: Arc<MetadataSnapshot>) -> Result<(), StorageError> {
         let stale: Vec<Rc<PartitionLog>> = {
@@ -104,7 +105,10 @@ impl Shard {
             self.partitions
                 .borrow_mut()
                 .remove(TopicId(log.topic_id), log.partition);
-            let deleted = snapshot.topic(&log.topic).is_none_or(|t| t.meta.id != log.topic_id);
+            // Gone with its topic, or moved off this broker by a reassignment.
+            let deleted = snapshot
+                .topic(&log.topic)
+                .is_none_or(|t| t.meta.id != log.topic_id || !t.is_replica(log.partition, self.identity.node_id));
             if deleted {
                 log.delete().await?;
             } else {

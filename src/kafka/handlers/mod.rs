@@ -5,6 +5,7 @@
 //! request order. Per-partition failures are error codes in the response, never early returns.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod config_resource;
 pub mod consumer_group_describe;
@@ -32,6 +33,7 @@ pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -162,6 +164,8 @@ registry! {
     list_config_resources: ListConfigResources => now,
     elect_leaders: ElectLeaders => now,
     describe_quorum: DescribeQuorum => now,
+    alter_partition_reassignments: AlterPartitionReassignments => now,
+    list_partition_reassignments: ListPartitionReassignments => now,
 }
 
 pub fn find(api_key: i16) -> Option<Api> {
