@@ -236,9 +236,9 @@ impl ShardMetrics {
         bump(&self.io_write_bytes, io.write_bytes);
     }
 
-    /// Everything counted so far, with the gauges the shard knows (`partitions`), to send to
-    /// the shard rendering a scrape.
-    pub fn snapshot(&self, shard: usize, partitions: usize) -> Snapshot {
+    /// Everything counted so far, with the gauges the shard knows, to send to the shard
+    /// rendering a scrape.
+    pub fn snapshot(&self, shard: usize, gauges: ShardGauges) -> Snapshot {
         let per_api = |cells: &[Cell<u64>]| {
             cells
                 .iter()
@@ -334,7 +334,37 @@ impl ShardMetrics {
                 (
                     "partitions",
                     "Partitions this shard owns and serves.",
-                    partitions as u64,
+                    gauges.partitions,
+                ),
+                (
+                    "leader_partitions",
+                    "Partitions this shard holds that this broker leads.",
+                    gauges.leading,
+                ),
+                (
+                    "under_replicated_partitions",
+                    "Partitions this shard leads with fewer replicas in sync than assigned.",
+                    gauges.under_replicated,
+                ),
+                (
+                    "offline_partitions",
+                    "Partitions this shard holds a replica of that have no leader, or that it refuses (corrupt).",
+                    gauges.offline,
+                ),
+                (
+                    "follower_lag_records_max",
+                    "The most records any follower of a partition this shard leads is behind the log end.",
+                    gauges.follower_lag_max,
+                ),
+                (
+                    "controller_active",
+                    "1 while this node is the cluster's active controller (a single node always is).",
+                    gauges.controller_active,
+                ),
+                (
+                    "broker_fenced",
+                    "1 while the controller has this broker fenced (it leads and follows nothing).",
+                    gauges.fenced,
                 ),
             ],
             histograms: [
@@ -400,6 +430,18 @@ fn api_name(key: i16) -> String {
 }
 
 /// Prometheus text exposition of every shard's snapshot, families grouped.
+/// The gauges a shard reads off its state for a scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShardGauges {
+    pub partitions: u64,
+    pub leading: u64,
+    pub under_replicated: u64,
+    pub offline: u64,
+    pub follower_lag_max: u64,
+    pub controller_active: u64,
+    pub fenced: u64,
+}
+
 pub fn render(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
@@ -487,6 +529,13 @@ pub fn render(snapshots: &[Snapshot]) -> String {
 mod tests {
     use super::*;
 
+    fn partitions(partitions: u64) -> ShardGauges {
+        ShardGauges {
+            partitions,
+            ..ShardGauges::default()
+        }
+    }
+
     #[test]
     fn histograms_bucket_and_render_cumulatively() {
         let metrics = ShardMetrics::default();
@@ -497,7 +546,10 @@ mod tests {
         metrics.request(0);
         metrics.request(1);
         ShardMetrics::add(&metrics.bytes_in, 42);
-        let text = render(&[metrics.snapshot(0, 3), ShardMetrics::default().snapshot(1, 0)]);
+        let text = render(&[
+            metrics.snapshot(0, partitions(3)),
+            ShardMetrics::default().snapshot(1, partitions(0)),
+        ]);
         assert!(
             text.contains("sluice_requests_total{shard=\"0\",api=\"Produce\"} 2"),
             "{text}"
@@ -512,7 +564,7 @@ mod tests {
         assert!(text.contains("sluice_partitions{shard=\"0\"} 3"));
         assert_eq!(text.matches("# TYPE sluice_bytes_received_total counter").count(), 1);
         metrics.stage(Stage::Decode, std::time::Duration::from_nanos(1_500));
-        let text = render(&[metrics.snapshot(0, 3)]);
+        let text = render(&[metrics.snapshot(0, partitions(3))]);
         assert!(
             text.contains("sluice_produce_stage_nanoseconds_bucket{shard=\"0\",stage=\"decode\",le=\"2500\"} 1"),
             "{text}"

@@ -334,6 +334,18 @@ fn acks_all_is_refused_below_min_insync_replicas() {
     two.sort();
     assert_eq!(cluster.wait_for_isr("guarded", 1, &two), vec![leader as i32]);
     assert_eq!(produce_one(cluster.node(leader), "guarded", -1), NONE);
+    // The leader counts the shrink and reports its partition under-replicated.
+    let leading = cluster.node(leader);
+    assert!(leading.counter("isr_shrinks_total") >= 1);
+    assert!(leading.counter("under_replicated_partitions") >= 1);
+    assert!(leading.counter("leader_partitions") >= 1);
+    assert_eq!(leading.counter("broker_fenced"), 0);
+    let controllers: u64 = cluster
+        .running()
+        .iter()
+        .map(|id| cluster.node(*id).counter("controller_active"))
+        .sum();
+    assert_eq!(controllers, 1, "one active controller among the running nodes");
 
     // Both down: no write is acknowledged with acks=all; once the leader sees its last
     // follower gone it refuses outright.

@@ -274,7 +274,54 @@ impl Shard {
     /// This shard's metrics for a scrape.
     pub fn metrics_snapshot(&self) -> Snapshot {
         self.metrics.gather_io();
-        self.metrics.snapshot(self.id.0, self.partition_count())
+        self.metrics.snapshot(self.id.0, self.gauges())
+    }
+
+    /// The replication gauges of this shard's partitions, and this node's standing.
+    fn gauges(&self) -> crate::metrics::ShardGauges {
+        let me = self.identity.node_id;
+        let snapshot = self.metadata();
+        let followers = self.followers.borrow();
+        let mut gauges = crate::metrics::ShardGauges {
+            partitions: self.partition_count() as u64,
+            offline: self.offline.borrow().len() as u64,
+            ..Default::default()
+        };
+        for log in self.open_logs() {
+            let Some(state) = snapshot
+                .topic_by_id(log.topic_id)
+                .and_then(|t| t.partition(log.partition))
+            else {
+                continue;
+            };
+            match state.leader {
+                None => gauges.offline += 1,
+                Some(leader) if leader == me => {
+                    gauges.leading += 1;
+                    if state.isr.len() < state.replicas.len() {
+                        gauges.under_replicated += 1;
+                    }
+                    let end = log.end_offset().0;
+                    let lag = followers
+                        .get(TopicId(log.topic_id), log.partition)
+                        .into_iter()
+                        .flat_map(|f| f.values())
+                        .map(|p| (end - p.fetch_offset.0).max(0) as u64)
+                        .max()
+                        .unwrap_or(0);
+                    gauges.follower_lag_max = gauges.follower_lag_max.max(lag);
+                }
+                Some(_) => {}
+            }
+        }
+        match &self.cluster {
+            Some(cluster) => {
+                gauges.controller_active = u64::from(*cluster.controller.borrow() == Some(me.0));
+                gauges.fenced = u64::from(cluster.state.borrow().fenced);
+            }
+            None => gauges.controller_active = 1,
+        }
+        gauges
     }
 
     /// A consumer-protocol group's timing: its own group configs over the broker's defaults.
