@@ -346,6 +346,25 @@ fn acks_all_is_refused_below_min_insync_replicas() {
         .map(|id| cluster.node(*id).counter("controller_active"))
         .sum();
     assert_eq!(controllers, 1, "one active controller among the running nodes");
+    // `sluice cluster` names the controller and lists the partition short of a replica.
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cluster", "-b", &leading.addr])
+        .output()
+        .expect("sluice cluster");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(text.contains(" brokers, active controller "), "{text}");
+    assert!(text.contains("quorum: leader"), "{text}");
+    let under: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("under-replicated partitions:"))
+        .take_while(|l| !l.starts_with("offline partitions:"))
+        .collect();
+    assert!(under.iter().any(|l| l.starts_with("guarded ")), "{text}");
 
     // Both down: no write is acknowledged with acks=all; once the leader sees its last
     // follower gone it refuses outright.

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod produce;
@@ -30,6 +31,9 @@ enum Command {
     Topic(topic::TopicArgs),
     /// Inspect consumer groups (over the Kafka protocol; any Kafka-compatible broker).
     Group(group::GroupArgs),
+    /// The brokers, the active controller and quorum, and under-replicated and offline
+    /// partitions.
+    Cluster(cluster::ClusterArgs),
     /// Produce one record per line of stdin, like `kcat -P`.
     Produce(produce::ProduceArgs),
     /// Print a topic's records, like `kcat -C`.
@@ -57,6 +61,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Group(args) => group::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Bench(args) => bench::run(args),

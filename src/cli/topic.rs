@@ -231,7 +231,7 @@ fn described_topic(client: &mut Client, name: &str) -> anyhow::Result<TopicInfo>
 }
 
 /// Broker ids as `1,2,3`.
-fn ids(ids: &[i32]) -> String {
+pub(super) fn ids(ids: &[i32]) -> String {
     let joined: Vec<String> = ids.iter().map(i32::to_string).collect();
     if joined.is_empty() {
         "-".into()
