@@ -1,10 +1,11 @@
 //! Failover without losing an acknowledged record: three nodes (each broker and controller
 //! voter), an RF=3 topic with `min.insync.replicas=2`, idempotent acks=all producers writing
 //! throughout while the broker leading most partitions and the active controller are
-//! SIGKILLed in turn and restarted. Writes resume on the new leaders within seconds, topics
-//! can still be created without the old controller, the restarted node catches up and
-//! rejoins every ISR, and at the end every acknowledged record is read back exactly once, at
-//! its acknowledged offset, each producer's records in order.
+//! SIGKILLed in turn and restarted (`SLUICE_FAILOVER_ROUNDS` times, at least four). Writes
+//! resume on the new leaders within seconds, topics can still be created without the old
+//! controller, the restarted node catches up and rejoins every ISR, and at the end every
+//! acknowledged record is read back exactly once, at its acknowledged offset, each
+//! producer's records in order.
 
 mod common;
 
@@ -25,9 +26,16 @@ use rdkafka::Offset;
 const TOPIC: &str = "failover";
 const PARTITIONS: i32 = 6;
 const PRODUCERS: u64 = 2;
-/// Kill rounds: even ones take the broker leading most partitions, odd ones the active
-/// controller.
-const ROUNDS: usize = 4;
+/// Kill rounds in the suite: even ones take the broker leading most partitions, odd ones
+/// the active controller. `SLUICE_FAILOVER_ROUNDS` asks for more (the soak, perf/cluster_soak.sh).
+const ROUNDS_MIN: usize = 4;
+
+fn rounds() -> usize {
+    std::env::var("SLUICE_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(ROUNDS_MIN, |r: usize| r.max(ROUNDS_MIN))
+}
 /// How soon after a kill every partition must be acknowledging writes again.
 const RESUME_WITHIN: Duration = Duration::from_secs(20);
 
@@ -152,7 +160,8 @@ fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
     };
     wait_for_acks(2_000);
 
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         let victim = if round % 2 == 0 {
             busiest(&leaders)
         } else {
@@ -275,7 +284,7 @@ fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
         }
     }
     eprintln!(
-        "{} records acknowledged over {ROUNDS} kills, {total} stored",
+        "{} records acknowledged over {rounds} kills, {total} stored",
         deliveries.acked.len()
     );
 }

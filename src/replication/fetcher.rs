@@ -132,7 +132,30 @@ pub async fn run(shard: Rc<Shard>, leader: NodeId) {
             crate::runtime::sleep(RETRY).await;
             continue;
         }
-        match fetch_round(connection, me, &ready).await {
+        // A partition newly followed (or at a new epoch) need not wait out the long-poll in
+        // flight: that fetch is dropped, with its connection, and the next one asks for it.
+        let signature = |ps: &[Followed]| ps.iter().map(|p| (p.key, p.leader_epoch)).collect::<Vec<_>>();
+        let following = signature(&partitions);
+        let outcome = {
+            let round = fetch_round(connection, me, &ready);
+            futures::pin_mut!(round);
+            loop {
+                let changed = shard.metadata_changed.wait();
+                match futures::future::select(round.as_mut(), changed).await {
+                    futures::future::Either::Left((outcome, _)) => break Some(outcome),
+                    futures::future::Either::Right(_) => {
+                        if shard.is_closing() || signature(&followed(&shard, leader)) != following {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            client = None;
+            continue;
+        };
+        match outcome {
             Ok(stale) => {
                 for key in stale {
                     // The leader moved on (or we did): check the tail again at the next epoch.

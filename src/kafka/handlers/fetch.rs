@@ -340,7 +340,10 @@ fn watch(shard: &Rc<Shard>, partitions: &[Wanted], reads: &[Read], deadline: Ins
     let mut signals = Vec::with_capacity(partitions.len());
     for (w, read) in partitions.iter().zip(reads) {
         match shard.partition(&w.topic, w.partition) {
-            Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(log.signal.wait()),
+            Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(match w.limit() {
+                ReadLimit::LogEnd => log.appended.wait(),
+                ReadLimit::HighWatermark => log.signal.wait(),
+            }),
             // Appended to (or gone) since the read: the handler reads again at once.
             _ => {
                 let _ = wake.send(());
@@ -399,7 +402,10 @@ async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usi
         let mut signals = Vec::with_capacity(partitions.len());
         for (w, read) in partitions.iter().zip(&reads) {
             match shard.partition(&w.topic, w.partition) {
-                Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(log.signal.wait()),
+                Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(match w.limit() {
+                    ReadLimit::LogEnd => log.appended.wait(),
+                    ReadLimit::HighWatermark => log.signal.wait(),
+                }),
                 // Appended to (or gone) since the read: read again at once.
                 _ => {
                     signals.clear();

@@ -289,7 +289,9 @@ impl PartitionLog {
                 .admit(self.myself.borrow().clone(), header.base_offset(), batch.len());
         }
         self.unflushed_records.set(self.unflushed_records.get() + records);
-        // Readers are woken when the records become durable, not now.
+        // Consumers are woken when the records become durable; followers, who read to the
+        // log end, now, so they write their copies while this one is flushed.
+        self.appended.notify_all();
         self.kick_flusher();
         phases.mark("index and cache");
         phases.report(|took| {

@@ -144,6 +144,9 @@ pub struct PartitionLog {
     closed: Cell<bool>,
     /// Fires after every append; long-polling fetches wait on it.
     pub signal: Signal,
+    /// Fires after every append is written (before it is durable): what a follower's
+    /// long-poll waits on.
+    pub appended: Signal,
     /// The owning shard's cache budget, and this log as the budget sees it.
     cache_budget: Rc<CacheBudget>,
     myself: RefCell<std::rc::Weak<dyn Evict>>,

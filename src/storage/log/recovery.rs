@@ -74,6 +74,7 @@ impl PartitionLog {
             maintenance: Semaphore::new(1),
             closed: Cell::new(false),
             signal: Signal::default(),
+            appended: Signal::default(),
             cache_budget,
             myself: RefCell::new(std::rc::Weak::<PartitionLog>::new()),
             durable: Cell::new(log_start),
