@@ -205,7 +205,9 @@ fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
         eprintln!("round {round}: node {victim} killed; every partition acknowledging again after {resumed:?}");
 
         if round % 2 == 1 {
-            // A new controller creates topics.
+            // A new controller creates topics. It places replicas on the brokers it has not
+            // fenced, so first it fences the dead one (a full session after its election).
+            cluster.wait_for_brokers(&others);
             let name = format!("after-controller-{round}");
             let created = common::block_on(admin(&cluster).create_topics(
                 &[NewTopic::new(&name, 2, TopicReplication::Fixed(2))],

@@ -44,6 +44,14 @@ enum Command {
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A client's output piped into `head` ends it quietly, as for any Unix tool, instead
+        // of a panic on the closed pipe. The broker keeps Rust's default (SIGPIPE ignored).
+        // SAFETY: setting a signal's disposition to the default before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // openraft logs every failed message to an unreachable voter; the cluster thread logs

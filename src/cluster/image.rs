@@ -1154,4 +1154,66 @@ mod tests {
         };
         assert_eq!((elected.leader, elected.isr.clone()), (follower, vec![follower]));
     }
+
+    #[test]
+    fn a_reassignment_completes_when_its_targets_are_in_sync() {
+        let (mut image, _) = three_brokers();
+        image.apply(
+            100,
+            Command::CreateTopic {
+                name: "t".into(),
+                id: uuid::Uuid::new_v4(),
+                partitions: 1,
+                replication_factor: 2,
+                assignment: Some(vec![vec![1, 2]]),
+                overrides: BTreeMap::new(),
+                internal: false,
+            },
+        );
+        let reassign = |target: Option<Vec<i32>>| Command::Reassign {
+            topic: "t".into(),
+            partition: 0,
+            target,
+        };
+        assert!(matches!(
+            image.apply(101, reassign(None)),
+            Outcome::Refused { code, .. } if code == KafkaCode::NoReassignmentInProgress.code()
+        ));
+        // Broker 3 joins as a replica outside the ISR; 1 stays until 3 is in sync.
+        let Outcome::Partition(moving) = image.apply(102, reassign(Some(vec![2, 3]))) else {
+            panic!()
+        };
+        assert_eq!(moving.replicas, vec![2, 3, 1]);
+        assert_eq!((moving.adding.clone(), moving.removing.clone()), (vec![3], vec![1]));
+        assert_eq!(moving.reassigning_to(), Some(vec![2, 3]));
+        assert_eq!(moving.leader, 1);
+        let Outcome::Partition(done) = image.apply(
+            103,
+            Command::AlterPartition {
+                topic: image.topics["t"].id,
+                partition: 0,
+                leader: 1,
+                leader_epoch: moving.leader_epoch,
+                partition_epoch: moving.partition_epoch,
+                isr: vec![1, 2, 3],
+            },
+        ) else {
+            panic!()
+        };
+        assert_eq!(done.replicas, vec![2, 3]);
+        assert_eq!(done.isr, vec![2, 3]);
+        assert_eq!(done.leader, 2, "the lead leaves the removed replica");
+        assert_eq!(done.leader_epoch, moving.leader_epoch + 1);
+        assert!(done.reassigning_to().is_none());
+
+        // A cancelled one puts the replicas back and drops the ones it added.
+        image.apply(104, reassign(Some(vec![1, 3])));
+        let Outcome::Partition(cancelled) = image.apply(105, reassign(None)) else {
+            panic!()
+        };
+        // In the order they had in the merged list, as Kafka reverts one.
+        assert_eq!(cancelled.replicas, vec![3, 2]);
+        assert!(cancelled.reassigning_to().is_none());
+        assert!(!cancelled.isr.contains(&1));
+    }
 }
