@@ -74,19 +74,36 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ElectLeadersRequest) -> E
 async fn elect(ctx: &RequestContext<'_>, topic: &str, partition: i32, unclean: bool) -> Result<(), Refusal> {
     let shard = ctx.shard;
     let snapshot = shard.metadata();
-    let known = snapshot
+    let Some(state) = snapshot
         .topic(topic)
-        .is_some_and(|t| (0..t.partition_count()).contains(&partition));
-    if !known {
+        .and_then(|t| t.partition(crate::ids::PartitionId(partition)))
+    else {
         return Err(Refusal::new(
             KafkaCode::UnknownTopicOrPartition,
             format!("{topic}-{partition} does not exist"),
         ));
-    }
+    };
     if shard.cluster.is_none() {
         return Err(Refusal::new(
             KafkaCode::ElectionNotNeeded,
             "a single node leads every partition it holds",
+        ));
+    }
+    // What this broker's view already answers costs the controller's log nothing (the
+    // controller checks again, against the latest image).
+    let not_needed = if unclean {
+        state.leader.is_some()
+    } else {
+        state.leader.is_some() && state.leader == state.replicas.first().copied()
+    };
+    if not_needed {
+        return Err(Refusal::new(
+            KafkaCode::ElectionNotNeeded,
+            if unclean {
+                "the partition has a leader"
+            } else {
+                "the preferred replica leads already"
+            },
         ));
     }
     let leader = crate::node::cluster_authority::elect_leader(shard, topic.to_string(), partition, unclean).await?;
