@@ -484,13 +484,31 @@ fn reassignments(cluster: &Cluster, via: usize) -> Vec<(String, i32, Vec<i32>)> 
         .collect()
 }
 
+/// AlterPartitionReassignments of `topic`-0 to `replicas` (None: cancel), asked of node
+/// `via`: the partition's error code.
+fn reassign(cluster: &Cluster, via: usize, topic: &str, replicas: Option<&[i32]>) -> i16 {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId};
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(
+                    replicas.map(|r| r.iter().map(|id| BrokerId(*id)).collect()),
+                )])]);
+    let answer: AlterPartitionReassignmentsResponse =
+        call(cluster.node(via), ApiKey::AlterPartitionReassignments, 0, &request);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    answer.responses[0].partitions[0].error_code
+}
+
 /// A partition written throughout moves from brokers 1 and 2 to 2 and 3: broker 3 catches
 /// up and joins the ISR before broker 1 leaves (and deletes its copy); the lead moves off
 /// broker 1; every record sent is delivered and read back once, in order.
 #[test]
 fn a_reassignment_moves_a_partition_while_it_is_written() {
-    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
-    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -543,17 +561,7 @@ fn a_reassignment_moves_a_partition_while_it_is_written() {
     }
     std::thread::sleep(Duration::from_millis(500));
 
-    let move_it = AlterPartitionReassignmentsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![ReassignableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("moving")))
-            .with_partitions(vec![ReassignablePartition::default()
-                .with_partition_index(0)
-                .with_replicas(Some(vec![BrokerId(2), BrokerId(3)]))])]);
-    let answer: AlterPartitionReassignmentsResponse =
-        call(cluster.node(3), ApiKey::AlterPartitionReassignments, 0, &move_it);
-    assert_eq!(answer.error_code, 0, "{answer:?}");
-    assert_eq!(answer.responses[0].partitions[0].error_code, 0, "{answer:?}");
+    assert_eq!(reassign(&cluster, 3, "moving", Some(&[2, 3])), 0);
 
     // It completes on its own: listed while in progress (unless already done), then not.
     let deadline = std::time::Instant::now() + WAIT;
@@ -581,19 +589,9 @@ fn a_reassignment_moves_a_partition_while_it_is_written() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A second move of the same partition to where it is: nothing in progress to cancel.
-    let cancel = AlterPartitionReassignmentsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![ReassignableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("moving")))
-            .with_partitions(vec![ReassignablePartition::default().with_partition_index(0)])]);
-    let answer: AlterPartitionReassignmentsResponse =
-        call(cluster.node(2), ApiKey::AlterPartitionReassignments, 0, &cancel);
+    // Cancelling once it completed: nothing is in progress.
     const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
-    assert_eq!(
-        answer.responses[0].partitions[0].error_code,
-        NO_REASSIGNMENT_IN_PROGRESS
-    );
+    assert_eq!(reassign(&cluster, 2, "moving", None), NO_REASSIGNMENT_IN_PROGRESS);
 
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
@@ -612,4 +610,72 @@ fn a_reassignment_moves_a_partition_while_it_is_written() {
         std::str::from_utf8(m.payload().unwrap()).unwrap().parse().unwrap()
     });
     assert_eq!(values, (0..sent as u64).collect::<Vec<_>>());
+}
+
+/// A topic deleted and created again under the same name while a replica's broker was down:
+/// the returning broker drops its copy of the old topic rather than keeping old records at
+/// offsets the new topic also has. Once it alone holds the partition, it serves only the new
+/// topic's records.
+#[test]
+fn a_returning_replica_drops_a_deleted_topics_data() {
+    let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_for_brokers(&[1, 2, 3]);
+    let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
+    let create = |admin: &rdkafka::admin::AdminClient<_>| {
+        let created = common::block_on(admin.create_topics(
+            &[NewTopic::new("reborn", 1, TopicReplication::Variable(&[&[1, 2, 3]]))],
+            &AdminOptions::new(),
+        ))
+        .expect("CreateTopics");
+        assert!(created[0].is_ok(), "{:?}", created[0]);
+    };
+    let write = |cluster: &Cluster, prefix: &str, count: usize| {
+        let producer: rdkafka::producer::BaseProducer = cluster.client_config().set("acks", "all").create().unwrap();
+        // A batch per record, so that no truncation can drop the old records by whole batches.
+        for i in 0..count {
+            let value = format!("{prefix}-{i}");
+            common::send(
+                &producer,
+                BaseRecord::to("reborn").partition(0).payload(value.as_bytes()),
+            );
+            common::flush(&producer);
+        }
+    };
+    create(&admin);
+    cluster.wait_for_isr("reborn", 1, &[1, 2, 3]);
+    write(&cluster, "old", 50);
+    // Broker 3 holds all 50 (acks=all, in the ISR), then goes away.
+    cluster.kill(3);
+    cluster.wait_for_brokers(&[1, 2]);
+    let deleted = common::block_on(admin.delete_topics(&["reborn"], &AdminOptions::new())).expect("DeleteTopics");
+    assert!(deleted[0].is_ok(), "{:?}", deleted[0]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !cluster.partitions(1, "reborn").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the topic was never deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    create(&admin);
+    cluster.wait_for_isr("reborn", 1, &[1, 2]);
+    write(&cluster, "new", 10);
+
+    cluster.start(3);
+    cluster.wait_for_isr("reborn", 1, &[1, 2, 3]);
+    assert_eq!(reassign(&cluster, 1, "reborn", Some(&[3])), 0);
+    assert_eq!(cluster.wait_for_isr("reborn", 1, &[3]), vec![3]);
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "reborn-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (low, high) = consumer.fetch_watermarks("reborn", 0, WAIT).expect("watermarks");
+    assert_eq!((low, high), (0, 10));
+    common::assign(&consumer, "reborn", 1, Offset::Beginning);
+    let values: Vec<String> = common::consume(&consumer, 10, |m| {
+        String::from_utf8(m.payload().unwrap().to_vec()).unwrap()
+    });
+    assert_eq!(values, (0..10).map(|i| format!("new-{i}")).collect::<Vec<_>>());
 }

@@ -367,6 +367,9 @@ const PRODUCER_SNAPSHOT_FILE: &str = "producer-state";
 /// The file holding a log start that DeleteRecords (or retention) moved past the first
 /// segment's base: the offset in decimal.
 const LOG_START_FILE: &str = "log-start-offset";
+/// The id of the topic the partition's data belongs to: a directory left by a topic deleted
+/// while this broker was away is told from the new topic of the same name.
+const TOPIC_ID_FILE: &str = "topic-id";
 
 /// The durable offset as last checkpointed: everything below it had been flushed.
 const RECOVERY_POINT_FILE: &str = "recovery-point";

@@ -17,6 +17,7 @@ impl PartitionLog {
         metrics: Rc<ShardMetrics>,
     ) -> Result<Rc<PartitionLog>, StorageError> {
         std::fs::create_dir_all(&dir).ctx("create partition directory", &dir)?;
+        claim_for_topic(&dir, topic_id).await?;
         remove_unfinished_compaction(&dir)?;
         let mut bases: Vec<Offset> = std::fs::read_dir(&dir)
             .ctx("list partition directory", &dir)?
@@ -241,4 +242,35 @@ pub(super) fn set_stray_aside(dir: &Path, stray: Segment) -> Result<(), StorageE
         }
     }
     Ok(())
+}
+
+/// Makes `dir` the data of topic `topic_id`: a directory recorded for another topic (one
+/// deleted, and re-created under the same name, while this broker was away) is emptied
+/// first; one that records no topic (new, or written before the id was kept) is claimed.
+async fn claim_for_topic(dir: &Path, topic_id: uuid::Uuid) -> Result<(), StorageError> {
+    let path = dir.join(TOPIC_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match uuid::Uuid::parse_str(text.trim()) {
+            Ok(id) if id == topic_id => return Ok(()),
+            Ok(id) => {
+                tracing::warn!(
+                    "{}: holds data of topic id {id}, not {topic_id} (a topic deleted meanwhile): removing it",
+                    dir.display()
+                );
+                std::fs::remove_dir_all(dir).ctx("remove a deleted topic's partition", dir)?;
+                std::fs::create_dir_all(dir).ctx("create partition directory", dir)?;
+            }
+            Err(e) => {
+                return Err(StorageError::Corrupt {
+                    path,
+                    position: 0,
+                    reason: format!("not a topic id: {e}"),
+                })
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StorageError::io("read topic id", &path, e)),
+    }
+    segment::write_file_durably(&path, format!("{topic_id}\n").into_bytes()).await?;
+    segment::sync_dir(dir).await
 }
