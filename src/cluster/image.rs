@@ -832,6 +832,37 @@ mod tests {
         )
     }
 
+    /// A one-partition topic on `replicas`, as a client assigning them creates it.
+    fn create_on(image: &mut ClusterImage, index: u64, name: &str, replicas: Vec<i32>) -> Outcome {
+        image.apply(
+            index,
+            Command::CreateTopic {
+                name: name.into(),
+                id: uuid::Uuid::new_v4(),
+                partitions: 1,
+                replication_factor: replicas.len() as i16,
+                assignment: Some(vec![replicas]),
+                overrides: BTreeMap::new(),
+                internal: false,
+            },
+        )
+    }
+
+    /// The leader of `name`-0 asks for `isr`, from the partition's record as it stands.
+    fn alter_isr(image: &mut ClusterImage, index: u64, name: &str, isr: Vec<i32>) -> Outcome {
+        let topic = &image.topics[name];
+        let record = topic.partitions[0].clone();
+        let command = Command::AlterPartition {
+            topic: topic.id,
+            partition: 0,
+            leader: record.leader,
+            leader_epoch: record.leader_epoch,
+            partition_epoch: record.partition_epoch,
+            isr,
+        };
+        image.apply(index, command)
+    }
+
     #[test]
     fn replicas_spread_leaders_over_the_brokers() {
         let (mut image, _) = three_brokers();
@@ -1059,17 +1090,7 @@ mod tests {
         ));
         register(&mut image, 108, preferred);
         let record = image.topics["t"].partitions[0].clone();
-        image.apply(
-            110,
-            Command::AlterPartition {
-                topic: image.topics["t"].id,
-                partition: 0,
-                leader: record.leader,
-                leader_epoch: record.leader_epoch,
-                partition_epoch: record.partition_epoch,
-                isr: vec![record.leader, preferred],
-            },
-        );
+        alter_isr(&mut image, 110, "t", vec![record.leader, preferred]);
         let Outcome::Partition(elected) = image.apply(111, elect(false)) else {
             panic!()
         };
@@ -1084,20 +1105,8 @@ mod tests {
         ));
         let mut image = ClusterImage::default();
         let epochs: Vec<u64> = (1..=2).map(|id| register(&mut image, id as u64 * 10, id)).collect();
-        for (index, name) in [(100, "u"), (200, "w")] {
-            image.apply(
-                index,
-                Command::CreateTopic {
-                    name: name.into(),
-                    id: uuid::Uuid::new_v4(),
-                    partitions: 1,
-                    replication_factor: 2,
-                    assignment: Some(vec![vec![1, 2]]),
-                    overrides: BTreeMap::new(),
-                    internal: false,
-                },
-            );
-        }
+        create_on(&mut image, 100, "u", vec![1, 2]);
+        create_on(&mut image, 200, "w", vec![1, 2]);
         image.apply(
             201,
             Command::SetConfigs {
@@ -1108,29 +1117,9 @@ mod tests {
         );
         let record = image.topics["u"].partitions[0].clone();
         assert_eq!(record, image.topics["w"].partitions[0], "both placed alike");
-        image.apply(
-            202,
-            Command::AlterPartition {
-                topic: image.topics["w"].id,
-                partition: 0,
-                leader: record.leader,
-                leader_epoch: record.leader_epoch,
-                partition_epoch: record.partition_epoch,
-                isr: vec![record.leader],
-            },
-        );
+        alter_isr(&mut image, 202, "w", vec![record.leader]);
         let follower = record.replicas.iter().copied().find(|r| *r != record.leader).unwrap();
-        image.apply(
-            301,
-            Command::AlterPartition {
-                topic: image.topics["u"].id,
-                partition: 0,
-                leader: record.leader,
-                leader_epoch: record.leader_epoch,
-                partition_epoch: record.partition_epoch,
-                isr: vec![record.leader],
-            },
-        );
+        alter_isr(&mut image, 301, "u", vec![record.leader]);
         image.apply(
             302,
             Command::FenceBroker {
@@ -1158,18 +1147,7 @@ mod tests {
     #[test]
     fn a_reassignment_completes_when_its_targets_are_in_sync() {
         let (mut image, _) = three_brokers();
-        image.apply(
-            100,
-            Command::CreateTopic {
-                name: "t".into(),
-                id: uuid::Uuid::new_v4(),
-                partitions: 1,
-                replication_factor: 2,
-                assignment: Some(vec![vec![1, 2]]),
-                overrides: BTreeMap::new(),
-                internal: false,
-            },
-        );
+        create_on(&mut image, 100, "t", vec![1, 2]);
         let reassign = |target: Option<Vec<i32>>| Command::Reassign {
             topic: "t".into(),
             partition: 0,
@@ -1187,17 +1165,7 @@ mod tests {
         assert_eq!((moving.adding.clone(), moving.removing.clone()), (vec![3], vec![1]));
         assert_eq!(moving.reassigning_to(), Some(vec![2, 3]));
         assert_eq!(moving.leader, 1);
-        let Outcome::Partition(done) = image.apply(
-            103,
-            Command::AlterPartition {
-                topic: image.topics["t"].id,
-                partition: 0,
-                leader: 1,
-                leader_epoch: moving.leader_epoch,
-                partition_epoch: moving.partition_epoch,
-                isr: vec![1, 2, 3],
-            },
-        ) else {
+        let Outcome::Partition(done) = alter_isr(&mut image, 103, "t", vec![1, 2, 3]) else {
             panic!()
         };
         assert_eq!(done.replicas, vec![2, 3]);

@@ -25,6 +25,20 @@ pub(super) fn authority(shard: &Shard) -> &Authority {
         .unwrap_or_else(|| panic!("shard {} is not the metadata authority", shard.id))
 }
 
+/// Runs `read` against the authority's store (on shard 0): a check that changes nothing.
+pub(super) async fn check_on_authority<R, F>(shard: &Rc<Shard>, read: F) -> Result<R, Refusal>
+where
+    R: Send + 'static,
+    F: FnOnce(&MetadataStore) -> Result<R, Refusal> + Send + 'static,
+{
+    shard
+        .invoke_on(AUTHORITY, move |shard| async move {
+            read(&authority(&shard).store.borrow())
+        })
+        .await
+        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
+}
+
 /// Runs `change` on the authority: it edits the store (or refuses), then the result is
 /// persisted and published. `change` returns what to answer and an undo for a failed persist.
 async fn change<R, F>(shard: &Rc<Shard>, change: F) -> Result<R, Refusal>
@@ -105,15 +119,7 @@ pub async fn validate_topic(
         });
     }
     check_alone(shard, &replicas)?;
-    shard
-        .invoke_on(AUTHORITY, move |shard| async move {
-            authority(&shard)
-                .store
-                .borrow()
-                .plan_create(&name, partitions, overrides)
-        })
-        .await
-        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?
+    check_on_authority(shard, move |store| store.plan_create(&name, partitions, overrides)).await
 }
 
 /// A block of fresh producer ids for a shard's InitProducerId answers, durable before use.
@@ -208,16 +214,7 @@ pub async fn create_partitions(
         ));
     }
     if validate_only {
-        return shard
-            .invoke_on(AUTHORITY, move |shard| async move {
-                authority(&shard)
-                    .store
-                    .borrow()
-                    .plan_partitions(&name, count)
-                    .map(|_| ())
-            })
-            .await
-            .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?;
+        return check_on_authority(shard, move |store| store.plan_partitions(&name, count).map(|_| ())).await;
     }
     change(shard, move |store| {
         let placement = store.plan_partitions(&name, count)?;
@@ -284,12 +281,7 @@ where
         return crate::node::cluster_authority::alter_overrides(shard, target, edit, validate_only).await;
     }
     if validate_only {
-        return shard
-            .invoke_on(AUTHORITY, move |shard| async move {
-                plan_overrides(&authority(&shard).store.borrow(), &target, edit).map(|_| ())
-            })
-            .await
-            .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))?;
+        return check_on_authority(shard, move |store| plan_overrides(store, &target, edit).map(|_| ())).await;
     }
     change(shard, move |store| {
         let (before, after) = plan_overrides(store, &target, edit)?;

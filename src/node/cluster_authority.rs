@@ -13,7 +13,7 @@ use crate::cluster::ClusterHandle;
 use crate::error::KafkaCode;
 use crate::metadata::configs::{ConfigTarget, Overrides};
 use crate::metadata::{topic_name, Refusal, TopicMeta};
-use crate::node::authority::{authority, plan_overrides, Inherited, Replicas, AUTHORITY};
+use crate::node::authority::{authority, check_on_authority, plan_overrides, Inherited, Replicas, AUTHORITY};
 use crate::node::Shard;
 
 /// Longest a metadata change waits for the controller and for this broker to apply it.
@@ -85,6 +85,12 @@ pub fn check_topic(
     Ok(())
 }
 
+/// The refusal for an outcome a command cannot have (the controller and this broker
+/// disagree on what the command does).
+fn unexpected(outcome: Outcome) -> Refusal {
+    Refusal::new(KafkaCode::UnknownServerError, format!("unexpected {outcome:?}"))
+}
+
 fn meta_of(record: TopicRecord) -> TopicMeta {
     TopicMeta {
         name: record.name,
@@ -119,10 +125,7 @@ pub async fn create_topic(
     };
     match commit(shard, command).await? {
         Outcome::TopicCreated(record) => Ok(meta_of(record)),
-        other => Err(Refusal::new(
-            KafkaCode::UnknownServerError,
-            format!("unexpected {other:?}"),
-        )),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -135,20 +138,14 @@ pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, 
     }
     match commit(shard, Command::DeleteTopic { name }).await? {
         Outcome::TopicDeleted(record) => Ok(meta_of(record)),
-        other => Err(Refusal::new(
-            KafkaCode::UnknownServerError,
-            format!("unexpected {other:?}"),
-        )),
+        other => Err(unexpected(other)),
     }
 }
 
 pub async fn allocate_producer_ids(shard: &Rc<Shard>, count: i64) -> Result<std::ops::Range<i64>, Refusal> {
     match commit(shard, Command::AllocateProducerIds { count }).await? {
         Outcome::ProducerIds { start, end } => Ok(start..end),
-        other => Err(Refusal::new(
-            KafkaCode::UnknownServerError,
-            format!("unexpected {other:?}"),
-        )),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -162,16 +159,7 @@ pub async fn create_partitions(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     let planned = name.clone();
-    shard
-        .invoke_on(AUTHORITY, move |shard| async move {
-            authority(&shard)
-                .store
-                .borrow()
-                .plan_partitions(&planned, count)
-                .map(|_| ())
-        })
-        .await
-        .map_err(|e| Refusal::new(KafkaCode::UnknownServerError, e.to_string()))??;
+    check_on_authority(shard, move |store| store.plan_partitions(&planned, count).map(|_| ())).await?;
     if validate_only {
         return Ok(());
     }
@@ -266,10 +254,7 @@ pub async fn elect_leader(shard: &Rc<Shard>, topic: String, partition: i32, uncl
     .await?
     {
         Outcome::Partition(record) => Ok(record.leader),
-        other => Err(Refusal::new(
-            KafkaCode::UnknownServerError,
-            format!("unexpected {other:?}"),
-        )),
+        other => Err(unexpected(other)),
     }
 }
 
