@@ -60,10 +60,7 @@ fn the_quorum_forms_fences_a_dead_broker_and_survives_its_controller() {
 #[test]
 fn topics_are_created_by_the_controller_and_led_across_brokers() {
     let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
+    cluster.start_all();
     let node = cluster.node(1);
     let admin = node.admin();
     let created = common::block_on(admin.create_topics(
@@ -183,22 +180,8 @@ fn a_group_survives_its_coordinator() {
     const PARTITIONS: i32 = 3;
     const RECORDS: i64 = 300;
     let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
-    let created = common::block_on(
-        cluster
-            .client_config()
-            .create::<rdkafka::admin::AdminClient<_>>()
-            .unwrap()
-            .create_topics(
-                &[NewTopic::new("work", PARTITIONS, TopicReplication::Fixed(3))],
-                &AdminOptions::new(),
-            ),
-    )
-    .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.start_all();
+    cluster.create_topic(NewTopic::new("work", PARTITIONS, TopicReplication::Fixed(3)));
     cluster.wait_for_isr("work", PARTITIONS as usize, &[1, 2, 3]);
     cluster.wait_for_isr("__consumer_offsets", 50, &[1, 2, 3]);
     let producer: rdkafka::producer::BaseProducer = cluster.client_config().set("acks", "all").create().unwrap();
@@ -359,17 +342,9 @@ fn admin_changes_are_made_by_the_controller() {
     use rdkafka::admin::{AlterConfig, NewPartitions, ResourceSpecifier};
 
     let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
+    cluster.start_all();
     let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
-    let created = common::block_on(admin.create_topics(
-        &[NewTopic::new("grow", 2, TopicReplication::Fixed(3))],
-        &AdminOptions::new(),
-    ))
-    .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.create_topic(NewTopic::new("grow", 2, TopicReplication::Fixed(3)));
     cluster.wait_for_isr("grow", 2, &[1, 2, 3]);
 
     // Two more partitions, three replicas each, on every broker.
@@ -513,17 +488,8 @@ fn a_reassignment_moves_a_partition_while_it_is_written() {
     use std::sync::Arc;
 
     let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
-    let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
-    let created = common::block_on(admin.create_topics(
-        &[NewTopic::new("moving", 1, TopicReplication::Variable(&[&[1, 2]]))],
-        &AdminOptions::new(),
-    ))
-    .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.start_all();
+    cluster.create_topic(NewTopic::new("moving", 1, TopicReplication::Variable(&[&[1, 2]])));
     assert_eq!(cluster.wait_for_isr("moving", 1, &[1, 2]), vec![1]);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -619,19 +585,9 @@ fn a_reassignment_moves_a_partition_while_it_is_written() {
 #[test]
 fn a_returning_replica_drops_a_deleted_topics_data() {
     let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
+    cluster.start_all();
     let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
-    let create = |admin: &rdkafka::admin::AdminClient<_>| {
-        let created = common::block_on(admin.create_topics(
-            &[NewTopic::new("reborn", 1, TopicReplication::Variable(&[&[1, 2, 3]]))],
-            &AdminOptions::new(),
-        ))
-        .expect("CreateTopics");
-        assert!(created[0].is_ok(), "{:?}", created[0]);
-    };
+    let reborn = || NewTopic::new("reborn", 1, TopicReplication::Variable(&[&[1, 2, 3]]));
     let write = |cluster: &Cluster, prefix: &str, count: usize| {
         let producer: rdkafka::producer::BaseProducer = cluster.client_config().set("acks", "all").create().unwrap();
         // A batch per record, so that no truncation can drop the old records by whole batches.
@@ -644,7 +600,7 @@ fn a_returning_replica_drops_a_deleted_topics_data() {
             common::flush(&producer);
         }
     };
-    create(&admin);
+    cluster.create_topic(reborn());
     cluster.wait_for_isr("reborn", 1, &[1, 2, 3]);
     write(&cluster, "old", 50);
     // Broker 3 holds all 50 (acks=all, in the ISR), then goes away.
@@ -657,7 +613,7 @@ fn a_returning_replica_drops_a_deleted_topics_data() {
         assert!(std::time::Instant::now() < deadline, "the topic was never deleted");
         std::thread::sleep(Duration::from_millis(50));
     }
-    create(&admin);
+    cluster.create_topic(reborn());
     cluster.wait_for_isr("reborn", 1, &[1, 2]);
     write(&cluster, "new", 10);
 

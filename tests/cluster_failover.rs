@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, CLUSTER_CONFIG};
 use common::{assign, consume, WAIT};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -31,10 +31,7 @@ const PRODUCERS: u64 = 2;
 const ROUNDS_MIN: usize = 4;
 
 fn rounds() -> usize {
-    std::env::var("SLUICE_FAILOVER_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(ROUNDS_MIN, |r: usize| r.max(ROUNDS_MIN))
+    common::env_at_least("SLUICE_FAILOVER_ROUNDS", ROUNDS_MIN)
 }
 /// How soon after a kill every partition must be acknowledging writes again.
 const RESUME_WITHIN: Duration = Duration::from_secs(20);
@@ -122,23 +119,11 @@ fn busiest(leaders: &[i32]) -> i32 {
         .0
 }
 
-fn admin(cluster: &Cluster) -> AdminClient<DefaultClientContext> {
-    cluster.client_config().create().expect("admin client")
-}
-
 #[test]
 fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
     let mut cluster = Cluster::new(3, &config());
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
-    let created = common::block_on(admin(&cluster).create_topics(
-        &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
-        &AdminOptions::new(),
-    ))
-    .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.start_all();
+    cluster.create_topic(NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"));
     let mut leaders = cluster.wait_for_isr(TOPIC, PARTITIONS as usize, &[1, 2, 3]);
 
     let tally = Tally(Arc::new(Mutex::new(Deliveries::default())));
@@ -209,12 +194,7 @@ fn acknowledged_records_survive_sigkill_of_leaders_and_controllers() {
             // fenced, so first it fences the dead one (a full session after its election).
             cluster.wait_for_brokers(&others);
             let name = format!("after-controller-{round}");
-            let created = common::block_on(admin(&cluster).create_topics(
-                &[NewTopic::new(&name, 2, TopicReplication::Fixed(2))],
-                &AdminOptions::new().operation_timeout(Some(WAIT)),
-            ))
-            .expect("CreateTopics");
-            assert!(created[0].is_ok(), "round {round}: {:?}", created[0]);
+            cluster.create_topic(NewTopic::new(&name, 2, TopicReplication::Fixed(2)));
             cluster.wait_for_isr(&name, 2, &others);
         }
 
@@ -325,16 +305,8 @@ const NOT_ENOUGH_REPLICAS: i16 = 19;
 #[test]
 fn acks_all_is_refused_below_min_insync_replicas() {
     let mut cluster = Cluster::new(3, &config());
-    for id in 1..=3 {
-        cluster.start(id);
-    }
-    cluster.wait_for_brokers(&[1, 2, 3]);
-    let created = common::block_on(admin(&cluster).create_topics(
-        &[NewTopic::new("guarded", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2")],
-        &AdminOptions::new(),
-    ))
-    .expect("CreateTopics");
-    assert!(created[0].is_ok(), "{:?}", created[0]);
+    cluster.start_all();
+    cluster.create_topic(NewTopic::new("guarded", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2"));
     let leader = cluster.wait_for_isr("guarded", 1, &[1, 2, 3])[0] as usize;
     let followers: Vec<usize> = (1..=3).filter(|id| *id != leader).collect();
     assert_eq!(produce_one(cluster.node(leader), "guarded", -1), NONE);

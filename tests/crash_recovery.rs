@@ -26,10 +26,7 @@ const PRODUCERS: u64 = 3;
 const KILLS_MIN: u64 = 20;
 
 fn kills() -> u64 {
-    std::env::var("SLUICE_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(KILLS_MIN, |k: u64| k.max(KILLS_MIN))
+    common::env_at_least("SLUICE_CRASH_KILLS", KILLS_MIN)
 }
 
 /// (partition, offset, value) of every acknowledged record.

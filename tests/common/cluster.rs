@@ -197,4 +197,22 @@ impl Cluster {
         );
         cluster.controller_id.0
     }
+
+    /// Starts every node and waits until all are brokers; returns the active controller.
+    pub fn start_all(&mut self) -> i32 {
+        for id in 1..=self.nodes.len() {
+            self.start(id);
+        }
+        let all: Vec<i32> = (1..=self.nodes.len() as i32).collect();
+        self.wait_for_brokers(&all)
+    }
+
+    /// Creates `topic` through the running nodes, failing the test if it is refused.
+    pub fn create_topic(&self, topic: rdkafka::admin::NewTopic<'_>) {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            self.client_config().create().expect("admin client");
+        let options = rdkafka::admin::AdminOptions::new().operation_timeout(Some(WAIT));
+        let created = super::block_on(admin.create_topics(&[topic], &options)).expect("CreateTopics");
+        assert!(created[0].is_ok(), "{:?}", created[0]);
+    }
 }

@@ -344,6 +344,15 @@ fn spawn(
     (child, addr, metrics_addr)
 }
 
+/// The number in environment variable `name`, never below `min` (a soak asks for more
+/// rounds than the suite runs; nothing asks for fewer).
+pub fn env_at_least<T: std::str::FromStr + Ord + Copy>(name: &str, min: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(min, |n: T| n.max(min))
+}
+
 /// Runs a future to completion on this thread (rdkafka's admin calls are futures).
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures::executor::block_on(future)
