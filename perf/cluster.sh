@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Replication cost on three local nodes (scripts/cluster.sh's layout, one shard each):
-# S2 (acks=all throughput, 100 B records, 512 KiB batches) on an RF=1 and an RF=3 topic of
-# one partition, S3 (acks=all produce-to-ack latency) on RF=3 at 20,000 and 100,000
-# records/s, and the CPU the two followers spend per record replicated.
+# S2 (acks=all throughput, 100 B records, 512 KiB batches, 5 requests in flight, one
+# producer) on an RF=1 and an RF=3 topic of one partition, S3 (acks=all produce-to-ack
+# latency, 16 KiB batches, linger 1 ms, 5 in flight) on RF=3 at 20,000 and 100,000 records/s,
+# the CPU the two followers spend per record replicated, and one record per request from
+# librdkafka (acks=all, RF=3).
 #   perf/cluster.sh [OUTPUT_DIR]      (default perf/results/<date>-cluster)
 # On a machine with fewer than four CPUs the three nodes and `sluice bench` share them (the
 # bench is pinned to the last CPU, node N to CPU (N-1) mod CPUs): followers then compete with
@@ -78,6 +80,13 @@ bench s3-warm-up produce --topic s3rf3 --records 40000 --acks -1 --rate 20000
 bench s3-rf3-at-20k produce --topic s3rf3 --records 400000 --acks -1 --rate 20000
 bench s3-rf3-at-100k produce --topic s3rf3 --records 1500000 --acks -1 --rate 100000
 
+# One record per request from an independent client (librdkafka, perf/one-record-latency:
+# linger.ms=0, one request in flight, each delivery awaited), acks=all, into RF=3 topic `lat`.
+source perf/lib.sh
+client="$(perf_latency_client)"
+topic lat 3
+taskset -c "$bench_cpu" "$client" "127.0.0.1:${kafka[0]}" all 5000 >"$out/one-record-rf3.txt"
+
 python3 - "$out" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -95,6 +104,7 @@ rows = [
     ("S2 acks=all RF=3", f"{rf3['records_per_second']:,.0f} records/s = {100 * rf3['records_per_second'] / rf1['records_per_second']:.0f}% of RF=1; node CPU s {rf3['node_cpu_seconds']}; followers {follower_ns(rf3, 'rf3'):.0f} ns CPU per record"),
     ("S3 acks=all RF=3 at 20k/s", lat(load("s3-rf3-at-20k"))),
     ("S3 acks=all RF=3 at 100k/s", lat(load("s3-rf3-at-100k"))),
+    ("one record per request, acks=all RF=3 (librdkafka)", (out / "one-record-rf3.txt").read_text().strip()),
 ]
 text = "| scenario | result |\n| --- | --- |\n" + "\n".join(f"| {s} | {r} |" for s, r in rows) + "\n"
 text += "\nPlacement (topic, partition, leader, replicas, ISR, log start, log end):\n\n" + "\n".join("    " + l for l in placement if l.strip()) + "\n"
