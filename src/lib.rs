@@ -63,3 +63,4 @@ pub mod runtime;
 pub mod signal;
 pub mod storage;
 pub mod text;
+pub mod txn;

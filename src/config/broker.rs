@@ -66,6 +66,11 @@ pub static BROKER_KEYS: &[(&str, ConfigType)] = &[
     ("shard.ring.depth", Int),
     ("shard.spin.before.park.us", Long),
     ("socket.request.max.bytes", Int),
+    ("transaction.abort.timed.out.transaction.cleanup.interval.ms", Int),
+    ("transaction.max.timeout.ms", Int),
+    ("transaction.state.log.num.partitions", Int),
+    ("transaction.state.log.replication.factor", Int),
+    ("transactional.id.expiration.ms", Int),
 ];
 
 /// What a broker config name is to AlterConfigs.
@@ -148,6 +153,15 @@ impl ServerConfig {
             "shard.io.memory.bytes" => number(self.shard_io_memory_bytes),
             "shard.ring.depth" => number(self.shard_ring_depth),
             "shard.spin.before.park.us" => number(self.shard_spin_before_park_us),
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                number(self.transaction_cleanup_interval_ms)
+            }
+            "transaction.max.timeout.ms" => Some(self.transaction_max_timeout_ms.to_string()),
+            "transaction.state.log.num.partitions" => Some(self.transaction_state_log_num_partitions.to_string()),
+            "transaction.state.log.replication.factor" => {
+                Some(self.cluster.transaction_state_log_replication_factor.to_string())
+            }
+            "transactional.id.expiration.ms" => Some(self.transactional_id_expiration_ms.to_string()),
             "socket.request.max.bytes" => number(self.socket_request_max_bytes),
             _ => None,
         }

@@ -29,6 +29,12 @@ pub struct ClusterSettings {
         rename = "offsets.topic.replication.factor"
     )]
     pub offsets_topic_replication_factor: i16,
+    /// Replicas of the transaction state topic; created once this many brokers are up.
+    #[serde(
+        default = "default_offsets_replication_factor",
+        rename = "transaction.state.log.replication.factor"
+    )]
+    pub transaction_state_log_replication_factor: i16,
     /// A follower that has not caught up with the leader's log end for this long leaves the ISR.
     #[serde(default = "default_replica_lag_time_max_ms", rename = "replica.lag.time.max.ms")]
     pub replica_lag_time_max_ms: u64,
@@ -160,11 +166,16 @@ impl ClusterSettings {
                 format!("must be between 1 and {REPLICATION_FACTOR_MAX}"),
             ));
         }
-        if !(1..=REPLICATION_FACTOR_MAX).contains(&self.offsets_topic_replication_factor) {
-            return Err(ConfigError::new(
-                "offsets.topic.replication.factor",
-                format!("must be between 1 and {REPLICATION_FACTOR_MAX}"),
-            ));
+        for (key, factor) in [
+            ("offsets.topic.replication.factor", self.offsets_topic_replication_factor),
+            (
+                "transaction.state.log.replication.factor",
+                self.transaction_state_log_replication_factor,
+            ),
+        ] {
+            if !(1..=REPLICATION_FACTOR_MAX).contains(&factor) {
+                return Err(ConfigError::new(key, format!("must be between 1 and {REPLICATION_FACTOR_MAX}")));
+            }
         }
         for (key, value) in [
             ("replica.lag.time.max.ms", self.replica_lag_time_max_ms),

@@ -50,6 +50,27 @@ pub struct ServerConfig {
     /// Partitions of the internal `__consumer_offsets` topic, set when it is first created.
     #[serde(default = "default_offsets_partitions", rename = "offsets.topic.num.partitions")]
     pub offsets_topic_num_partitions: i32,
+    /// Partitions of the internal `__transaction_state` topic, set when it is first created.
+    #[serde(
+        default = "default_transaction_state_partitions",
+        rename = "transaction.state.log.num.partitions"
+    )]
+    pub transaction_state_log_num_partitions: i32,
+    /// The largest `transaction.timeout.ms` a producer may ask for.
+    #[serde(default = "default_transaction_max_timeout_ms", rename = "transaction.max.timeout.ms")]
+    pub transaction_max_timeout_ms: i64,
+    /// A transactional id with no transaction for this long is forgotten.
+    #[serde(
+        default = "default_transactional_id_expiration_ms",
+        rename = "transactional.id.expiration.ms"
+    )]
+    pub transactional_id_expiration_ms: i64,
+    /// How often coordinators look for transactions past their timeout (and ids to expire).
+    #[serde(
+        default = "default_transaction_cleanup_interval_ms",
+        rename = "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+    )]
+    pub transaction_cleanup_interval_ms: u64,
     /// How long committed offsets of an empty group are kept.
     #[serde(default = "default_offsets_retention_minutes", rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
@@ -220,6 +241,18 @@ fn default_offsets_segment_bytes() -> u64 {
 fn default_producer_id_expiration_ms() -> i64 {
     24 * 60 * 60 * 1000
 }
+fn default_transaction_state_partitions() -> i32 {
+    50
+}
+fn default_transaction_max_timeout_ms() -> i64 {
+    15 * 60 * 1000
+}
+fn default_transactional_id_expiration_ms() -> i64 {
+    7 * 24 * 60 * 60 * 1000
+}
+fn default_transaction_cleanup_interval_ms() -> u64 {
+    10_000
+}
 fn default_offsets_retention_minutes() -> i64 {
     7 * 24 * 60
 }
@@ -331,6 +364,27 @@ impl ServerConfig {
                     crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX
                 ),
             ));
+        }
+        if !(1..=crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX).contains(&self.transaction_state_log_num_partitions) {
+            return Err(ConfigError::new(
+                "transaction.state.log.num.partitions",
+                format!(
+                    "must be between 1 and {}",
+                    crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("transaction.max.timeout.ms", self.transaction_max_timeout_ms),
+            ("transactional.id.expiration.ms", self.transactional_id_expiration_ms),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                i64::try_from(self.transaction_cleanup_interval_ms).unwrap_or(i64::MAX),
+            ),
+        ] {
+            if !(1..=i64::from(i32::MAX)).contains(&value) {
+                return Err(ConfigError::new(key, format!("must be between 1 and {}", i32::MAX)));
+            }
         }
         if self.log_retention_check_interval_ms == 0 {
             return Err(ConfigError::new(

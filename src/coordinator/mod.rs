@@ -11,6 +11,7 @@
 //! Coordinators see their shard only through [`CoordinatorHost`]; the state machines that
 //! give records meaning live with each coordinator (`group/`, later `txn/`).
 
+pub mod codec;
 pub mod persist;
 pub mod replay;
 pub mod route;

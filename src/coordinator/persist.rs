@@ -28,13 +28,28 @@ impl InternalTopic {
         key: &str,
         records: Vec<StateRecord>,
     ) -> Result<(), KafkaCode> {
+        self.persist_as(host, key, records, None).await
+    }
+
+    /// [`InternalTopic::persist`] as part of producer `(id, epoch)`'s transaction: the batch
+    /// is transactional, and its records count once the transaction's commit marker follows
+    /// (TxnOffsetCommit). An epoch older than the producer's is refused
+    /// (INVALID_PRODUCER_EPOCH).
+    pub async fn persist_as(
+        &self,
+        host: &Rc<impl CoordinatorHost>,
+        key: &str,
+        records: Vec<StateRecord>,
+        transaction: Option<(i64, i16)>,
+    ) -> Result<(), KafkaCode> {
         let (partition, _) = self.locate(&host.metadata(), key)?;
         let log = host.partition(self.name, partition).ok_or(KafkaCode::NotCoordinator)?;
         let now = now_ms();
-        let batch = record::encode_batch(
-            records.into_iter().map(|(key, value)| (Some(key), value, now)),
-            Compression::None,
-        )
+        let records = records.into_iter().map(|(key, value)| (Some(key), value, now));
+        let batch = match transaction {
+            None => record::encode_batch(records, Compression::None),
+            Some((producer_id, epoch)) => record::encode_transactional_batch(records, producer_id, epoch),
+        }
         .map_err(|e| {
             tracing::error!("encoding {} records: {e}", self.name);
             KafkaCode::UnknownServerError
@@ -42,6 +57,7 @@ impl InternalTopic {
         let name = self.name;
         let appended = log.append(&[batch]).await.map_err(|e| match e {
             AppendError::Closed => KafkaCode::NotCoordinator,
+            AppendError::Sequence(e) => e.kafka_code(),
             e => {
                 tracing::error!("appending {name} records of {}: {e}", crate::text::escape(key));
                 KafkaCode::CoordinatorNotAvailable

@@ -12,13 +12,27 @@ use crate::ids::PartitionId;
 use crate::record;
 use crate::storage::log::ReadLimit;
 
+/// One thing a replay finds, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// A record: its key and value, and the producer id of the transaction it belongs to
+    /// (None outside transactions), whose marker decides whether it counts.
+    Record {
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        transaction: Option<i64>,
+    },
+    /// A transaction marker: producer `producer_id`'s records before it count (commit) or not.
+    Marker { producer_id: i64, commit: bool },
+}
+
 impl InternalTopic {
     /// Replays every partition of this topic the host's shard owns (start-up); the number of
     /// records applied.
     pub async fn replay(
         &self,
         host: &Rc<impl CoordinatorHost>,
-        mut apply: impl FnMut(Option<Bytes>, Option<Bytes>),
+        mut apply: impl FnMut(Replayed),
     ) -> Result<usize, String> {
         let mut total = 0;
         for partition in self.owned_partitions(host.as_ref()) {
@@ -27,13 +41,13 @@ impl InternalTopic {
         Ok(total)
     }
 
-    /// Replays one partition (start-up, or a shard that just gained it): each record's key
-    /// and value, from the log start to the end, once each.
+    /// Replays one partition (start-up, or a shard that just gained it): each record and
+    /// marker, from the log start to the end, once each.
     pub async fn replay_partition(
         &self,
         host: &Rc<impl CoordinatorHost>,
         partition: PartitionId,
-        apply: &mut impl FnMut(Option<Bytes>, Option<Bytes>),
+        apply: &mut impl FnMut(Replayed),
     ) -> Result<usize, String> {
         let name = self.name;
         let log = host
@@ -57,16 +71,32 @@ impl InternalTopic {
                 let chunk = chunk.contiguous();
                 let ranges = record::split_batches(&chunk).map_err(|e| format!("replaying {name}-{partition}: {e}"))?;
                 for range in ranges {
-                    let next = record::BatchHeader::new(&chunk[range.clone()])
-                        .map_err(|e| format!("replaying {name}-{partition}: {e}"))?
-                        .last_offset()
-                        .next();
+                    let header = record::BatchHeader::new(&chunk[range.clone()])
+                        .map_err(|e| format!("replaying {name}-{partition}: {e}"))?;
+                    let next = header.last_offset().next();
+                    let transaction = header.is_transactional().then(|| header.producer_id());
+                    if header.is_control() {
+                        if header.base_offset() >= offset {
+                            if let Some(marker) = record::marker_of(&chunk[range.clone()]) {
+                                apply(Replayed::Marker {
+                                    producer_id: header.producer_id(),
+                                    commit: marker == record::Marker::Commit,
+                                });
+                            }
+                        }
+                        offset = offset.max(next);
+                        continue;
+                    }
                     let mut bytes = chunk.slice(range);
                     let set = RecordBatchDecoder::decode(&mut bytes)
                         .map_err(|e| format!("decoding {name}-{partition}: {e}"))?;
                     for record in set.records.into_iter().filter(|r| r.offset >= offset.0) {
                         records += 1;
-                        apply(record.key, record.value);
+                        apply(Replayed::Record {
+                            key: record.key,
+                            value: record.value,
+                            transaction,
+                        });
                     }
                     // Progress comes from the batch header, so a batch whose last records
                     // were compacted away still moves the replay forward.

@@ -52,6 +52,19 @@ pub struct GroupCoordinator {
     consumer_groups: RefCell<HashMap<String, ConsumerEntry>>,
     pub limits: GroupLimits,
     offsets_retention: Duration,
+    /// Offsets committed inside transactions not yet ended (TxnOffsetCommit), by offsets
+    /// partition and producer id: they take effect when the commit marker reaches that
+    /// partition, and vanish at an abort marker.
+    pending_txn: RefCell<HashMap<(i32, i64), Vec<PendingOffset>>>,
+}
+
+/// One offset a transaction committed.
+#[derive(Debug, Clone)]
+pub struct PendingOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub value: OffsetValue,
 }
 
 struct ConsumerEntry {
@@ -69,6 +82,81 @@ impl GroupCoordinator {
             consumer_groups: RefCell::new(HashMap::new()),
             limits,
             offsets_retention,
+            pending_txn: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Keeps offsets a transaction of `producer_id` committed (already in offsets partition
+    /// `partition`'s log) until its marker.
+    pub fn stage_txn_offsets(&self, partition: i32, producer_id: i64, offsets: Vec<PendingOffset>) {
+        self.pending_txn
+            .borrow_mut()
+            .entry((partition, producer_id))
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// A marker of `producer_id` reached offsets partition `partition`: its staged offsets
+    /// become the groups' committed offsets (commit) or are dropped (abort).
+    pub fn complete_txn(&self, shard: &Rc<impl GroupHost>, partition: i32, producer_id: i64, commit: bool) {
+        let Some(staged) = self.pending_txn.borrow_mut().remove(&(partition, producer_id)) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for offset in staged {
+            let group = self.get_or_create(shard, &offset.group);
+            group
+                .borrow_mut()
+                .offsets
+                .insert((offset.topic, offset.partition), offset.value);
+        }
+    }
+
+    /// Whether a transaction not yet ended has committed an offset of `topic`-`partition`
+    /// for `group` (OffsetFetch's UNSTABLE_OFFSET_COMMIT for a consumer that asks for stable
+    /// offsets).
+    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .borrow()
+            .values()
+            .flatten()
+            .any(|o| o.group == group && o.topic == topic && o.partition == partition)
+    }
+
+    /// Applies what a replay of offsets partition `partition` found.
+    fn replayed(&self, shard: &Rc<impl GroupHost>, partition: i32, found: crate::coordinator::replay::Replayed) {
+        use crate::coordinator::replay::Replayed;
+        match found {
+            Replayed::Record {
+                key,
+                value,
+                transaction: None,
+            } => self.apply(shard, key, value),
+            Replayed::Record {
+                key,
+                value,
+                transaction: Some(producer_id),
+            } => {
+                if let Some(Key::Offset {
+                    group,
+                    topic,
+                    partition: offset_partition,
+                }) = key.and_then(records::decode_key)
+                {
+                    if let Some(value) = value.and_then(records::decode_offset_value) {
+                        let staged = PendingOffset {
+                            group,
+                            topic,
+                            partition: offset_partition,
+                            value,
+                        };
+                        self.stage_txn_offsets(partition, producer_id, vec![staged]);
+                    }
+                }
+            }
+            Replayed::Marker { producer_id, commit } => self.complete_txn(shard, partition, producer_id, commit),
         }
     }
 
@@ -291,7 +379,7 @@ impl GroupCoordinator {
             let epoch = topic.leader_epoch(partition).0;
             self.partitions.borrow_mut().insert(partition.0, (epoch, Load::Loading));
             super::OFFSETS
-                .replay_partition(shard, partition, &mut |key, value| self.apply(shard, key, value))
+                .replay_partition(shard, partition, &mut |found| self.replayed(shard, partition.0, found))
                 .await?;
             self.partitions.borrow_mut().insert(partition.0, (epoch, Load::Loaded));
         }
@@ -329,8 +417,8 @@ impl GroupCoordinator {
             }
             self.partitions.borrow_mut().insert(partition, (epoch, Load::Loading));
             let replayed = super::OFFSETS
-                .replay_partition(shard, crate::ids::PartitionId(partition), &mut |key, value| {
-                    self.apply(shard, key, value)
+                .replay_partition(shard, crate::ids::PartitionId(partition), &mut |found| {
+                    self.replayed(shard, partition, found)
                 })
                 .await;
             match replayed {
@@ -355,6 +443,7 @@ impl GroupCoordinator {
     /// timers stop here; their state stays in the partition for whoever leads it next.
     fn unload(&self, partition: i32, count: i32) {
         self.partitions.borrow_mut().remove(&partition);
+        self.pending_txn.borrow_mut().retain(|(p, _), _| *p != partition);
         let belongs = |id: &str| crate::coordinator::route::partition_for(id, count) == partition;
         let classic: Vec<String> = self.groups.borrow().keys().filter(|id| belongs(id)).cloned().collect();
         for id in &classic {

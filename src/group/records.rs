@@ -2,7 +2,9 @@
 //! can read the log: offset commits (key version 1, value version 3) and group metadata
 //! (key version 2, value version 3). A record with a null value is a tombstone.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::coordinator::codec::{get_i16, get_i32, get_i64, get_nullable_string, get_string, put_nullable_string, put_string};
 
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,47 +36,6 @@ pub struct GroupValue {
     pub protocol: Option<String>,
     pub leader: Option<String>,
     pub state_timestamp_ms: i64,
-}
-
-fn put_string(out: &mut BytesMut, s: &str) {
-    out.put_i16(s.len() as i16);
-    out.put_slice(s.as_bytes());
-}
-
-fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(out, s),
-        None => out.put_i16(-1),
-    }
-}
-
-fn get_string(input: &mut Bytes) -> Option<String> {
-    let len = get_i16(input)?;
-    if len < 0 || input.remaining() < len as usize {
-        return None;
-    }
-    String::from_utf8(input.split_to(len as usize).to_vec()).ok()
-}
-
-fn get_nullable_string(input: &mut Bytes) -> Option<Option<String>> {
-    if input.remaining() < 2 {
-        return None;
-    }
-    if i16::from_be_bytes([input[0], input[1]]) == -1 {
-        input.advance(2);
-        return Some(None);
-    }
-    get_string(input).map(Some)
-}
-
-fn get_i16(input: &mut Bytes) -> Option<i16> {
-    (input.remaining() >= 2).then(|| input.get_i16())
-}
-fn get_i32(input: &mut Bytes) -> Option<i32> {
-    (input.remaining() >= 4).then(|| input.get_i32())
-}
-fn get_i64(input: &mut Bytes) -> Option<i64> {
-    (input.remaining() >= 8).then(|| input.get_i64())
 }
 
 pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {

@@ -19,6 +19,7 @@ pub mod partition_map;
 pub mod placement;
 pub mod registry;
 pub mod startup;
+pub mod transactions;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -81,6 +82,9 @@ pub struct Shard {
     cache_budget: Rc<CacheBudget>,
     /// The groups coordinated here (those whose offsets partition this shard owns).
     pub groups: GroupCoordinator,
+    /// The transactional ids coordinated here (those whose state partition this shard owns
+    /// and this broker leads).
+    pub transactions: crate::txn::TxnCoordinator,
     /// Producer ids this shard may still hand out (a block from the metadata authority).
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// This shard's counters; read by scrapes through [`Shard::metrics_snapshot`].
@@ -138,6 +142,11 @@ impl Shard {
         let offsets_retention = std::time::Duration::from_secs(config.offsets_retention_minutes as u64 * 60);
         Shard {
             groups: GroupCoordinator::new(limits, offsets_retention),
+            transactions: crate::txn::TxnCoordinator::new(crate::txn::TxnSettings {
+                max_timeout_ms: config.transaction_max_timeout_ms,
+                id_expiration_ms: config.transactional_id_expiration_ms,
+                cleanup_interval: std::time::Duration::from_millis(config.transaction_cleanup_interval_ms),
+            }),
             id: mesh.id(),
             count: mesh.peers(),
             config,

@@ -7,17 +7,38 @@ pub fn encode_batch(
     records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
     compression: kafka_protocol::records::Compression,
 ) -> Result<bytes::Bytes, String> {
+    encode(records, compression, None)
+}
+
+/// Encodes records into one uncompressed transactional batch of producer `producer_id` at
+/// `epoch`, without sequences (base sequence -1), as a coordinator writes records on a
+/// producer's behalf (Kafka's TxnOffsetCommit records): the log checks its epoch, not its
+/// sequence.
+pub fn encode_transactional_batch(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
+    producer_id: i64,
+    epoch: i16,
+) -> Result<bytes::Bytes, String> {
+    encode(records, kafka_protocol::records::Compression::None, Some((producer_id, epoch)))
+}
+
+fn encode(
+    records: impl IntoIterator<Item = (Option<bytes::Bytes>, Option<bytes::Bytes>, i64)>,
+    compression: kafka_protocol::records::Compression,
+    transaction: Option<(i64, i16)>,
+) -> Result<bytes::Bytes, String> {
+    let (producer_id, producer_epoch) = transaction.unwrap_or((-1, -1));
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
+            transactional: transaction.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder batches records whose offset - sequence agrees; -1 keeps the batch's

@@ -19,11 +19,13 @@
 //! 53 baseSequence i32      57 recordCount i32      61 records...
 //! ```
 
+mod control;
 mod encode;
 mod header;
 mod patch;
 
-pub use encode::encode_batch;
+pub use control::{encode_marker, marker_of, Marker};
+pub use encode::{encode_batch, encode_transactional_batch};
 pub use header::{read_varint, split_batches, validate, BatchError, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 pub use patch::{patch_offsets, set_max_timestamp, stamp_log_append_time};
 

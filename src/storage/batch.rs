@@ -64,6 +64,14 @@ impl StoredBatch {
         BatchHeader::new(&self.header).expect("a stored batch has a whole header")
     }
 
+    /// The transaction marker a control batch carries (None for any other batch).
+    pub fn marker(&self) -> Option<record::Marker> {
+        self.header()
+            .is_control()
+            .then(|| record::marker_of(&self.to_bytes()))
+            .flatten()
+    }
+
     /// The batch's bytes in order, as two pieces.
     pub fn pieces(&self) -> [&Bytes; 2] {
         [&self.header, &self.records]

@@ -1,7 +1,7 @@
 //! Storage: per-partition segmented logs on direct I/O.
 //!
 //! Each partition lives in `<data>/<topic>-<partition>/` as segments named by their 20-digit
-//! base offset (`.log`, `.index`, `.timeindex`). A partition's [`log::PartitionLog`] is owned
+//! base offset (`.log`, `.index`, `.timeindex`, and `.txnindex` for aborted transactions). A partition's [`log::PartitionLog`] is owned
 //! by one shard and touched only from it. Batches are stored exactly as on the wire, with
 //! the base offset and leader epoch patched in; see [`segment`] for the append contract.
 
@@ -15,3 +15,4 @@ pub mod log;
 pub mod probe;
 pub mod producers;
 pub mod segment;
+pub mod txn_index;

@@ -7,16 +7,24 @@
 //! from its start). Snapshots (`producer-state`, written on roll and on clean close) bound
 //! that replay.
 //!
+//! Transactions: a transactional batch opens its producer's transaction in the partition (if
+//! none is open) at its base offset; the producer's next marker (a control batch) closes it.
+//! The open transactions' first offsets bound the last stable offset
+//! ([`ProducerState::first_unstable_offset`]); each closing is reported to the log
+//! ([`CompletedTxn`]), which indexes aborted ones. A producer with an open transaction is
+//! never expired or evicted. A marker at a newer epoch moves the producer to it (the
+//! coordinator fenced the old one), so the old epoch's batches are refused from then on.
+//!
 //! Sequence rules (Kafka's): a producer unknown to the partition may start at any sequence,
 //! because retention or DeleteRecords may have removed its earlier batches; a known producer
 //! must continue at `last + 1` (wrapping after `i32::MAX` to 0); a newer epoch must start at 0.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::constants::{PRODUCERS_PER_PARTITION_MAX, PRODUCER_BATCHES_KEPT};
 use crate::error::KafkaCode;
 use crate::ids::Offset;
-use crate::record::BatchHeader;
+use crate::record::{BatchHeader, Marker};
 
 /// A batch's place in its producer's sequence and in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +42,18 @@ struct ProducerEntry {
     batches: VecDeque<BatchMeta>,
     /// Broker time of the producer's last append, for `producer.id.expiration.ms`.
     last_append_ms: i64,
+    /// The first offset of its open transaction in this partition.
+    txn_first_offset: Option<Offset>,
+}
+
+/// A transaction that a marker closed in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: Offset,
+    /// Where the marker is.
+    pub marker_offset: Offset,
+    pub marker: Marker,
 }
 
 /// What to do with an idempotent batch.
@@ -84,6 +104,8 @@ fn follows(last: i32, next: i32) -> bool {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
+    /// `(first offset, producer id)` of every open transaction: derived from `producers`.
+    ongoing: BTreeSet<(Offset, i64)>,
 }
 
 /// What DescribeProducers reports of one producer of a partition.
@@ -95,6 +117,8 @@ pub struct ActiveProducer {
     pub last_sequence: i32,
     /// Broker time of its last append.
     pub last_append_ms: i64,
+    /// The first offset of its open transaction here, if it has one.
+    pub txn_start_offset: Option<Offset>,
 }
 
 impl ProducerState {
@@ -108,6 +132,7 @@ impl ProducerState {
                 epoch: entry.epoch,
                 last_sequence: entry.batches.back().map_or(-1, |b| b.last_seq),
                 last_append_ms: entry.last_append_ms,
+                txn_start_offset: entry.txn_first_offset,
             })
             .collect();
         active.sort_by_key(|p| p.producer_id);
@@ -120,6 +145,32 @@ impl ProducerState {
 
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
+    }
+
+    /// The first offset of the oldest open transaction: a read_committed consumer may not
+    /// read at or past it.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// Whether producer `producer_id` has a transaction open here.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
+    /// Whether a marker from `producer_id` at `epoch` may be written: not from an epoch older
+    /// than the producer's (INVALID_PRODUCER_EPOCH, as Kafka refuses it).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(SequenceError::Fenced {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Decides an incoming batch from an idempotent producer (producer id >= 0).
@@ -136,6 +187,10 @@ impl ProducerState {
                 epoch,
                 current: entry.epoch,
             });
+        }
+        if first < 0 {
+            // A coordinator's batch on the producer's behalf: only its epoch is judged.
+            return Ok(Sequenced::Append);
         }
         if epoch > entry.epoch {
             if first != 0 {
@@ -158,7 +213,10 @@ impl ProducerState {
                 last_offset: original.last_offset,
             });
         }
-        let newest = entry.batches.back().expect("a known producer has a batch");
+        // A producer known only from a marker may start anywhere, as an unknown one may.
+        let Some(newest) = entry.batches.back() else {
+            return Ok(Sequenced::Append);
+        };
         if !follows(newest.last_seq, first) {
             return Err(SequenceError::OutOfOrder {
                 producer_id,
@@ -170,14 +228,41 @@ impl ProducerState {
         Ok(Sequenced::Append)
     }
 
-    /// Records a batch as written at its (patched) offsets. Batches without a producer id
-    /// are ignored. Also used to replay the log, so it never refuses.
-    pub fn record(&mut self, header: &BatchHeader<'_>, now_ms: i64) {
+    /// Records a batch as written at its (patched) offsets; `marker` is what a control batch
+    /// carries ([`crate::record::marker_of`]). Batches without a producer id are ignored. Also
+    /// used to replay the log, so it never refuses. A marker that closes a transaction comes
+    /// back as its [`CompletedTxn`].
+    pub fn record(&mut self, header: &BatchHeader<'_>, marker: Option<Marker>, now_ms: i64) -> Option<CompletedTxn> {
         let producer_id = header.producer_id();
-        if producer_id < 0 || header.is_control() {
-            return;
+        if producer_id < 0 {
+            return None;
         }
         let epoch = header.producer_epoch();
+        if header.is_control() {
+            let marker = marker?;
+            if !self.producers.contains_key(&producer_id) && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX {
+                self.evict_least_recent();
+            }
+            let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_append_ms: now_ms,
+                txn_first_offset: None,
+            });
+            if epoch > entry.epoch {
+                entry.epoch = epoch;
+                entry.batches.clear();
+            }
+            entry.last_append_ms = entry.last_append_ms.max(now_ms);
+            let first_offset = entry.txn_first_offset.take()?;
+            self.ongoing.remove(&(first_offset, producer_id));
+            return Some(CompletedTxn {
+                producer_id,
+                first_offset,
+                marker_offset: header.base_offset(),
+                marker,
+            });
+        }
         let first = header.base_sequence();
         let meta = BatchMeta {
             first_seq: first,
@@ -192,22 +277,34 @@ impl ProducerState {
             epoch,
             batches: VecDeque::new(),
             last_append_ms: now_ms,
+            txn_first_offset: None,
         });
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
-        if entry.batches.len() == PRODUCER_BATCHES_KEPT {
-            entry.batches.pop_front();
+        // A coordinator's batch (no sequence) leaves the producer's own sequence alone.
+        if first >= 0 {
+            if entry.batches.len() == PRODUCER_BATCHES_KEPT {
+                entry.batches.pop_front();
+            }
+            entry.batches.push_back(meta);
         }
-        entry.batches.push_back(meta);
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        if header.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(meta.base_offset);
+            self.ongoing.insert((meta.base_offset, producer_id));
+        }
+        None
     }
 
+    /// Makes room by forgetting the least recently active producer without an open
+    /// transaction (one with an open transaction must stay: it holds the LSO).
     fn evict_least_recent(&mut self) {
         let oldest = self
             .producers
             .iter()
+            .filter(|(_, entry)| entry.txn_first_offset.is_none())
             .min_by_key(|(_, entry)| entry.last_append_ms)
             .map(|(&id, _)| id);
         if let Some(id) = oldest {
@@ -215,21 +312,25 @@ impl ProducerState {
         }
     }
 
-    /// Forgets producers whose last append is older than `cutoff_ms`. Returns how many.
+    /// Forgets producers whose last append is older than `cutoff_ms`, except those with an
+    /// open transaction. Returns how many.
     pub fn expire(&mut self, cutoff_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, entry| entry.last_append_ms >= cutoff_ms);
+        self.producers
+            .retain(|_, entry| entry.last_append_ms >= cutoff_ms || entry.txn_first_offset.is_some());
         before - self.producers.len()
     }
 
     /// The snapshot file's bytes: the state as of `offset` (everything below it recorded).
     ///
     /// ```text
-    /// magic u32 "SPS1" | offset i64 | producers u32 |
-    ///   per producer: id i64, epoch i16, last_append_ms i64, batches u8,
-    ///     per batch: first_seq i32, last_seq i32, base_offset i64, last_offset i64
+    /// magic u32 "SPS2" | offset i64 | producers u32 |
+    ///   per producer: id i64, epoch i16, last_append_ms i64, txn_first_offset i64 (-1: none),
+    ///     batches u8, per batch: first_seq i32, last_seq i32, base_offset i64, last_offset i64
     /// | crc32c u32 of everything before it
     /// ```
+    /// "SPS1" (written before transactions) is the same without `txn_first_offset`, and every
+    /// producer in it has at least one batch; it still loads.
     pub fn encode(&self, offset: Offset) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -242,6 +343,7 @@ impl ProducerState {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&entry.epoch.to_be_bytes());
             out.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+            out.extend_from_slice(&entry.txn_first_offset.map_or(-1, |o| o.0).to_be_bytes());
             out.push(entry.batches.len() as u8);
             for batch in &entry.batches {
                 out.extend_from_slice(&batch.first_seq.to_be_bytes());
@@ -262,9 +364,11 @@ impl ProducerState {
             return None;
         }
         let mut reader = Reader(body);
-        if reader.take(4)? != SNAPSHOT_MAGIC {
-            return None;
-        }
+        let with_txns = match reader.take(4)? {
+            magic if magic == SNAPSHOT_MAGIC => true,
+            magic if magic == SNAPSHOT_MAGIC_V1 => false,
+            _ => return None,
+        };
         let offset = Offset(reader.i64()?);
         let count = reader.u32()? as usize;
         let mut state = ProducerState::default();
@@ -272,8 +376,13 @@ impl ProducerState {
             let id = reader.i64()?;
             let epoch = reader.i16()?;
             let last_append_ms = reader.i64()?;
+            let txn_first_offset = if with_txns {
+                Some(reader.i64()?).filter(|o| *o >= 0).map(Offset)
+            } else {
+                None
+            };
             let batch_count = usize::from(reader.take(1)?[0]);
-            if batch_count == 0 || batch_count > PRODUCER_BATCHES_KEPT {
+            if (batch_count == 0 && !with_txns) || batch_count > PRODUCER_BATCHES_KEPT {
                 return None;
             }
             let mut batches = VecDeque::with_capacity(batch_count);
@@ -285,12 +394,16 @@ impl ProducerState {
                     last_offset: Offset(reader.i64()?),
                 });
             }
+            if let Some(first) = txn_first_offset {
+                state.ongoing.insert((first, id));
+            }
             state.producers.insert(
                 id,
                 ProducerEntry {
                     epoch,
                     batches,
                     last_append_ms,
+                    txn_first_offset,
                 },
             );
         }
@@ -298,7 +411,8 @@ impl ProducerState {
     }
 }
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
 
 struct Reader<'a>(&'a [u8]);
 
@@ -345,8 +459,8 @@ mod tests {
         state.check(&BatchHeader::new(bytes).unwrap())
     }
 
-    fn record(state: &mut ProducerState, bytes: &[u8]) {
-        state.record(&BatchHeader::new(bytes).unwrap(), 1_000);
+    fn record(state: &mut ProducerState, bytes: &[u8]) -> Option<CompletedTxn> {
+        state.record(&BatchHeader::new(bytes).unwrap(), crate::record::marker_of(bytes), 1_000)
     }
 
     #[test]
@@ -437,8 +551,8 @@ mod tests {
     #[test]
     fn idle_producers_expire() {
         let mut state = ProducerState::default();
-        state.record(&BatchHeader::new(&batch(1, 0, 0, 1, 0)).unwrap(), 1_000);
-        state.record(&BatchHeader::new(&batch(2, 0, 0, 1, 1)).unwrap(), 5_000);
+        state.record(&BatchHeader::new(&batch(1, 0, 0, 1, 0)).unwrap(), None, 1_000);
+        state.record(&BatchHeader::new(&batch(2, 0, 0, 1, 1)).unwrap(), None, 5_000);
         assert_eq!(state.expire(2_000), 1);
         assert_eq!(state.len(), 1);
         assert_eq!(
@@ -457,19 +571,93 @@ mod tests {
         let mut state = ProducerState::default();
         record(&mut state, &batch(7, 2, 0, 3, 10));
         let bytes = state.encode(Offset(13));
-        let mut body = Vec::new();
-        body.extend_from_slice(b"SPS1");
-        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]); // offset
-        body.extend_from_slice(&[0, 0, 0, 1]); // producers
-        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]); // producer id
-        body.extend_from_slice(&[0, 2]); // epoch
-        body.extend_from_slice(&1_000i64.to_be_bytes()); // last append
-        body.push(1); // batches
-        body.extend_from_slice(&[0, 0, 0, 0]); // first sequence
-        body.extend_from_slice(&[0, 0, 0, 2]); // last sequence
-        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 10]); // base offset
-        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 12]); // last offset
-        assert_eq!(&bytes[..bytes.len() - 4], &body[..]);
-        assert_eq!(&bytes[bytes.len() - 4..], &crc32c::crc32c(&body).to_be_bytes()[..]);
+        let body = |magic: &[u8; 4], with_txn: bool| {
+            let mut body = Vec::new();
+            body.extend_from_slice(magic);
+            body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]); // offset
+            body.extend_from_slice(&[0, 0, 0, 1]); // producers
+            body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]); // producer id
+            body.extend_from_slice(&[0, 2]); // epoch
+            body.extend_from_slice(&1_000i64.to_be_bytes()); // last append
+            if with_txn {
+                body.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+            }
+            body.push(1); // batches
+            body.extend_from_slice(&[0, 0, 0, 0]); // first sequence
+            body.extend_from_slice(&[0, 0, 0, 2]); // last sequence
+            body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 10]); // base offset
+            body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 12]); // last offset
+            body
+        };
+        let v2 = body(b"SPS2", true);
+        assert_eq!(&bytes[..bytes.len() - 4], &v2[..]);
+        assert_eq!(&bytes[bytes.len() - 4..], &crc32c::crc32c(&v2).to_be_bytes()[..]);
+        // A snapshot written before transactions still loads, to the same state.
+        let mut v1 = body(b"SPS1", false);
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(ProducerState::decode(&v1), Some((Offset(13), state)));
+    }
+
+    /// `batch` with the transactional attribute set.
+    fn transactional(producer_id: i64, epoch: i16, first_seq: i32, records: i32, base_offset: i64) -> Vec<u8> {
+        let mut bytes = batch(producer_id, epoch, first_seq, records, base_offset);
+        bytes[22] |= 0x10;
+        bytes
+    }
+
+    fn marker(producer_id: i64, epoch: i16, commit: bool, at: i64) -> Vec<u8> {
+        let mut bytes = crate::record::encode_marker(producer_id, epoch, 0, Marker::from_commit(commit), 0).to_vec();
+        patch_offsets(&mut bytes, Offset(at), 0);
+        bytes
+    }
+
+    #[test]
+    fn open_transactions_hold_the_stable_offset_until_their_marker() {
+        let mut state = ProducerState::default();
+        record(&mut state, &batch(1, 0, 0, 2, 0));
+        assert_eq!(state.first_unstable_offset(), None);
+        record(&mut state, &transactional(2, 0, 0, 3, 2));
+        record(&mut state, &transactional(3, 0, 0, 1, 5));
+        record(&mut state, &transactional(2, 0, 3, 1, 6));
+        assert_eq!(state.first_unstable_offset(), Some(Offset(2)));
+        assert!(state.in_transaction(2));
+        let done = record(&mut state, &marker(2, 0, false, 7)).unwrap();
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: 2,
+                first_offset: Offset(2),
+                marker_offset: Offset(7),
+                marker: Marker::Abort
+            }
+        );
+        assert_eq!(state.first_unstable_offset(), Some(Offset(5)));
+        // The open one survives a snapshot, expiry and eviction pressure.
+        let (_, restored) = ProducerState::decode(&state.encode(Offset(8))).unwrap();
+        assert_eq!(restored.first_unstable_offset(), Some(Offset(5)));
+        state.expire(i64::MAX);
+        assert!(state.in_transaction(3));
+        assert_eq!(record(&mut state, &marker(3, 0, true, 8)).map(|d| d.marker), Some(Marker::Commit));
+        assert_eq!(state.first_unstable_offset(), None);
+        // Sequences continue across transactions of one epoch.
+        assert_eq!(check(&state, &transactional(3, 0, 1, 1, 0)), Ok(Sequenced::Append));
+    }
+
+    #[test]
+    fn a_marker_at_a_newer_epoch_fences_the_old_one() {
+        let mut state = ProducerState::default();
+        record(&mut state, &transactional(4, 1, 0, 2, 0));
+        assert_eq!(record(&mut state, &marker(4, 2, false, 2)).map(|d| d.first_offset), Some(Offset(0)));
+        assert_eq!(
+            check(&state, &transactional(4, 1, 2, 1, 0)).unwrap_err().kafka_code(),
+            KafkaCode::InvalidProducerEpoch
+        );
+        assert!(state.check_marker(4, 1).is_err());
+        assert!(state.check_marker(4, 2).is_ok());
+        // A marker for a partition the producer never wrote closes nothing; its first batch
+        // at that epoch may start anywhere.
+        assert_eq!(record(&mut state, &marker(9, 0, true, 3)), None);
+        assert_eq!(check(&state, &transactional(9, 0, 0, 1, 0)), Ok(Sequenced::Append));
     }
 }

@@ -1,5 +1,5 @@
-//! DescribeProducers: the idempotent producers each asked-for partition remembers, from its
-//! owner shard. Transactions are not served, so no producer has an open transaction.
+//! DescribeProducers: the idempotent and transactional producers each asked-for partition
+//! remembers, from its owner shard, with the first offset of a producer's open transaction.
 
 use kafka_protocol::messages::describe_producers_request::DescribeProducersRequest;
 use kafka_protocol::messages::describe_producers_response::{
@@ -73,5 +73,5 @@ fn state(producer: &ActiveProducer) -> ProducerState {
         .with_last_sequence(producer.last_sequence)
         .with_last_timestamp(producer.last_append_ms)
         .with_coordinator_epoch(-1)
-        .with_current_txn_start_offset(-1)
+        .with_current_txn_start_offset(producer.txn_start_offset.map_or(-1, |o| o.0))
 }

@@ -37,9 +37,11 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::future::Either;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::TopicName;
+use kafka_protocol::messages::{ProducerId, TopicName};
 
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::error::KafkaCode;
@@ -51,6 +53,10 @@ use crate::node::Shard;
 use crate::record;
 use crate::storage::batch::Stored;
 use crate::storage::log::{ReadError, ReadLimit};
+use crate::storage::txn_index::AbortedTxn;
+
+/// `isolation_level` of a read_committed consumer.
+const READ_COMMITTED: i8 = 1;
 
 #[derive(Clone)]
 struct Wanted {
@@ -61,12 +67,17 @@ struct Wanted {
     /// The follower fetching, for a replica's fetch: it reads up to the log end, and its
     /// fetch offset is what it holds.
     replica: Option<i32>,
+    /// A read_committed consumer: it reads up to the last stable offset and is told which
+    /// transactions in what it reads were aborted.
+    read_committed: bool,
 }
 
 impl Wanted {
     fn limit(&self) -> ReadLimit {
         if self.replica.is_some() {
             ReadLimit::LogEnd
+        } else if self.read_committed {
+            ReadLimit::LastStable
         } else {
             ReadLimit::HighWatermark
         }
@@ -76,6 +87,9 @@ impl Wanted {
 struct Read {
     error: Option<KafkaCode>,
     high_watermark: i64,
+    last_stable_offset: i64,
+    /// For a read_committed consumer, the aborted transactions in the range it may read.
+    aborted: Option<Vec<AbortedTxn>>,
     /// Where the read had to stop (the high watermark, or the log end for a replica): a
     /// long-poll waits for it to move.
     seen: i64,
@@ -90,6 +104,8 @@ impl Read {
         Read {
             error: Some(error),
             high_watermark: -1,
+            last_stable_offset: -1,
+            aborted: None,
             seen: -1,
             log_start_offset: -1,
             records: Vec::new(),
@@ -162,6 +178,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                             offset: Offset(p.fetch_offset),
                             max_bytes: p.partition_max_bytes.max(1) as usize,
                             replica,
+                            read_committed: request.isolation_level == READ_COMMITTED,
                         },
                     ),
                 },
@@ -223,7 +240,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
                         .with_partition_index(partition)
                         .with_error_code(error_code(read.error))
                         .with_high_watermark(read.high_watermark)
-                        .with_last_stable_offset(read.high_watermark)
+                        .with_last_stable_offset(read.last_stable_offset)
+                        .with_aborted_transactions(read.aborted.map(|aborted| {
+                            aborted
+                                .into_iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id))
+                                        .with_first_offset(a.first_offset.0)
+                                })
+                                .collect()
+                        }))
                         .with_log_start_offset(read.log_start_offset)
                         .with_records(Some(splices.records(response_pieces(read.records))))
                 })
@@ -342,7 +369,7 @@ fn watch(shard: &Rc<Shard>, partitions: &[Wanted], reads: &[Read], deadline: Ins
         match shard.partition(&w.topic, w.partition) {
             Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(match w.limit() {
                 ReadLimit::LogEnd => log.appended.wait(),
-                ReadLimit::HighWatermark => log.signal.wait(),
+                ReadLimit::HighWatermark | ReadLimit::LastStable => log.signal.wait(),
             }),
             // Appended to (or gone) since the read: the handler reads again at once.
             _ => {
@@ -404,7 +431,7 @@ async fn read_until(shard: Rc<Shard>, partitions: Vec<Wanted>, response_max: usi
             match shard.partition(&w.topic, w.partition) {
                 Some(log) if log.read_end(w.limit()).0 == read.seen => signals.push(match w.limit() {
                     ReadLimit::LogEnd => log.appended.wait(),
-                    ReadLimit::HighWatermark => log.signal.wait(),
+                    ReadLimit::HighWatermark | ReadLimit::LastStable => log.signal.wait(),
                 }),
                 // Appended to (or gone) since the read: read again at once.
                 _ => {
@@ -453,11 +480,19 @@ async fn read_one(shard: &Rc<Shard>, wanted: Wanted, left: usize) -> Read {
         shard.follower_fetched(&log, replica, wanted.offset);
     }
     let high_watermark = log.high_watermark().0;
+    let last_stable_offset = log.last_stable_offset();
     let seen = log.read_end(wanted.limit()).0;
     let log_start_offset = log.log_start_offset().0;
+    // The aborts in what this read may return (a superset of what it returns is harmless:
+    // a consumer applies an abort only to the batches of its producer that it is given).
+    let aborted = wanted
+        .read_committed
+        .then(|| log.aborted_overlapping(wanted.offset, last_stable_offset));
     let mut read = Read {
         error: None,
         high_watermark,
+        last_stable_offset: last_stable_offset.0,
+        aborted,
         seen,
         log_start_offset,
         records: Vec::new(),
@@ -624,6 +659,8 @@ mod tests {
             error: None,
             seen: -1,
             high_watermark: 0,
+            last_stable_offset: 0,
+            aborted: None,
             log_start_offset: 0,
             records,
             budget_held: 0,

@@ -3,8 +3,9 @@
 //! a new id. Ids come in blocks from the metadata authority, persisted before use, so an id
 //! is never handed out twice, even across restarts.
 //!
-//! Transactions are not served: a transactional id gets COORDINATOR_NOT_AVAILABLE, as
-//! FindCoordinator answers for transaction coordinators.
+//! With a transactional id, the request goes to the id's transaction coordinator, which
+//! bumps the id's epoch (fencing any older producer with it) and aborts a transaction the
+//! older one left open (CONCURRENT_TRANSACTIONS until that is done; the client retries).
 
 use std::rc::Rc;
 
@@ -16,7 +17,6 @@ use kafka_protocol::messages::ProducerId;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
-use crate::node::authority;
 use crate::node::Shard;
 
 /// The versions served.
@@ -30,33 +30,28 @@ pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) ->
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        return failed(KafkaCode::CoordinatorNotAvailable);
+    if let Some(id) = request.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+        let id = id.to_string();
+        let timeout_ms = request.transaction_timeout_ms;
+        // KIP-360 (v3+): a producer recovering names the id and epoch it had.
+        let expected = (ctx.api_version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        let answer = crate::txn::on_coordinator(shard, &id.clone(), move |host: Rc<Shard>| async move {
+            host.transactions.init_producer_id(&host, &id, timeout_ms, expected).await
+        })
+        .await
+        .and_then(|answer| answer);
+        return match answer {
+            Ok((producer_id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+            Err(code) => failed(crate::txn::fenced_code(code, ctx.api_version, 4)),
+        };
     }
-    match next_producer_id(shard).await {
+    match shard.next_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
         Err(code) => failed(code),
     }
-}
-
-async fn next_producer_id(shard: &Rc<Shard>) -> Result<i64, KafkaCode> {
-    if shard.producer_ids.borrow().is_empty() {
-        let block = authority::allocate_producer_ids(shard).await.map_err(|refusal| {
-            tracing::error!("allocating producer ids: {}", refusal.message);
-            refusal.code
-        })?;
-        let mut ids = shard.producer_ids.borrow_mut();
-        // A concurrent request may have refilled the range meanwhile; keep the later block.
-        if ids.is_empty() {
-            *ids = block;
-        }
-    }
-    let id = shard
-        .producer_ids
-        .borrow_mut()
-        .next()
-        .expect("a fresh block is not empty");
-    Ok(id)
 }

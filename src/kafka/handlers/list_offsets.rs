@@ -47,6 +47,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     let shard = ctx.shard;
     let version = ctx.api_version;
     let snapshot = shard.metadata();
+    // isolation_level 1 (v2+): a read_committed consumer.
+    let read_committed = request.isolation_level == 1;
     let slots = request
         .topics
         .iter()
@@ -56,7 +58,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                 let partition = PartitionId(p.partition_index);
                 found
                     .and_then(|t| t.owner(partition))
-                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.timestamp, version)))
+                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.timestamp, version, read_committed)))
             })
         })
         .collect();
@@ -101,8 +103,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// Runs on the partition's owner shard.
-async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp, version): (String, PartitionId, i64, i16)) -> Answer {
+/// Runs on the partition's owner shard. A read_committed consumer's latest offset is the
+/// last stable offset, and a timestamp lookup finds nothing at or past it (as in Kafka).
+async fn lookup(
+    shard: Rc<Shard>,
+    (topic, partition, timestamp, version, read_committed): (String, PartitionId, i64, i16, bool),
+) -> Answer {
     const OK: Option<KafkaCode> = None;
     if version < first_version(timestamp) {
         return (Some(KafkaCode::UnsupportedVersion), -1, -1);
@@ -112,6 +118,7 @@ async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp, version): (Strin
         Err(code) => return (Some(code), -1, -1),
     };
     match timestamp {
+        LATEST if read_committed => (OK, -1, log.last_stable_offset().0),
         LATEST => (OK, -1, log.high_watermark().0),
         EARLIEST | EARLIEST_LOCAL => (OK, -1, log.log_start_offset().0),
         // Kafka's answer when nothing is tiered: no offset.
@@ -122,6 +129,7 @@ async fn lookup(shard: Rc<Shard>, (topic, partition, timestamp, version): (Strin
         },
         t if t < 0 => (Some(KafkaCode::InvalidRequest), -1, -1),
         t => match log.offset_for_timestamp(t).await {
+            Ok(Some((offset, _))) if read_committed && offset >= log.last_stable_offset() => (OK, -1, -1),
             Ok(Some((offset, found))) => (OK, found, offset.0),
             Ok(None) => (OK, -1, -1),
             Err(e) => {

@@ -274,7 +274,9 @@ impl PartitionLog {
             state.active_mut().commit_append(patched, preallocated_to);
             for batch in patched {
                 let header = batch.header();
-                producers.record(&header, now);
+                if let Some(done) = producers.record(&header, batch.marker(), now) {
+                    super::transactions::index_if_aborted(&mut self.aborted.borrow_mut(), &producers, done);
+                }
                 state
                     .cache
                     .push(header.base_offset(), header.last_offset(), batch.clone());
@@ -311,6 +313,10 @@ impl PartitionLog {
         for batch in batches {
             let header = BatchHeader::new(batch).expect("validated");
             if header.producer_id() < 0 {
+                continue;
+            }
+            if header.is_control() {
+                producers.check_marker(header.producer_id(), header.producer_epoch())?;
                 continue;
             }
             if let Sequenced::Duplicate {

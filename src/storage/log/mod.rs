@@ -18,8 +18,9 @@
 //! and checkpoints it, `append.rs` queues and writes appends, `durability.rs` flushes and moves the
 //! high watermark, `read.rs` serves fetches and timestamp lookups, `retention.rs` drops segments
 //! from the front (time, size, DeleteRecords), `truncate.rs` cuts the tail (a follower that
-//! diverged from its leader), `epochs.rs` keeps the leader epoch and its cache, and `compact.rs`
-//! drives the cleaning of compacted topics.
+//! diverged from its leader), `epochs.rs` keeps the leader epoch and its cache, `compact.rs`
+//! drives the cleaning of compacted topics, and `transactions.rs` writes markers and keeps the
+//! last stable offset and the aborted-transaction index.
 
 mod append;
 mod compact;
@@ -30,6 +31,7 @@ mod recovery;
 mod retention;
 #[cfg(test)]
 mod tests;
+mod transactions;
 mod truncate;
 
 use std::cell::{Cell, RefCell};
@@ -54,6 +56,7 @@ use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::compaction::{clean_batch, Cleaned, KeyMap};
 use crate::storage::epoch_cache::{EpochCache, EPOCH_CHECKPOINT_FILE};
 use crate::storage::producers::{ProducerState, SequenceError, Sequenced};
+use crate::storage::txn_index::{AbortedIndex, AbortedTxn};
 use crate::storage::segment::{self, now_ms, parse_log_file_name, BatchReader, Segment};
 
 #[derive(Debug, thiserror::Error)]
@@ -177,8 +180,11 @@ pub struct PartitionLog {
     queue: RefCell<VecDeque<Queued>>,
     /// The writer task is running (it stops when the queue is empty).
     writer_running: Cell<bool>,
-    /// Idempotent producers' recent batches; changed only under the append lock.
+    /// Idempotent producers' recent batches and open transactions; changed only under the
+    /// append lock.
     producers: RefCell<ProducerState>,
+    /// The aborted transactions, by marker offset; changed with `producers`.
+    aborted: RefCell<AbortedIndex>,
     /// Compaction has cleaned everything below this offset (the end of the closed segments
     /// at its last pass); a pass runs again when more segments close.
     cleaned_to: Cell<Offset>,
@@ -255,10 +261,14 @@ impl PartitionLog {
         self.durable.get()
     }
 
-    /// What a read_committed consumer may read up to: the high watermark, until transactions
-    /// hold it at the first open one.
+    /// What a read_committed consumer may read up to: the high watermark, or the first
+    /// offset of the oldest open transaction if that is lower.
     pub fn last_stable_offset(&self) -> Offset {
-        self.high_watermark.get()
+        let high_watermark = self.high_watermark.get();
+        self.producers
+            .borrow()
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
     /// The log's offsets and leader epoch at one instant.

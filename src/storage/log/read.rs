@@ -8,6 +8,8 @@ use super::*;
 pub enum ReadLimit {
     /// A consumer's: up to the high watermark.
     HighWatermark,
+    /// A read_committed consumer's: up to the last stable offset.
+    LastStable,
     /// A follower's: everything the leader holds.
     LogEnd,
 }
@@ -21,6 +23,7 @@ impl PartitionLog {
     fn read_limit(&self, limit: ReadLimit) -> Offset {
         match limit {
             ReadLimit::HighWatermark => self.high_watermark.get(),
+            ReadLimit::LastStable => self.last_stable_offset(),
             ReadLimit::LogEnd => self.end_offset(),
         }
     }

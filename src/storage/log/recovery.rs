@@ -89,6 +89,7 @@ impl PartitionLog {
             urgent: Signal::default(),
             flush_failure: RefCell::new(None),
             producers: RefCell::new(ProducerState::default()),
+            aborted: RefCell::new(AbortedIndex::default()),
             queue: RefCell::new(VecDeque::new()),
             writer_running: Cell::new(false),
             metrics,
@@ -178,6 +179,7 @@ impl PartitionLog {
                 })
                 .collect()
         };
+        let mut aborted = self.load_txn_indexes(from)?;
         let now = now_ms();
         for (file, path, position, end) in spans {
             let mut reader = BatchReader::new(file, path, position, end);
@@ -185,11 +187,14 @@ impl PartitionLog {
                 for batch in &batches {
                     let header = BatchHeader::new(batch).expect("whole batch");
                     if header.last_offset() >= from {
-                        state.record(&header, now);
+                        if let Some(done) = state.record(&header, record::marker_of(batch), now) {
+                            super::transactions::index_if_aborted(&mut aborted, &state, done);
+                        }
                     }
                 }
             }
         }
+        *self.aborted.borrow_mut() = aborted;
         if !state.is_empty() {
             tracing::debug!(
                 "{}-{}: {} idempotent producers recovered (replayed from offset {from})",
@@ -205,6 +210,7 @@ impl PartitionLog {
     /// Writes the producer state as of the log end, atomically. Called under the append lock
     /// after the log up to that end is durable (roll, close).
     pub(super) async fn snapshot_producers(&self) -> Result<(), StorageError> {
+        self.write_txn_indexes().await?;
         let bytes = self.producers.borrow().encode(self.end_offset());
         let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
         let temp = path.with_extension("tmp");
@@ -234,7 +240,7 @@ pub(super) fn set_stray_aside(dir: &Path, stray: Segment) -> Result<(), StorageE
         dir.display(),
         log_path.display()
     );
-    for extension in ["log", "index", "timeindex"] {
+    for extension in ["log", "index", "timeindex", "txnindex"] {
         let path = log_path.with_extension(extension);
         if path.exists() {
             let aside = path.with_extension(format!("{extension}.stray"));

@@ -101,9 +101,10 @@ impl PartitionLog {
         if epochs_changed {
             self.write_epoch_checkpoint().await?;
         }
+        self.aborted.borrow_mut().drop_below(start);
         let paths: Vec<PathBuf> = removed
             .iter()
-            .flat_map(|s| ["log", "index", "timeindex"].map(|ext| s.log_path.with_extension(ext)))
+            .flat_map(|s| ["log", "index", "timeindex", "txnindex"].map(|ext| s.log_path.with_extension(ext)))
             .collect();
         drop(removed);
         glommio::executor()

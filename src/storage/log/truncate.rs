@@ -142,6 +142,8 @@ impl PartitionLog {
             }
         }
         self.recover_producers().await?;
+        // The kept segment's aborts past the cut are gone from memory; its file follows.
+        self.write_txn_indexes().await?;
         segment::sync_dir(&self.dir).await?;
         self.signal.notify_all();
         Ok(())
@@ -172,8 +174,8 @@ async fn cut_position(
 }
 
 /// A segment's files: the log and its two indexes.
-fn segment_paths(segment: &Segment) -> [PathBuf; 3] {
-    ["log", "index", "timeindex"].map(|ext| segment.log_path.with_extension(ext))
+fn segment_paths(segment: &Segment) -> [PathBuf; 4] {
+    ["log", "index", "timeindex", "txnindex"].map(|ext| segment.log_path.with_extension(ext))
 }
 
 /// Removes the files of `segments`, closing them first.
