@@ -167,14 +167,20 @@ impl ClusterSettings {
             ));
         }
         for (key, factor) in [
-            ("offsets.topic.replication.factor", self.offsets_topic_replication_factor),
+            (
+                "offsets.topic.replication.factor",
+                self.offsets_topic_replication_factor,
+            ),
             (
                 "transaction.state.log.replication.factor",
                 self.transaction_state_log_replication_factor,
             ),
         ] {
             if !(1..=REPLICATION_FACTOR_MAX).contains(&factor) {
-                return Err(ConfigError::new(key, format!("must be between 1 and {REPLICATION_FACTOR_MAX}")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between 1 and {REPLICATION_FACTOR_MAX}"),
+                ));
             }
         }
         for (key, value) in [

@@ -57,7 +57,10 @@ pub struct ServerConfig {
     )]
     pub transaction_state_log_num_partitions: i32,
     /// The largest `transaction.timeout.ms` a producer may ask for.
-    #[serde(default = "default_transaction_max_timeout_ms", rename = "transaction.max.timeout.ms")]
+    #[serde(
+        default = "default_transaction_max_timeout_ms",
+        rename = "transaction.max.timeout.ms"
+    )]
     pub transaction_max_timeout_ms: i64,
     /// A transactional id with no transaction for this long is forgotten.
     #[serde(

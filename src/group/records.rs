@@ -4,7 +4,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::coordinator::codec::{get_i16, get_i32, get_i64, get_nullable_string, get_string, put_nullable_string, put_string};
+use crate::coordinator::codec::{
+    get_i16, get_i32, get_i64, get_nullable_string, get_string, put_nullable_string, put_string,
+};
 
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq)]

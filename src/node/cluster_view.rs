@@ -112,48 +112,59 @@ pub async fn follow(shard: Rc<Shard>) {
     }
 }
 
-/// The broker that is also the active controller creates the consumer offsets topic once
-/// `offsets.topic.replication.factor` brokers are up (as Kafka does, groups wait for it
-/// with COORDINATOR_NOT_AVAILABLE until then).
+/// The broker that is also the active controller creates the internal topics (consumer
+/// offsets, transaction state) once their replication factor of brokers is up (as in Kafka,
+/// their coordinators answer COORDINATOR_NOT_AVAILABLE until then).
 fn maybe_create_offsets_topic(shard: &Rc<Shard>, image: &ClusterImage, creating: &Rc<Cell<bool>>) {
     let Some(cluster) = &shard.cluster else { return };
     let active_here = *cluster.controller.borrow() == Some(shard.identity.node_id.0);
-    let factor = shard.config.cluster.offsets_topic_replication_factor;
-    if !active_here
-        || creating.get()
-        || image.topics.contains_key(crate::group::OFFSETS_TOPIC)
-        || image.live_brokers().len() < factor as usize
-    {
+    let config = &shard.config;
+    let wanted: Vec<(&'static str, i32, i16)> = [
+        (
+            crate::group::OFFSETS_TOPIC,
+            config.offsets_topic_num_partitions,
+            config.cluster.offsets_topic_replication_factor,
+        ),
+        (
+            crate::txn::TRANSACTION_STATE_TOPIC,
+            config.transaction_state_log_num_partitions,
+            config.cluster.transaction_state_log_replication_factor,
+        ),
+    ]
+    .into_iter()
+    .filter(|(name, _, factor)| !image.topics.contains_key(*name) && image.live_brokers().len() >= *factor as usize)
+    .collect();
+    if !active_here || creating.get() || wanted.is_empty() {
         return;
     }
     creating.set(true);
     let shard = shard.clone();
     let creating = creating.clone();
     crate::runtime::spawn_detached(async move {
-        let overrides = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "segment.bytes".to_string(),
-                shard.config.offsets_topic_segment_bytes.to_string(),
-            ),
-        ]);
-        let created = crate::node::cluster_authority::create_topic(
-            &shard,
-            crate::group::OFFSETS_TOPIC.to_string(),
-            shard.config.offsets_topic_num_partitions,
-            Replicas::Factor(Some(factor)),
-            overrides,
-            true,
-        )
-        .await;
-        match created {
-            Ok(_) => tracing::info!(
-                "created internal topic {} with {} partitions, replication factor {factor}",
-                crate::group::OFFSETS_TOPIC,
-                shard.config.offsets_topic_num_partitions
-            ),
-            Err(refusal) if refusal.code == crate::error::KafkaCode::TopicAlreadyExists => {}
-            Err(refusal) => tracing::warn!("creating {}: {}", crate::group::OFFSETS_TOPIC, refusal.message),
+        for (name, partitions, factor) in wanted {
+            let overrides = BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    shard.config.offsets_topic_segment_bytes.to_string(),
+                ),
+            ]);
+            let created = crate::node::cluster_authority::create_topic(
+                &shard,
+                name.to_string(),
+                partitions,
+                Replicas::Factor(Some(factor)),
+                overrides,
+                true,
+            )
+            .await;
+            match created {
+                Ok(_) => tracing::info!(
+                    "created internal topic {name} with {partitions} partitions, replication factor {factor}"
+                ),
+                Err(refusal) if refusal.code == crate::error::KafkaCode::TopicAlreadyExists => {}
+                Err(refusal) => tracing::warn!("creating {name}: {}", refusal.message),
+            }
         }
         creating.set(false);
     });

@@ -30,6 +30,7 @@ pub async fn follow(shard: Rc<Shard>) {
                 .follow_leadership(&shard, &led, topic.partition_count())
                 .await;
         }
+        shard.follow_transaction_state().await;
         let _ = changed.await;
     }
 }

@@ -71,6 +71,14 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
                 ("segment.bytes", offsets_segment_bytes.as_str()),
             ],
         )?;
+        store.ensure_internal_topic(
+            crate::txn::TRANSACTION_STATE_TOPIC,
+            config.transaction_state_log_num_partitions,
+            [
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", offsets_segment_bytes.as_str()),
+            ],
+        )?;
         store.snapshot()
     };
 
@@ -330,6 +338,10 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         let _ = ready.send(Err(format!("shard {}: loading groups: {e}", shard.id)));
         return;
     }
+    if shard.cluster.is_none() {
+        shard.follow_transaction_state().await;
+    }
+    let _txn_timer = crate::runtime::spawn(crate::txn::coordinator::run_timer(shard.clone()));
     let serving = match listen_with(shard.clone(), listen, metrics_fd) {
         Ok(serving) => serving,
         Err(e) => {

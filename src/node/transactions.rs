@@ -53,10 +53,12 @@ impl Shard {
     /// metadata authority (which persists each block before handing it out).
     pub async fn next_producer_id(self: &Rc<Self>) -> Result<i64, KafkaCode> {
         if self.producer_ids.borrow().is_empty() {
-            let block = crate::node::authority::allocate_producer_ids(self).await.map_err(|refusal| {
-                tracing::error!("allocating producer ids: {}", refusal.message);
-                refusal.code
-            })?;
+            let block = crate::node::authority::allocate_producer_ids(self)
+                .await
+                .map_err(|refusal| {
+                    tracing::error!("allocating producer ids: {}", refusal.message);
+                    refusal.code
+                })?;
             let mut ids = self.producer_ids.borrow_mut();
             // A concurrent request may have refilled the range meanwhile; keep the later block.
             if ids.is_empty() {
@@ -174,7 +176,9 @@ async fn write_on_owner(shard: &Rc<Shard>, work: MarkerWork) -> MarkerResults {
     let marker = Marker::from_commit(work.commit);
     let work = &work;
     let writes = work.partitions.iter().map(|(topic, partition)| async move {
-        let code = write_one(shard, topic, PartitionId(*partition), work, marker).await.err();
+        let code = write_one(shard, topic, PartitionId(*partition), work, marker)
+            .await
+            .err();
         ((topic.clone(), *partition), code)
     });
     futures::future::join_all(writes).await

@@ -36,9 +36,7 @@ impl Marker {
 /// The marker batch (base offset 0, to be assigned by the log) ending producer
 /// `producer_id`'s transaction at `epoch`.
 pub fn encode_marker(producer_id: i64, epoch: i16, coordinator_epoch: i32, marker: Marker, timestamp_ms: i64) -> Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let mut key = Vec::with_capacity(4);
     key.extend_from_slice(&0i16.to_be_bytes());
     key.extend_from_slice(&marker.code().to_be_bytes());
@@ -65,8 +63,7 @@ pub fn encode_marker(producer_id: i64, epoch: i16, coordinator_epoch: i32, marke
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut out, std::iter::once(&record), &options)
-        .expect("a marker batch always encodes");
+    RecordBatchEncoder::encode(&mut out, std::iter::once(&record), &options).expect("a marker batch always encodes");
     out.freeze()
 }
 
@@ -114,7 +111,8 @@ mod tests {
             assert_eq!(header.record_count(), 1);
             assert_eq!(marker_of(&batch), Some(marker));
         }
-        let plain = super::super::encode_batch([(None, Some(Bytes::from_static(b"x")), 0)], Default::default()).unwrap();
+        let plain =
+            super::super::encode_batch([(None, Some(Bytes::from_static(b"x")), 0)], Default::default()).unwrap();
         assert_eq!(marker_of(&plain), None);
     }
 }

@@ -19,7 +19,11 @@ pub fn encode_transactional_batch(
     producer_id: i64,
     epoch: i16,
 ) -> Result<bytes::Bytes, String> {
-    encode(records, kafka_protocol::records::Compression::None, Some((producer_id, epoch)))
+    encode(
+        records,
+        kafka_protocol::records::Compression::None,
+        Some((producer_id, epoch)),
+    )
 }
 
 fn encode(

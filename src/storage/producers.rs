@@ -460,7 +460,11 @@ mod tests {
     }
 
     fn record(state: &mut ProducerState, bytes: &[u8]) -> Option<CompletedTxn> {
-        state.record(&BatchHeader::new(bytes).unwrap(), crate::record::marker_of(bytes), 1_000)
+        state.record(
+            &BatchHeader::new(bytes).unwrap(),
+            crate::record::marker_of(bytes),
+            1_000,
+        )
     }
 
     #[test]
@@ -638,7 +642,10 @@ mod tests {
         assert_eq!(restored.first_unstable_offset(), Some(Offset(5)));
         state.expire(i64::MAX);
         assert!(state.in_transaction(3));
-        assert_eq!(record(&mut state, &marker(3, 0, true, 8)).map(|d| d.marker), Some(Marker::Commit));
+        assert_eq!(
+            record(&mut state, &marker(3, 0, true, 8)).map(|d| d.marker),
+            Some(Marker::Commit)
+        );
         assert_eq!(state.first_unstable_offset(), None);
         // Sequences continue across transactions of one epoch.
         assert_eq!(check(&state, &transactional(3, 0, 1, 1, 0)), Ok(Sequenced::Append));
@@ -648,7 +655,10 @@ mod tests {
     fn a_marker_at_a_newer_epoch_fences_the_old_one() {
         let mut state = ProducerState::default();
         record(&mut state, &transactional(4, 1, 0, 2, 0));
-        assert_eq!(record(&mut state, &marker(4, 2, false, 2)).map(|d| d.first_offset), Some(Offset(0)));
+        assert_eq!(
+            record(&mut state, &marker(4, 2, false, 2)).map(|d| d.first_offset),
+            Some(Offset(0))
+        );
         assert_eq!(
             check(&state, &transactional(4, 1, 2, 1, 0)).unwrap_err().kafka_code(),
             KafkaCode::InvalidProducerEpoch

@@ -119,7 +119,10 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<AbortedTxn>, StorageError
     if bytes.len() % ENTRY_BYTES != 0 {
         return Err(corrupt(
             bytes.len(),
-            format!("{} bytes is not a whole number of {ENTRY_BYTES}-byte entries", bytes.len()),
+            format!(
+                "{} bytes is not a whole number of {ENTRY_BYTES}-byte entries",
+                bytes.len()
+            ),
         ));
     }
     let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / ENTRY_BYTES);

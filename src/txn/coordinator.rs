@@ -269,7 +269,9 @@ impl TxnCoordinator {
                     .filter_map(|(partition, code)| match code {
                         None => None,
                         // The topic is gone: nothing there to end.
-                        Some(KafkaCode::UnknownTopicOrPartition) if host.metadata().topic(&partition.0).is_none() => None,
+                        Some(KafkaCode::UnknownTopicOrPartition) if host.metadata().topic(&partition.0).is_none() => {
+                            None
+                        }
                         Some(code) => {
                             tracing::debug!(
                                 "transaction {}: marker for {}-{}: {code:?}; retrying",

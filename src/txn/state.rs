@@ -169,7 +169,13 @@ impl TxnMetadata {
     }
 
     /// EndTxn: the Prepare* state to persist, or None for a retry of an ending already done.
-    pub fn end(&self, producer_id: i64, epoch: i16, commit: bool, now_ms: i64) -> Result<Option<TxnMetadata>, KafkaCode> {
+    pub fn end(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<Option<TxnMetadata>, KafkaCode> {
         self.check_producer(producer_id, epoch)?;
         match (self.status, commit) {
             (TxnStatus::Ongoing, _) => {
@@ -183,7 +189,9 @@ impl TxnMetadata {
                 Ok(Some(next))
             }
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(None),
-            (TxnStatus::PrepareCommit, true) | (TxnStatus::PrepareAbort, false) => Err(KafkaCode::ConcurrentTransactions),
+            (TxnStatus::PrepareCommit, true) | (TxnStatus::PrepareAbort, false) => {
+                Err(KafkaCode::ConcurrentTransactions)
+            }
             _ => Err(KafkaCode::InvalidTxnState),
         }
     }
@@ -192,7 +200,13 @@ impl TxnMetadata {
     /// producer, or a timeout): the epoch is bumped so the producer that began it cannot
     /// write again, and the markers carry the new epoch.
     pub fn fence_and_abort(&self, now_ms: i64) -> TxnMetadata {
-        assert_eq!(self.status, TxnStatus::Ongoing, "fencing {} in {}", self.id, self.status.name());
+        assert_eq!(
+            self.status,
+            TxnStatus::Ongoing,
+            "fencing {} in {}",
+            self.id,
+            self.status.name()
+        );
         let mut next = self.clone();
         next.epoch = self.epoch.saturating_add(1);
         next.status = TxnStatus::PrepareAbort;

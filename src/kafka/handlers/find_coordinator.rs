@@ -1,6 +1,7 @@
-//! FindCoordinator: a group's coordinator is the broker leading the offsets partition its
-//! id hashes to (on a single node, this broker). Batched keys (v4+) get one answer each. Transaction coordinators are not offered: transactions are
-//! not served, so those keys get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: a group's coordinator is the broker leading the `__consumer_offsets`
+//! partition its id hashes to, a transactional id's the one leading its `__transaction_state`
+//! partition (on a single node, this broker). Batched keys (v4+) get one answer each; other
+//! key types (share groups) get INVALID_REQUEST.
 //!
 //! librdkafka also reads this API's presence as "the broker supports LZ4", so it must be
 //! served for LZ4-compressed produce to happen at all.
@@ -10,12 +11,14 @@ use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoord
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::BrokerId;
 
+use crate::coordinator::InternalTopic;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::node::{BrokerAddress, Shard};
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::FindCoordinator, 0, 6);
@@ -23,13 +26,19 @@ pub const API: Api = Api::new(ApiKey::FindCoordinator, 0, 6);
 pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let shard = ctx.shard;
     let version = ctx.api_version;
-    let wrong_type = (request.key_type != KEY_TYPE_GROUP).then_some(KafkaCode::CoordinatorNotAvailable);
-    let type_message = wrong_type.map(|_| str_bytes("Only group coordinators are served by Sluice."));
+    let topic = match request.key_type {
+        KEY_TYPE_GROUP => Some(crate::group::OFFSETS),
+        KEY_TYPE_TRANSACTION => Some(crate::txn::TRANSACTIONS),
+        _ => None,
+    };
+    let type_message = topic
+        .is_none()
+        .then(|| str_bytes(format!("Key type {} is not served by Sluice.", request.key_type)));
     let find = |key: &str| -> Result<BrokerAddress, KafkaCode> {
-        if let Some(code) = wrong_type {
-            return Err(code);
+        match topic {
+            Some(topic) => coordinator_of(shard, topic, key),
+            None => Err(KafkaCode::InvalidRequest),
         }
-        coordinator_of(shard, key)
     };
     if version >= 4 {
         let coordinators = request
@@ -71,12 +80,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -
     }
 }
 
-/// The live broker leading the offsets partition of group `key`.
-fn coordinator_of(shard: &Shard, key: &str) -> Result<BrokerAddress, KafkaCode> {
+/// The live broker leading the partition of `internal` that `key` hashes to.
+fn coordinator_of(shard: &Shard, internal: InternalTopic, key: &str) -> Result<BrokerAddress, KafkaCode> {
     let snapshot = shard.metadata();
-    let (partition, _) = crate::group::OFFSETS.locate(&snapshot, key)?;
+    let (partition, _) = internal.locate(&snapshot, key)?;
     let topic = snapshot
-        .topic(crate::group::OFFSETS_TOPIC)
+        .topic(internal.name)
         .ok_or(KafkaCode::CoordinatorNotAvailable)?;
     let leader = topic
         .partition(partition)

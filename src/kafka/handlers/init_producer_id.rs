@@ -37,7 +37,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) ->
         let expected = (ctx.api_version >= 3 && request.producer_id.0 >= 0)
             .then_some((request.producer_id.0, request.producer_epoch));
         let answer = crate::txn::on_coordinator(shard, &id.clone(), move |host: Rc<Shard>| async move {
-            host.transactions.init_producer_id(&host, &id, timeout_ms, expected).await
+            host.transactions
+                .init_producer_id(&host, &id, timeout_ms, expected)
+                .await
         })
         .await
         .and_then(|answer| answer);

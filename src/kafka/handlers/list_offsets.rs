@@ -56,9 +56,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
             let found = snapshot.topic(&topic.name.0);
             topic.partitions.iter().map(move |p| {
                 let partition = PartitionId(p.partition_index);
-                found
-                    .and_then(|t| t.owner(partition))
-                    .map(|owner| (owner, (topic.name.0.to_string(), partition, p.timestamp, version, read_committed)))
+                found.and_then(|t| t.owner(partition)).map(|owner| {
+                    (
+                        owner,
+                        (
+                            topic.name.0.to_string(),
+                            partition,
+                            p.timestamp,
+                            version,
+                            read_committed,
+                        ),
+                    )
+                })
             })
         })
         .collect();

@@ -4,6 +4,8 @@
 //! per-partition work to owner shards (one hop per shard), then assembly of the response in
 //! request order. Per-partition failures are error codes in the response, never early returns.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -22,7 +24,9 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -34,6 +38,7 @@ pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -41,6 +46,8 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -131,6 +138,13 @@ macro_rules! registry {
 
 registry! {
     produce: Produce => later,
+    add_partitions_to_txn: AddPartitionsToTxn => now,
+    add_offsets_to_txn: AddOffsetsToTxn => now,
+    end_txn: EndTxn => now,
+    write_txn_markers: WriteTxnMarkers => now,
+    txn_offset_commit: TxnOffsetCommit => now,
+    describe_transactions: DescribeTransactions => now,
+    list_transactions: ListTransactions => now,
     fetch: Fetch => spliced,
     list_offsets: ListOffsets => now,
     metadata: Metadata => now,

@@ -18,7 +18,9 @@ use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::node::Shard;
 
 /// (offset, leader epoch, metadata) of one partition.
-type Committed = (i64, i32, Option<String>);
+/// (offset, leader epoch, metadata, error): the error is UNSTABLE_OFFSET_COMMIT for a
+/// partition an unfinished transaction has committed an offset of, when asked for stable ones.
+type Committed = (i64, i32, Option<String>, Option<KafkaCode>);
 /// Per topic, per partition: what is committed.
 type GroupOffsets = Vec<(String, Vec<(i32, Committed)>)>;
 
@@ -35,12 +37,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let (error, offsets) = fetch(shard, request.group_id.0.to_string(), wanted).await;
+        let stable = version >= 7 && request.require_stable;
+        let (error, offsets) = fetch(shard, request.group_id.0.to_string(), wanted, stable).await;
         let topics = build(
             offsets,
-            |p, (offset, epoch, metadata)| {
+            |p, (offset, epoch, metadata, error)| {
                 OffsetFetchResponsePartition::default()
                     .with_partition_index(p)
+                    .with_error_code(error_code(error))
                     .with_committed_offset(offset)
                     .with_committed_leader_epoch(epoch)
                     .with_metadata(metadata.map(str_bytes))
@@ -63,12 +67,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let (error, offsets) = fetch(shard, group.group_id.0.to_string(), wanted).await;
+        let (error, offsets) = fetch(shard, group.group_id.0.to_string(), wanted, request.require_stable).await;
         let topics = build(
             offsets,
-            |p, (offset, epoch, metadata)| {
+            |p, (offset, epoch, metadata, error)| {
                 OffsetFetchResponsePartitions::default()
                     .with_partition_index(p)
+                    .with_error_code(error_code(error))
                     .with_committed_offset(offset)
                     .with_committed_leader_epoch(epoch)
                     .with_metadata(metadata.map(str_bytes))
@@ -112,19 +117,23 @@ async fn fetch(
     shard: &Rc<Shard>,
     group_id: String,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    stable: bool,
 ) -> (Option<KafkaCode>, GroupOffsets) {
     let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         let group = shard.groups.get(&group_id);
         let committed = |topic: &str, p: i32| -> Committed {
+            if stable && shard.groups.has_pending_offset(&group_id, topic, p) {
+                return (-1, -1, Some(String::new()), Some(KafkaCode::UnstableOffsetCommit));
+            }
             group
                 .as_ref()
                 .and_then(|g| {
                     g.borrow()
                         .offsets
                         .get(&(topic.to_string(), p))
-                        .map(|v| (v.offset, v.leader_epoch, Some(v.metadata.clone())))
+                        .map(|v| (v.offset, v.leader_epoch, Some(v.metadata.clone()), None))
                 })
-                .unwrap_or((-1, -1, Some(String::new())))
+                .unwrap_or((-1, -1, Some(String::new()), None))
         };
         match wanted {
             Some(wanted) => wanted
@@ -141,7 +150,7 @@ async fn fetch(
                         by_topic
                             .entry(topic.clone())
                             .or_default()
-                            .push((*p, (v.offset, v.leader_epoch, Some(v.metadata.clone()))));
+                            .push((*p, (v.offset, v.leader_epoch, Some(v.metadata.clone()), None)));
                     }
                 }
                 by_topic

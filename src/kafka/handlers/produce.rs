@@ -21,8 +21,10 @@
 //! Idempotent producers (a producer id in the batch) are deduplicated by the partition log:
 //! a retried batch is answered with its original offset, a sequence gap gets
 //! OUT_OF_ORDER_SEQUENCE_NUMBER and an old epoch INVALID_PRODUCER_EPOCH. Such a batch must be
-//! its partition's only one, as Kafka requires of every v3+ produce. Transactions are not
-//! served: a transactional id or batch gets INVALID_TXN_STATE.
+//! its partition's only one, as Kafka requires of every v3+ produce. A transactional batch
+//! opens (or continues) its producer's transaction in the partition, which holds the last
+//! stable offset until the coordinator's marker ends it. As before KIP-890, the leader does
+//! not ask the coordinator whether the partition was added to the transaction.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -149,7 +151,6 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
             let not_led = found.and_then(|(topic, _)| check_leader(shard, topic, partition).err());
             let answer = match found {
                 _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
-                _ if request.transactional_id.is_some() => Err(transactions_refused()),
                 None if known.is_none() => Err(Appended::failed(unknown, None)),
                 None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
                 Some((topic, _)) if topic.meta.internal => Err(Appended::failed(
@@ -369,9 +370,6 @@ fn check_batches(
             }
         };
         let header = record::BatchHeader::new(&batch).expect("validated");
-        if header.is_transactional() {
-            return Err(transactions_refused());
-        }
         idempotent |= header.producer_id() >= 0;
         batches.push(batch);
     }
@@ -405,13 +403,6 @@ fn refused(refusal: record_validate::Refusal, message: String) -> Appended {
         record_errors,
         ..Appended::failed(code, Some(message))
     }
-}
-
-fn transactions_refused() -> Appended {
-    Appended::failed(
-        KafkaCode::InvalidTxnState,
-        Some("transactions are not served by Sluice".into()),
-    )
 }
 
 /// Runs on the partition's owner shard: queues the batches (fixing their order) and returns
@@ -611,10 +602,7 @@ mod tests {
         );
 
         let transactional = as_producer(&one, 7, true);
-        assert_eq!(
-            check(Some(&transactional), &config).unwrap_err().0,
-            Some(KafkaCode::InvalidTxnState)
-        );
+        assert_eq!(check(Some(&transactional), &config).unwrap().len(), 1);
     }
 
     #[test]

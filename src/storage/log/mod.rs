@@ -56,8 +56,8 @@ use crate::storage::cache::{BatchCache, CacheBudget, Evict};
 use crate::storage::compaction::{clean_batch, Cleaned, KeyMap};
 use crate::storage::epoch_cache::{EpochCache, EPOCH_CHECKPOINT_FILE};
 use crate::storage::producers::{ProducerState, SequenceError, Sequenced};
-use crate::storage::txn_index::{AbortedIndex, AbortedTxn};
 use crate::storage::segment::{self, now_ms, parse_log_file_name, BatchReader, Segment};
+use crate::storage::txn_index::{AbortedIndex, AbortedTxn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {

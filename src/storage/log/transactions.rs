@@ -100,7 +100,9 @@ pub(super) fn index_if_aborted(index: &mut AbortedIndex, producers: &ProducerSta
         return;
     }
     let after = done.marker_offset.next();
-    let last_stable_offset = producers.first_unstable_offset().map_or(after, |first| first.min(after));
+    let last_stable_offset = producers
+        .first_unstable_offset()
+        .map_or(after, |first| first.min(after));
     index.push(AbortedTxn {
         producer_id: done.producer_id,
         first_offset: done.first_offset,

@@ -1,0 +1,131 @@
+//! AddPartitionsToTxn: partitions join a producer's ongoing transaction (v0-3: one
+//! transaction; v4+: several, as a broker asks, with `verify_only` asking whether they are
+//! already in it). A partition that does not exist fails with UNKNOWN_TOPIC_OR_PARTITION and
+//! the rest of its transaction with OPERATION_NOT_ATTEMPTED, as in Kafka.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnRequest, AddPartitionsToTxnTopic};
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnResult,
+    AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, TopicName, TransactionalId};
+
+use crate::error::KafkaCode;
+use crate::ids::PartitionId;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
+use crate::node::Shard;
+
+/// The versions served (v5 belongs to KIP-890's second phase, not served).
+pub const API: Api = Api::new(ApiKey::AddPartitionsToTxn, 0, 4);
+
+/// One transaction's partitions and their answers.
+type Answers = Vec<((String, i32), Option<KafkaCode>)>;
+
+pub async fn handle(ctx: &RequestContext<'_>, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+    let version = ctx.api_version;
+    if version <= 3 {
+        let answers = add(
+            ctx.shard,
+            request.v3_and_below_transactional_id.0.to_string(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            &request.v3_and_below_topics,
+            false,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default()
+            .with_results_by_topic_v3_and_below(topic_results(answers, version));
+    }
+    let mut results = Vec::with_capacity(request.transactions.len());
+    for txn in &request.transactions {
+        let answers = add(
+            ctx.shard,
+            txn.transactional_id.0.to_string(),
+            txn.producer_id.0,
+            txn.producer_epoch,
+            &txn.topics,
+            txn.verify_only,
+        )
+        .await;
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(TransactionalId(txn.transactional_id.0.clone()))
+                .with_topic_results(topic_results(answers, version)),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+fn topic_results(answers: Answers, version: i16) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut topics: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for ((topic, partition), code) in answers {
+        let result = AddPartitionsToTxnPartitionResult::default()
+            .with_partition_index(partition)
+            .with_partition_error_code(error_code(code.map(|c| crate::txn::fenced_code(c, version, 2))));
+        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.results_by_partition.push(result),
+            None => topics.push(
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(TopicName(crate::kafka::handlers::str_bytes(topic)))
+                    .with_results_by_partition(vec![result]),
+            ),
+        }
+    }
+    topics
+}
+
+async fn add(
+    shard: &Rc<Shard>,
+    id: String,
+    producer_id: i64,
+    epoch: i16,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+) -> Answers {
+    let partitions: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
+        .collect();
+    let snapshot = shard.metadata();
+    let unknown: Vec<bool> = partitions
+        .iter()
+        .map(|(topic, p)| {
+            snapshot.topic(topic).is_none_or(|t| {
+                (t.meta.internal && topic != crate::group::OFFSETS_TOPIC) || t.owner(PartitionId(*p)).is_none()
+            })
+        })
+        .collect();
+    if unknown.iter().any(|u| *u) {
+        return partitions
+            .into_iter()
+            .zip(unknown)
+            .map(|(p, unknown)| {
+                let code = if unknown {
+                    KafkaCode::UnknownTopicOrPartition
+                } else {
+                    KafkaCode::OperationNotAttempted
+                };
+                (p, Some(code))
+            })
+            .collect();
+    }
+    let wanted = partitions.clone();
+    let answered = crate::txn::on_coordinator(shard, &id.clone(), move |host: Rc<Shard>| async move {
+        if verify_only {
+            return Ok(wanted
+                .iter()
+                .map(|p| (p.clone(), host.transactions.verify(&id, producer_id, epoch, p).err()))
+                .collect());
+        }
+        host.transactions
+            .add_partitions(&host, &id, producer_id, epoch, &wanted)
+            .await
+            .map(|()| wanted.iter().map(|p| (p.clone(), None)).collect::<Answers>())
+    })
+    .await
+    .and_then(|answered| answered);
+    answered.unwrap_or_else(|code| partitions.into_iter().map(|p| (p, Some(code))).collect())
+}

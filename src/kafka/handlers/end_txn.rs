@@ -1,0 +1,32 @@
+//! EndTxn: commit or abort the producer's ongoing transaction. The coordinator persists the
+//! decision (PrepareCommit / PrepareAbort) and answers; the markers follow in the background,
+//! and until they are all written the id answers CONCURRENT_TRANSACTIONS.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::end_txn_request::EndTxnRequest;
+use kafka_protocol::messages::end_txn_response::EndTxnResponse;
+use kafka_protocol::messages::{ApiKey, ProducerId};
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
+use crate::node::Shard;
+
+/// The versions served (v5 belongs to KIP-890's second phase, not served).
+pub const API: Api = Api::new(ApiKey::EndTxn, 0, 4);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: EndTxnRequest) -> EndTxnResponse {
+    let id = request.transactional_id.0.to_string();
+    let (producer_id, epoch, commit) = (request.producer_id.0, request.producer_epoch, request.committed);
+    let ended = crate::txn::on_coordinator(ctx.shard, &id.clone(), move |host: Rc<Shard>| async move {
+        host.transactions.end_txn(&host, &id, producer_id, epoch, commit).await
+    })
+    .await
+    .and_then(|ended| ended);
+    EndTxnResponse::default()
+        .with_error_code(error_code(
+            ended.err().map(|c| crate::txn::fenced_code(c, ctx.api_version, 2)),
+        ))
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}

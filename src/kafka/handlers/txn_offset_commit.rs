@@ -1,0 +1,143 @@
+//! TxnOffsetCommit: offsets a transaction commits for a group, on the group's coordinator.
+//! They are appended to the group's `__consumer_offsets` partition as the producer's
+//! transactional batch and staged; they become the group's committed offsets when the
+//! transaction's commit marker reaches that partition, and vanish at an abort. A member of a
+//! live group (v3+, KIP-447) must name its current generation.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::ApiKey;
+
+use crate::error::KafkaCode;
+use crate::group::coordinator::{self, PendingOffset};
+use crate::group::records::OffsetValue;
+use crate::group::{on_coordinator, OFFSETS};
+use crate::ids::PartitionId;
+use crate::kafka::context::RequestContext;
+use crate::kafka::handlers::{error_code, Api};
+use crate::node::Shard;
+use crate::storage::segment::now_ms;
+
+/// The versions served (v5 belongs to KIP-890's second phase, not served).
+pub const API: Api = Api::new(ApiKey::TxnOffsetCommit, 0, 4);
+
+pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let shard = ctx.shard;
+    let version = ctx.api_version;
+    let group_id = request.group_id.0.to_string();
+    let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()))
+        .collect();
+    let codes = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+        commit(&shard, &group_id, request).await
+    })
+    .await
+    .unwrap_or_else(|code| {
+        shape
+            .iter()
+            .map(|(_, ps)| ps.iter().map(|_| Some(code)).collect())
+            .collect()
+    });
+    let topics = shape
+        .into_iter()
+        .zip(codes)
+        .map(|((name, partitions), codes)| {
+            let partitions = partitions
+                .into_iter()
+                .zip(codes)
+                .map(|(p, code)| {
+                    let code = code.map(|c| crate::txn::fenced_code(c, version, 3));
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(error_code(code))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Runs on the group's coordinator: one code per partition, in request order.
+async fn commit(shard: &Rc<Shard>, group_id: &str, request: TxnOffsetCommitRequest) -> Vec<Vec<Option<KafkaCode>>> {
+    let every = |code: KafkaCode| -> Vec<Vec<Option<KafkaCode>>> {
+        request
+            .topics
+            .iter()
+            .map(|t| t.partitions.iter().map(|_| Some(code)).collect())
+            .collect()
+    };
+    let member = request.member_id.to_string();
+    let instance = request.group_instance_id.as_ref().map(|s| s.to_string());
+    if request.generation_id >= 0 || !member.is_empty() {
+        if let Some(code) = shard
+            .groups
+            .commit_error(group_id, &member, instance.as_deref(), request.generation_id)
+        {
+            return every(code);
+        }
+    }
+    let snapshot = shard.metadata();
+    let now = now_ms();
+    let mut records = Vec::new();
+    let mut staged = Vec::new();
+    let codes: Vec<Vec<Option<KafkaCode>>> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let found = snapshot.topic(&topic.name.0);
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    if found.and_then(|t| t.owner(PartitionId(p.partition_index))).is_none() {
+                        return Some(KafkaCode::UnknownTopicOrPartition);
+                    }
+                    let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                    if metadata.len() > shard.config.offset_metadata_max_bytes {
+                        return Some(KafkaCode::OffsetMetadataTooLarge);
+                    }
+                    let value = OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now,
+                    };
+                    records.push(coordinator::offset_record(
+                        group_id,
+                        &topic.name.0,
+                        p.partition_index,
+                        &value,
+                    ));
+                    staged.push(PendingOffset {
+                        group: group_id.to_string(),
+                        topic: topic.name.0.to_string(),
+                        partition: p.partition_index,
+                        value,
+                    });
+                    None
+                })
+                .collect()
+        })
+        .collect();
+    if records.is_empty() {
+        return codes;
+    }
+    let producer = (request.producer_id.0, request.producer_epoch);
+    if let Err(code) = OFFSETS.persist_as(shard, group_id, records, Some(producer)).await {
+        return every(code);
+    }
+    match OFFSETS.locate(&snapshot, group_id) {
+        Ok((partition, _)) => shard.groups.stage_txn_offsets(partition.0, producer.0, staged),
+        Err(code) => return every(code),
+    }
+    codes
+}
