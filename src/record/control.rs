@@ -111,8 +111,11 @@ mod tests {
             assert_eq!(header.record_count(), 1);
             assert_eq!(marker_of(&batch), Some(marker));
         }
-        let plain =
-            super::super::encode_batch([(None, Some(Bytes::from_static(b"x")), 0)], Default::default()).unwrap();
+        let plain = super::super::encode_batch(
+            [(None, Some(Bytes::from_static(b"x")), 0)],
+            kafka_protocol::records::Compression::None,
+        )
+        .unwrap();
         assert_eq!(marker_of(&plain), None);
     }
 }
