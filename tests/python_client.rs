@@ -71,3 +71,13 @@ fn kafka_python_group_consumer_commits_and_resumes() {
     flush(&producer);
     common::run_python("group.py", &[broker.addr.as_str(), "python-group-topic", "900", "400"]);
 }
+
+/// kafka-python's and aiokafka's transactional producers commit and abort; each library's
+/// read_committed consumer sees the committed records only, and the offsets aiokafka sent in
+/// its transaction become the group's committed offset.
+#[test]
+fn python_transactional_producers_commit_and_abort() {
+    let broker = Broker::start();
+    broker.create_topic("python-txn", 1);
+    common::run_python("transactional.py", &[broker.addr.as_str(), "python-txn", "python-txn-group"]);
+}

@@ -340,3 +340,52 @@ fn consume_transform_produce_with_aborts_yields_every_input_exactly_once() {
     assert_eq!(seen, (0..INPUTS).collect::<Vec<_>>(), "every input exactly once");
     nothing_within(&output, Duration::from_millis(500));
 }
+
+fn sluice(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("run sluice");
+    assert!(
+        output.status.success(),
+        "sluice {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[test]
+fn sluice_txn_lists_and_describes_transactions() {
+    let broker = Broker::start();
+    broker.create_topic("txn-cli", 2);
+    let producer = transactional_producer(&broker, "cli-txn", &[]);
+    producer.begin_transaction().unwrap();
+    produce(&producer, "txn-cli", 1, ["x".to_string()]);
+    let described = sluice(&["txn", "-b", &broker.addr, "describe", "cli-txn"]);
+    assert!(described.contains("state        Ongoing"), "{described}");
+    assert!(described.contains("partitions   txn-cli [1]"), "{described}");
+    let listed = sluice(&["txn", "-b", &broker.addr, "list"]);
+    let row = listed.lines().find(|l| l.starts_with("cli-txn ")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("Ongoing"), "{row}");
+    producer.commit_transaction(WAIT).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let described = sluice(&["txn", "-b", &broker.addr, "describe", "cli-txn"]);
+        if described.contains("state        CompleteCommit") {
+            assert!(!described.contains("partitions"), "{described}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never complete: {described}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["txn", "-b", &broker.addr, "describe", "no-such-id"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("TRANSACTIONAL_ID_NOT_FOUND"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

@@ -5,6 +5,7 @@ pub mod client;
 pub mod cluster;
 pub mod consume;
 pub mod group;
+pub mod txn;
 pub mod produce;
 pub mod serve;
 pub mod topic;
@@ -31,6 +32,8 @@ enum Command {
     Topic(topic::TopicArgs),
     /// Inspect consumer groups (over the Kafka protocol; any Kafka-compatible broker).
     Group(group::GroupArgs),
+    /// Inspect transactions (over the Kafka protocol; any Kafka-compatible broker).
+    Txn(txn::TxnArgs),
     /// The brokers, the active controller and quorum, and under-replicated and offline
     /// partitions.
     Cluster(cluster::ClusterArgs),
@@ -69,6 +72,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Group(args) => group::run(args),
+        Command::Txn(args) => txn::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),

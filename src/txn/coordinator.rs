@@ -406,12 +406,21 @@ impl TxnCoordinator {
                 resume
             };
             self.partitions.borrow_mut().insert(partition, (epoch, Load::Loaded));
-            tracing::info!(
-                target: "sluice::txn",
-                "{}-{partition}: coordinating its transactions (leader epoch {epoch}, {} to complete)",
-                TRANSACTIONS.name,
-                resume.len()
-            );
+            // Fifty partitions load at every start: only those with work left are worth a line.
+            if resume.is_empty() {
+                tracing::debug!(
+                    target: "sluice::txn",
+                    "{}-{partition}: coordinating its transactions (leader epoch {epoch})",
+                    TRANSACTIONS.name
+                );
+            } else {
+                tracing::info!(
+                    target: "sluice::txn",
+                    "{}-{partition}: coordinating its transactions (leader epoch {epoch}), completing {}",
+                    TRANSACTIONS.name,
+                    resume.len()
+                );
+            }
             for txn in resume {
                 self.spawn_completion(host, txn);
             }
