@@ -79,5 +79,8 @@ fn kafka_python_group_consumer_commits_and_resumes() {
 fn python_transactional_producers_commit_and_abort() {
     let broker = Broker::start();
     broker.create_topic("python-txn", 1);
-    common::run_python("transactional.py", &[broker.addr.as_str(), "python-txn", "python-txn-group"]);
+    common::run_python(
+        "transactional.py",
+        &[broker.addr.as_str(), "python-txn", "python-txn-group"],
+    );
 }

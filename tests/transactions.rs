@@ -365,7 +365,10 @@ fn sluice_txn_lists_and_describes_transactions() {
     assert!(described.contains("state        Ongoing"), "{described}");
     assert!(described.contains("partitions   txn-cli [1]"), "{described}");
     let listed = sluice(&["txn", "-b", &broker.addr, "list"]);
-    let row = listed.lines().find(|l| l.starts_with("cli-txn ")).unwrap_or_else(|| panic!("{listed}"));
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("cli-txn "))
+        .unwrap_or_else(|| panic!("{listed}"));
     assert!(row.contains("Ongoing"), "{row}");
     producer.commit_transaction(WAIT).unwrap();
     let deadline = Instant::now() + WAIT;

@@ -5,10 +5,10 @@ pub mod client;
 pub mod cluster;
 pub mod consume;
 pub mod group;
-pub mod txn;
 pub mod produce;
 pub mod serve;
 pub mod topic;
+pub mod txn;
 
 use clap::{Parser, Subcommand};
 

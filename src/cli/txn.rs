@@ -58,7 +58,10 @@ fn list(client: &mut Client) -> anyhow::Result<()> {
         }
     }
     rows.sort();
-    println!("{:<40} {:>12} {:<16} COORDINATOR", "TRANSACTIONAL-ID", "PRODUCER-ID", "STATE");
+    println!(
+        "{:<40} {:>12} {:<16} COORDINATOR",
+        "TRANSACTIONAL-ID", "PRODUCER-ID", "STATE"
+    );
     for (id, producer_id, state, coordinator) in rows {
         println!("{id:<40} {producer_id:>12} {state:<16} {coordinator}");
     }
@@ -88,10 +91,16 @@ fn describe(client: &mut Client, id: &str) -> anyhow::Result<()> {
     client::check(state.error_code, None, format!("DescribeTransactions {id}"))?;
     println!("transactional id {id}, coordinator {}", found.node_id.0);
     println!("  state        {}", state.transaction_state.as_str());
-    println!("  producer     id {} epoch {}", state.producer_id.0, state.producer_epoch);
+    println!(
+        "  producer     id {} epoch {}",
+        state.producer_id.0, state.producer_epoch
+    );
     println!("  timeout      {} ms", state.transaction_timeout_ms);
     if state.transaction_start_time_ms >= 0 {
-        println!("  started      {} (ms since the epoch)", state.transaction_start_time_ms);
+        println!(
+            "  started      {} (ms since the epoch)",
+            state.transaction_start_time_ms
+        );
     }
     for topic in state.topics {
         let partitions: Vec<String> = topic.partitions.iter().map(|p| p.to_string()).collect();

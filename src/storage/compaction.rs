@@ -160,7 +160,9 @@ impl KeyMap {
         let Ok(header) = BatchHeader::new(batch) else {
             return false;
         };
-        if header.is_control() {
+        // A transactional record counts only once its marker commits it, and may be aborted:
+        // it must not make an older value of its key look superseded.
+        if header.is_control() || header.is_transactional() {
             return true;
         }
         let Ok(open) = open_batch(batch) else {
@@ -209,7 +211,10 @@ pub fn clean_batch(
     let Ok(header) = BatchHeader::new(batch) else {
         return Cleaned::Unchanged;
     };
-    if header.is_control() {
+    // Markers, and the transactional batches whose fate they decide, are kept whole: until
+    // compaction knows which transactions were aborted, dropping none of them is what keeps
+    // a read_committed consumer (and a coordinator's replay) right.
+    if header.is_control() || header.is_transactional() {
         return Cleaned::Unchanged;
     }
     let Ok(open) = open_batch(batch) else {
@@ -369,5 +374,38 @@ mod tests {
         let mut keys = KeyMap::default();
         assert!(!keys.add_batch(&bytes));
         assert_eq!(clean_batch(&bytes, &keys, 0, 0, &mut None), Cleaned::Unchanged);
+    }
+
+    #[test]
+    fn transactional_records_never_supersede_and_are_kept_with_their_markers() {
+        let committed = stored(0, &[("a", Some("committed"))], Compression::None);
+        let mut transactional = crate::record::encode_transactional_batch(
+            [(
+                Some(Bytes::from_static(b"a")),
+                Some(Bytes::from_static(b"maybe-aborted")),
+                1,
+            )],
+            7,
+            0,
+        )
+        .unwrap()
+        .to_vec();
+        patch_offsets(&mut transactional, Offset(1), 0);
+        let transactional = Bytes::from(transactional);
+        let mut marker = crate::record::encode_marker(7, 0, 0, crate::record::Marker::Abort, 2).to_vec();
+        patch_offsets(&mut marker, Offset(2), 0);
+        let marker = Bytes::from(marker);
+        let mut keys = KeyMap::default();
+        for batch in [&committed, &transactional, &marker] {
+            assert!(keys.add_batch(batch));
+        }
+        let mut next = None;
+        assert_eq!(
+            clean_batch(&committed, &keys, 0, 0, &mut next),
+            Cleaned::Unchanged,
+            "still the newest committed value"
+        );
+        assert_eq!(clean_batch(&transactional, &keys, 0, 0, &mut next), Cleaned::Unchanged);
+        assert_eq!(clean_batch(&marker, &keys, 0, 0, &mut next), Cleaned::Unchanged);
     }
 }
