@@ -41,8 +41,8 @@ fn metrics_count_requests_bytes_flushes_and_partitions_per_shard() {
             "shard {shard} reports: {body}"
         );
     }
-    // The offsets topic's 50 partitions and the 4 created here.
-    assert_eq!(total(&body, "sluice_partitions", None), 54.0);
+    // The offsets and transaction state topics' 50 partitions each and the 4 created here.
+    assert_eq!(total(&body, "sluice_partitions", None), 104.0);
     assert!(total(&body, "sluice_requests_total", Some("api=\"Produce\"")) >= 1.0);
     assert!(total(&body, "sluice_requests_total", Some("api=\"Fetch\"")) >= 1.0);
     assert!(total(&body, "sluice_requests_total", Some("api=\"Metadata\"")) >= 1.0);

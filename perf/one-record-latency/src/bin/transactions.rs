@@ -1,0 +1,84 @@
+//! Transactional produce against idempotent produce with an independent client (librdkafka),
+//! 100-byte records into the topic `txn`, acks=all, linger.ms=5, librdkafka's default of five
+//! requests in flight.
+//!
+//! Usage: transactions BOOTSTRAP TRANSACTIONS RECORDS_PER_TRANSACTION
+//! Runs the same records twice: once as an idempotent producer (one flush at the end), once as
+//! a transactional one (begin, the records, commit, repeated), and prints the records/s of each
+//! and the commit latency percentiles (commit_transaction's call, which flushes the
+//! transaction's records and waits for EndTxn).
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("socket.nagle.disable", "true")
+        .set("enable.idempotence", "true")
+        .set("queue.buffering.max.messages", "1000000");
+    config
+}
+
+fn send_all(producer: &BaseProducer, value: &[u8], count: usize) {
+    for _ in 0..count {
+        let mut record = BaseRecord::<(), [u8]>::to("txn").payload(value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bootstrap = &args[1];
+    let transactions: usize = args[2].parse().unwrap();
+    let per_transaction: usize = args[3].parse().unwrap();
+    let value = vec![b'v'; 100];
+    let total = transactions * per_transaction;
+
+    let idempotent: BaseProducer = config(bootstrap).create().unwrap();
+    let started = Instant::now();
+    send_all(&idempotent, &value, total);
+    idempotent.flush(TIMEOUT).unwrap();
+    let idempotent_rate = total as f64 / started.elapsed().as_secs_f64();
+
+    let transactional: BaseProducer = config(bootstrap)
+        .set("transactional.id", "perf-transactions")
+        .create()
+        .unwrap();
+    transactional.init_transactions(TIMEOUT).unwrap();
+    let mut commits = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    let started = Instant::now();
+    for _ in 0..transactions {
+        transactional.begin_transaction().unwrap();
+        send_all(&transactional, &value, per_transaction);
+        let commit = Instant::now();
+        transactional.commit_transaction(TIMEOUT).unwrap();
+        commits.record((commit.elapsed().as_micros() as u64).max(1)).unwrap();
+    }
+    let transactional_rate = total as f64 / started.elapsed().as_secs_f64();
+    let ms = |q: f64| commits.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{total} records of 100 bytes, acks=all, linger.ms=5: idempotent {idempotent_rate:.0} records/s; \
+         transactional ({transactions} transactions of {per_transaction}) {transactional_rate:.0} records/s \
+         ({:.0}% of idempotent); commit latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        100.0 * transactional_rate / idempotent_rate,
+        ms(0.5),
+        ms(0.99),
+        commits.max() as f64 / 1000.0
+    );
+}
