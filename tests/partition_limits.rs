@@ -29,8 +29,8 @@ fn disk_usage(dir: &Path) -> u64 {
 
 #[test]
 fn topics_past_max_partitions_are_refused_by_name() {
-    // The offsets topic holds 50 of the 60.
-    let broker = Broker::start_with_config("\"max.partitions\" = 60\n");
+    // The offsets and transaction state topics hold 100 of the 110.
+    let broker = Broker::start_with_config("\"max.partitions\" = 110\n");
     let admin = broker.admin();
     let create = |name: &str, partitions: i32| {
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
