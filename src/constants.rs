@@ -157,6 +157,11 @@ pub const COORDINATOR_REPLAY_READ_BYTES: usize = 1024 * 1024;
 /// change is refused with COORDINATOR_NOT_AVAILABLE (Kafka's `offsets.commit.timeout.ms`
 /// default).
 pub const COORDINATOR_REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a request for a transactional id waits for the id's change in flight (a
+/// completing transaction's markers, mostly) before it is answered CONCURRENT_TRANSACTIONS.
+/// Waiting instead of answering at once spares the client its retry backoff (librdkafka's
+/// `retry.backoff.ms`, 100 ms) after every commit.
+pub const TXN_BUSY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
 /// readable within this even if a topic asks for less frequent flushing.

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use super::records;
 use super::state::{TxnMetadata, TxnStatus, EPOCH_MAX};
 use super::{MarkerWork, TxnHost, TRANSACTIONS};
+use crate::constants::TXN_BUSY_WAIT_MAX;
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::storage::segment::now_ms;
@@ -47,6 +48,8 @@ pub struct TxnCoordinator {
     txns: RefCell<HashMap<String, TxnMetadata>>,
     /// Ids with a change or a marker round in flight.
     busy: RefCell<HashSet<String>>,
+    /// Fires whenever an id stops being busy.
+    freed: crate::signal::Signal,
     pub settings: TxnSettings,
 }
 
@@ -59,6 +62,7 @@ struct Busy<'a> {
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.coordinator.busy.borrow_mut().remove(&self.id);
+        self.coordinator.freed.notify_all();
     }
 }
 
@@ -68,6 +72,7 @@ impl TxnCoordinator {
             partitions: RefCell::new(HashMap::new()),
             txns: RefCell::new(HashMap::new()),
             busy: RefCell::new(HashSet::new()),
+            freed: crate::signal::Signal::default(),
             settings,
         }
     }
@@ -80,6 +85,24 @@ impl TxnCoordinator {
             coordinator: self,
             id: id.to_string(),
         })
+    }
+
+    /// [`TxnCoordinator::claim`] once the id's change in flight is done, waiting at most
+    /// [`TXN_BUSY_WAIT_MAX`]: a producer's next request after a commit usually arrives while
+    /// the markers are being written.
+    async fn claim_when_free(&self, id: &str) -> Result<Busy<'_>, KafkaCode> {
+        let deadline = std::time::Instant::now() + TXN_BUSY_WAIT_MAX;
+        loop {
+            let freed = self.freed.wait();
+            if let Ok(busy) = self.claim(id) {
+                return Ok(busy);
+            }
+            tracing::debug!(target: "sluice::txn", "transaction {}: waiting for its change in flight", crate::text::escape(id));
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || crate::runtime::timeout(left, freed).await.is_none() {
+                return Err(KafkaCode::ConcurrentTransactions);
+            }
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<TxnMetadata> {
@@ -139,7 +162,7 @@ impl TxnCoordinator {
         if timeout_ms <= 0 || i64::from(timeout_ms) > self.settings.max_timeout_ms {
             return Err(KafkaCode::InvalidTransactionTimeout);
         }
-        let busy = self.claim(id)?;
+        let busy = self.claim_when_free(id).await?;
         let now = now_ms();
         let next = match self.get(id) {
             None => {
@@ -195,7 +218,8 @@ impl TxnCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<(), KafkaCode> {
-        let _busy = self.claim(id)?;
+        tracing::debug!(target: "sluice::txn", "transaction {}: adding {partitions:?}", crate::text::escape(id));
+        let _busy = self.claim_when_free(id).await?;
         let txn = self.get(id).ok_or(KafkaCode::InvalidProducerIdMapping)?;
         match txn.add_partitions(producer_id, epoch, partitions, now_ms())? {
             None => Ok(()),
@@ -224,7 +248,8 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
     ) -> Result<(), KafkaCode> {
-        let busy = self.claim(id)?;
+        tracing::debug!(target: "sluice::txn", "transaction {}: ending (commit {commit})", crate::text::escape(id));
+        let busy = self.claim_when_free(id).await?;
         let txn = self.get(id).ok_or(KafkaCode::InvalidProducerIdMapping)?;
         let Some(next) = txn.end(producer_id, epoch, commit, now_ms())? else {
             return Ok(());
@@ -239,12 +264,18 @@ impl TxnCoordinator {
     /// failed partitions until every one has its marker, or this coordinator lets go of the
     /// id (its successor resumes from the log).
     fn spawn_completion(&self, host: &Rc<impl TxnHost>, txn: TxnMetadata) {
+        // Claimed here, before the task starts, so that no request slips in between the
+        // decision and its markers (it waits for them instead).
+        if !self.busy.borrow_mut().insert(txn.id.clone()) {
+            // Another round for the same id is already running.
+            return;
+        }
         let host = host.clone();
         crate::runtime::spawn_detached(async move {
             let coordinator = host.transactions();
-            let Ok(_busy) = coordinator.claim(&txn.id) else {
-                // Another round for the same id is already running.
-                return;
+            let _busy = Busy {
+                coordinator,
+                id: txn.id.clone(),
             };
             let commit = txn.status == TxnStatus::PrepareCommit;
             let mut left: Vec<(String, i32)> = txn.partitions.iter().cloned().collect();
@@ -288,6 +319,7 @@ impl TxnCoordinator {
                 }
                 crate::runtime::sleep(MARKER_RETRY_DELAY).await;
             }
+            tracing::debug!(target: "sluice::txn", "transaction {}: markers written", crate::text::escape(&txn.id));
             let done = txn.completed(now_ms());
             loop {
                 if coordinator.coordinator_epoch(host.as_ref(), &txn.id).is_none() {

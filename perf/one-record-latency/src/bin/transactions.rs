@@ -23,6 +23,10 @@ fn config(bootstrap: &str) -> ClientConfig {
         .set("socket.nagle.disable", "true")
         .set("enable.idempotence", "true")
         .set("queue.buffering.max.messages", "1000000");
+    // librdkafka's own trace, for seeing where time goes (e.g. SLUICE_PERF_DEBUG=eos,protocol).
+    if let Ok(debug) = std::env::var("SLUICE_PERF_DEBUG") {
+        config.set("debug", debug);
+    }
     config
 }
 
