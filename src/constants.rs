@@ -163,6 +163,10 @@ pub const COORDINATOR_REPLICATION_TIMEOUT: std::time::Duration = std::time::Dura
 /// `retry.backoff.ms`, 100 ms) after every commit.
 pub const TXN_BUSY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The highest transaction version (Kafka's `transaction.version` feature) served: 2, KIP-890
+/// part 2.
+pub const TRANSACTION_VERSION_MAX: i16 = 2;
+
 /// Longest `flush.ms` honoured: the high watermark waits for flushes, so data must become
 /// readable within this even if a topic asks for less frequent flushing.
 pub const FLUSH_DELAY_MS_MAX: i64 = 60_000;

@@ -160,3 +160,62 @@ fn a_transaction_over_several_leaders_survives_its_coordinators_death() {
         Some(n) => assert_eq!(*n, whole, "the second transaction is visible in part"),
     }
 }
+
+/// A transaction-version-2 producer (raw protocol) writing to partitions led by other
+/// brokers than its coordinator's: each leader adds its partition to the transaction through
+/// AddPartitionsToTxn v5 to the coordinator, and the commit's markers reach every leader.
+#[test]
+fn a_v2_producers_partitions_join_its_transaction_from_every_leader() {
+    use common::txn::{batch, describe, end_txn, init_producer_id, produce, until_settled};
+    let mut cluster = Cluster::new(3, CLUSTER_CONFIG);
+    cluster.start_all();
+    cluster.create_topic(NewTopic::new("v2-spread", PARTITIONS, TopicReplication::Fixed(3)));
+    let leaders = cluster.wait_for_isr("v2-spread", PARTITIONS as usize, &[1, 2, 3]);
+    cluster.wait_for_isr("__transaction_state", 50, &[1, 2, 3]);
+    let id = "v2-spread-txn";
+    let home = coordinator(&cluster, 1, id);
+    assert!(
+        leaders.iter().any(|l| *l != home),
+        "some partition is led away from the coordinator {home}: {leaders:?}"
+    );
+    let coordinator_node = cluster.node(home as usize);
+    let (pid, epoch) = init_producer_id(coordinator_node, id);
+    for (partition, leader) in leaders.iter().enumerate() {
+        let values = [format!("v2-{partition}")];
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let codes = produce(
+            cluster.node(*leader as usize),
+            id,
+            "v2-spread",
+            vec![(partition as i32, batch(pid, epoch, 0, &values))],
+        );
+        assert_eq!(codes, vec![0], "partition {partition} at its leader {leader}");
+    }
+    let (state, _, partitions) = describe(coordinator_node, id);
+    assert_eq!(state, "Ongoing");
+    assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");
+    let (code, next) = until_settled("EndTxn", || end_txn(coordinator_node, id, (pid, epoch), true));
+    assert_eq!((code, next), (0, (pid, epoch + 1)));
+
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "unused")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition_offset("v2-spread", p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < PARTITIONS as usize {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            seen.insert(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+        assert!(Instant::now() < deadline, "read_committed saw {seen:?}");
+    }
+    assert_eq!(seen, (0..PARTITIONS).map(|p| format!("v2-{p}")).collect());
+}

@@ -392,3 +392,47 @@ fn sluice_txn_lists_and_describes_transactions() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// A partition refuses a marker from an older coordinator than its producer's last marker
+/// (TRANSACTION_COORDINATOR_FENCED), as Kafka does: a coordinator that lost its state
+/// partition cannot end a transaction its successor owns.
+#[test]
+fn markers_of_an_older_coordinator_are_refused() {
+    use common::txn::{batch, init_producer_id, produce};
+    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+    let broker = Broker::start();
+    broker.create_topic("txn-coordinator-epochs", 1);
+    let id = "coordinator-epochs";
+    let (pid, epoch) = init_producer_id(&broker, id);
+    let marker = |coordinator_epoch: i32| -> i16 {
+        let answer: WriteTxnMarkersResponse = common::raw::call(
+            &broker,
+            ApiKey::WriteTxnMarkers,
+            1,
+            &WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(coordinator_epoch)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(common::txn::str_bytes("txn-coordinator-epochs")))
+                    .with_partition_indexes(vec![0])])]),
+        );
+        answer.markers[0].topics[0].partitions[0].error_code
+    };
+    let write = |sequence: i32| {
+        produce(
+            &broker,
+            id,
+            "txn-coordinator-epochs",
+            vec![(0, batch(pid, epoch, sequence, &["x"]))],
+        )
+    };
+    assert_eq!(write(0), vec![0]);
+    assert_eq!(marker(5), 0, "the marker of coordinator epoch 5");
+    assert_eq!(write(1), vec![0]);
+    const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+    assert_eq!(marker(4), TRANSACTION_COORDINATOR_FENCED);
+    assert_eq!(marker(5), 0, "the same coordinator's marker is written");
+}

@@ -70,6 +70,7 @@ pub static BROKER_KEYS: &[(&str, ConfigType)] = &[
     ("transaction.max.timeout.ms", Int),
     ("transaction.state.log.num.partitions", Int),
     ("transaction.state.log.replication.factor", Int),
+    ("transaction.version", Int),
     ("transactional.id.expiration.ms", Int),
 ];
 
@@ -162,6 +163,7 @@ impl ServerConfig {
                 Some(self.cluster.transaction_state_log_replication_factor.to_string())
             }
             "transactional.id.expiration.ms" => Some(self.transactional_id_expiration_ms.to_string()),
+            "transaction.version" => Some(self.transaction_version.to_string()),
             "socket.request.max.bytes" => number(self.socket_request_max_bytes),
             _ => None,
         }

@@ -74,6 +74,10 @@ pub struct ServerConfig {
         rename = "transaction.abort.timed.out.transaction.cleanup.interval.ms"
     )]
     pub transaction_cleanup_interval_ms: u64,
+    /// The transaction version (Kafka's `transaction.version` feature level) finalized for
+    /// clients: 2 (KIP-890 part 2: implicit adds, an epoch bump at every ending) or lower.
+    #[serde(default = "default_transaction_version", rename = "transaction.version")]
+    pub transaction_version: i16,
     /// How long committed offsets of an empty group are kept.
     #[serde(default = "default_offsets_retention_minutes", rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
@@ -253,6 +257,9 @@ fn default_transaction_max_timeout_ms() -> i64 {
 fn default_transactional_id_expiration_ms() -> i64 {
     7 * 24 * 60 * 60 * 1000
 }
+fn default_transaction_version() -> i16 {
+    crate::constants::TRANSACTION_VERSION_MAX
+}
 fn default_transaction_cleanup_interval_ms() -> u64 {
     10_000
 }
@@ -375,6 +382,12 @@ impl ServerConfig {
                     "must be between 1 and {}",
                     crate::constants::OFFSETS_TOPIC_PARTITIONS_MAX
                 ),
+            ));
+        }
+        if !(0..=crate::constants::TRANSACTION_VERSION_MAX).contains(&self.transaction_version) {
+            return Err(ConfigError::new(
+                "transaction.version",
+                format!("must be between 0 and {}", crate::constants::TRANSACTION_VERSION_MAX),
             ));
         }
         for (key, value) in [

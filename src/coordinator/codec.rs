@@ -44,3 +44,60 @@ pub fn get_i32(input: &mut Bytes) -> Option<i32> {
 pub fn get_i64(input: &mut Bytes) -> Option<i64> {
     (input.remaining() >= 8).then(|| input.get_i64())
 }
+
+/// An unsigned varint, as flexible versions count lengths and tags.
+pub fn put_uvarint(out: &mut BytesMut, mut value: u32) {
+    while value >= 0x80 {
+        out.put_u8((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.put_u8(value as u8);
+}
+
+pub fn get_uvarint(input: &mut Bytes) -> Option<u32> {
+    let mut value = 0u32;
+    for shift in (0..35).step_by(7) {
+        if !input.has_remaining() {
+            return None;
+        }
+        let byte = input.get_u8();
+        value |= u32::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// A flexible version's string: its length + 1 as an unsigned varint, then the bytes.
+pub fn put_compact_string(out: &mut BytesMut, s: &str) {
+    put_uvarint(out, s.len() as u32 + 1);
+    out.put_slice(s.as_bytes());
+}
+
+pub fn get_compact_string(input: &mut Bytes) -> Option<String> {
+    let len = (get_uvarint(input)? as usize).checked_sub(1)?;
+    if input.remaining() < len {
+        return None;
+    }
+    String::from_utf8(input.split_to(len).to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for value in [0u32, 1, 127, 128, 300, 16_383, 16_384, u32::MAX] {
+            let mut out = BytesMut::new();
+            put_uvarint(&mut out, value);
+            assert_eq!(get_uvarint(&mut out.freeze()), Some(value));
+        }
+        let mut out = BytesMut::new();
+        put_uvarint(&mut out, 300);
+        assert_eq!(&out[..], &[0xac, 0x02]);
+        assert_eq!(get_uvarint(&mut Bytes::from_static(&[0x80])), None, "cut short");
+        assert_eq!(get_uvarint(&mut Bytes::from_static(&[0xff; 6])), None, "too long");
+    }
+}

@@ -77,10 +77,10 @@ impl InternalTopic {
                     let transaction = header.is_transactional().then(|| header.producer_id());
                     if header.is_control() {
                         if header.base_offset() >= offset {
-                            if let Some(marker) = record::marker_of(&chunk[range.clone()]) {
+                            if let Some(end) = record::marker_of(&chunk[range.clone()]) {
                                 apply(Replayed::Marker {
                                     producer_id: header.producer_id(),
-                                    commit: marker == record::Marker::Commit,
+                                    commit: end.marker == record::Marker::Commit,
                                 });
                             }
                         }

@@ -6,17 +6,26 @@
 //! replica holds it, as acks=all), so a coordinator never completes a transaction whose
 //! marker a leader failover could take back. A marker in `__consumer_offsets` also makes the
 //! transaction's staged offsets the group's committed offsets (or drops them).
+//!
+//! A partition leader also speaks to coordinators for producers: a transaction-version-2
+//! producer's first batch (or TxnOffsetCommit) in a partition adds that partition to its
+//! transaction ([`add_for_producer`], KIP-890's implicit add), on this broker's coordinator
+//! or through AddPartitionsToTxn v5 to the broker that leads the id's state partition.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnResponse;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::write_txn_markers_response::WriteTxnMarkersResponse;
-use kafka_protocol::messages::{ApiKey, ProducerId, TopicName};
+use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, TransactionalId};
 
 use crate::constants::COORDINATOR_REPLICATION_TIMEOUT;
 use crate::error::KafkaCode;
@@ -27,6 +36,14 @@ use crate::txn::{MarkerResults, MarkerWork, TxnCoordinator, TxnHost};
 
 /// How long a coordinator waits for another broker to answer WriteTxnMarkers.
 const REMOTE_MARKERS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a leader waits for a coordinator on another broker to add a partition to a
+/// producer's transaction.
+const REMOTE_ADD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The AddPartitionsToTxn version a leader sends on a producer's behalf: v5 with
+/// `verify_only` false adds the partitions (transaction version 2).
+pub const ADD_FOR_PRODUCER_VERSION: i16 = 5;
 
 impl TxnHost for Shard {
     fn transactions(&self) -> &TxnCoordinator {
@@ -91,6 +108,109 @@ impl Shard {
         self.transactions
             .follow_leadership(self, &led, topic.partition_count())
             .await;
+    }
+}
+
+/// Adds `partitions` (led here) to the transaction of producer `producer_id` at `epoch`
+/// under transactional id `id`, on its coordinator wherever that is (KIP-890's implicit add,
+/// for a transaction-version-2 producer that sends no AddPartitionsToTxn).
+pub async fn add_for_producer(
+    shard: &Rc<Shard>,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    partitions: Vec<(String, i32)>,
+) -> Result<(), KafkaCode> {
+    let snapshot = shard.metadata();
+    let state = snapshot
+        .topic(crate::txn::TRANSACTION_STATE_TOPIC)
+        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
+    let partition = PartitionId(crate::coordinator::route::partition_for(id, state.partition_count()));
+    let leader = state
+        .partition(partition)
+        .and_then(|p| p.leader)
+        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
+    if leader == shard.identity.node_id {
+        let id = id.to_string();
+        return crate::txn::on_coordinator(shard, &id.clone(), move |host: Rc<Shard>| async move {
+            host.transactions
+                .add_partitions(&host, &id, producer_id, epoch, &partitions, true)
+                .await
+        })
+        .await?;
+    }
+    let address = shard
+        .brokers()
+        .into_iter()
+        .find(|b| b.id == leader)
+        .map(|b| format!("{}:{}", b.host, b.port))
+        .ok_or(KafkaCode::CoordinatorNotAvailable)?;
+    add_remote(&address, id, producer_id, epoch, &partitions).await
+}
+
+/// AddPartitionsToTxn v5 to the coordinator's broker; the first partition's error, if any.
+async fn add_remote(
+    address: &str,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    partitions: &[(String, i32)],
+) -> Result<(), KafkaCode> {
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        topics.entry(topic.as_str()).or_default().push(*partition);
+    }
+    let request =
+        AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(crate::kafka::handlers::str_bytes(id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(false)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        AddPartitionsToTxnTopic::default()
+                            .with_name(TopicName(crate::kafka::handlers::str_bytes(name.to_string())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            )]);
+    let answer: Result<AddPartitionsToTxnResponse, _> = async {
+        let mut client =
+            crate::net::client::KafkaClient::connect(address, "sluice-partition-leader", REMOTE_ADD_TIMEOUT).await?;
+        client
+            .call(
+                ApiKey::AddPartitionsToTxn,
+                ADD_FOR_PRODUCER_VERSION,
+                &request,
+                REMOTE_ADD_TIMEOUT,
+            )
+            .await
+    }
+    .await;
+    let response = answer.map_err(|e| {
+        tracing::debug!(
+            "adding partitions to transaction {} through {address}: {e}",
+            crate::text::escape(id)
+        );
+        KafkaCode::CoordinatorNotAvailable
+    })?;
+    let code = |code: i16| KafkaCode::try_from_code(code).unwrap_or(KafkaCode::UnknownServerError);
+    if response.error_code != 0 {
+        return Err(code(response.error_code));
+    }
+    let first_error = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|t| t.topic_results.iter())
+        .flat_map(|t| t.results_by_partition.iter())
+        .map(|p| p.partition_error_code)
+        .find(|c| *c != 0);
+    match first_error {
+        Some(c) => Err(code(c)),
+        None if response.results_by_transaction.is_empty() => Err(KafkaCode::UnknownServerError),
+        None => Ok(()),
     }
 }
 

@@ -67,9 +67,17 @@ pub fn encode_marker(producer_id: i64, epoch: i16, coordinator_epoch: i32, marke
     out.freeze()
 }
 
+/// A marker as a control batch carries it: how the transaction ended, and the epoch of the
+/// coordinator that wrote it (partitions refuse markers of an older coordinator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndMarker {
+    pub marker: Marker,
+    pub coordinator_epoch: i32,
+}
+
 /// The marker a control batch carries; None for any other batch, or a control record of a
 /// type this broker does not know (Kafka skips those too).
-pub fn marker_of(batch: &[u8]) -> Option<Marker> {
+pub fn marker_of(batch: &[u8]) -> Option<EndMarker> {
     let header = BatchHeader::new(batch).ok()?;
     if !header.is_control() || header.compression() != 0 || header.record_count() < 1 {
         return None;
@@ -90,11 +98,24 @@ pub fn marker_of(batch: &[u8]) -> Option<Marker> {
         return None;
     }
     let key = batch.get(at..at + 4)?;
-    match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(Marker::Abort),
-        1 => Some(Marker::Commit),
-        _ => None,
-    }
+    let marker = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Marker::Abort,
+        1 => Marker::Commit,
+        _ => return None,
+    };
+    at += usize::try_from(key_length).ok()?;
+    // value: length varint, then version i16 | coordinatorEpoch i32.
+    let (value_length, used) = read_varint(batch.get(at..)?)?;
+    at += used;
+    let coordinator_epoch = match batch.get(at + 2..at + 6) {
+        Some(epoch) if value_length >= 6 => i32::from_be_bytes(epoch.try_into().ok()?),
+        // A marker without a value (none Kafka writes): no coordinator to fence by.
+        _ => -1,
+    };
+    Some(EndMarker {
+        marker,
+        coordinator_epoch,
+    })
 }
 
 #[cfg(test)]
@@ -109,7 +130,11 @@ mod tests {
             assert!(header.is_control() && header.is_transactional());
             assert_eq!((header.producer_id(), header.producer_epoch()), (42, 3));
             assert_eq!(header.record_count(), 1);
-            assert_eq!(marker_of(&batch), Some(marker));
+            let expected = EndMarker {
+                marker,
+                coordinator_epoch: 7,
+            };
+            assert_eq!(marker_of(&batch), Some(expected));
         }
         let plain = super::super::encode_batch(
             [(None, Some(Bytes::from_static(b"x")), 0)],

@@ -24,7 +24,7 @@ mod encode;
 mod header;
 mod patch;
 
-pub use control::{encode_marker, marker_of, Marker};
+pub use control::{encode_marker, marker_of, EndMarker, Marker};
 pub use encode::{encode_batch, encode_transactional_batch};
 pub use header::{read_varint, split_batches, validate, BatchError, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 pub use patch::{patch_offsets, set_max_timestamp, stamp_log_append_time};

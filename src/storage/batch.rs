@@ -65,7 +65,7 @@ impl StoredBatch {
     }
 
     /// The transaction marker a control batch carries (None for any other batch).
-    pub fn marker(&self) -> Option<record::Marker> {
+    pub fn marker(&self) -> Option<record::EndMarker> {
         self.header()
             .is_control()
             .then(|| record::marker_of(&self.to_bytes()))

@@ -13,7 +13,10 @@
 //! ([`ProducerState::first_unstable_offset`]); each closing is reported to the log
 //! ([`CompletedTxn`]), which indexes aborted ones. A producer with an open transaction is
 //! never expired or evicted. A marker at a newer epoch moves the producer to it (the
-//! coordinator fenced the old one), so the old epoch's batches are refused from then on.
+//! coordinator fenced the old one), so the old epoch's batches are refused from then on. Each
+//! producer remembers the coordinator epoch of its last marker: a marker from an older
+//! coordinator (one that lost its state partition but does not know yet) is refused with
+//! TRANSACTION_COORDINATOR_FENCED, as Kafka does.
 //!
 //! Sequence rules (Kafka's): a producer unknown to the partition may start at any sequence,
 //! because retention or DeleteRecords may have removed its earlier batches; a known producer
@@ -24,7 +27,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use crate::constants::{PRODUCERS_PER_PARTITION_MAX, PRODUCER_BATCHES_KEPT};
 use crate::error::KafkaCode;
 use crate::ids::Offset;
-use crate::record::{BatchHeader, Marker};
+use crate::record::{BatchHeader, EndMarker, Marker};
 
 /// A batch's place in its producer's sequence and in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,8 @@ struct ProducerEntry {
     last_append_ms: i64,
     /// The first offset of its open transaction in this partition.
     txn_first_offset: Option<Offset>,
+    /// The coordinator epoch of its last marker here (-1: none yet).
+    coordinator_epoch: i32,
 }
 
 /// A transaction that a marker closed in this partition.
@@ -79,12 +84,15 @@ pub enum SequenceError {
     },
     #[error("producer {producer_id}: a new epoch {epoch} must start at sequence 0, not {got}")]
     NewEpochNotAtZero { producer_id: i64, epoch: i16, got: i32 },
+    #[error("producer {producer_id}: a marker of coordinator epoch {got}, older than {current}: fenced")]
+    CoordinatorFenced { producer_id: i64, got: i32, current: i32 },
 }
 
 impl SequenceError {
     pub fn kafka_code(&self) -> KafkaCode {
         match self {
             SequenceError::Fenced { .. } => KafkaCode::InvalidProducerEpoch,
+            SequenceError::CoordinatorFenced { .. } => KafkaCode::TransactionCoordinatorFenced,
             SequenceError::OutOfOrder { .. } | SequenceError::NewEpochNotAtZero { .. } => {
                 KafkaCode::OutOfOrderSequenceNumber
             }
@@ -160,10 +168,25 @@ impl ProducerState {
             .is_some_and(|e| e.txn_first_offset.is_some())
     }
 
-    /// Whether a marker from `producer_id` at `epoch` may be written: not from an epoch older
-    /// than the producer's (INVALID_PRODUCER_EPOCH, as Kafka refuses it).
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+    /// Whether producer `producer_id` has a transaction open here begun at `epoch` (a
+    /// transaction-version-2 producer's next transaction runs at a newer epoch).
+    pub fn in_transaction_at(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some() && e.epoch == epoch)
+    }
+
+    /// Whether a marker from `producer_id` at `epoch`, written by a coordinator at
+    /// `coordinator_epoch`, may be written: not from an epoch older than the producer's
+    /// (INVALID_PRODUCER_EPOCH), nor from an older coordinator than its last marker's
+    /// (TRANSACTION_COORDINATOR_FENCED), as Kafka refuses them.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Result<(), SequenceError> {
         match self.producers.get(&producer_id) {
+            Some(entry) if coordinator_epoch < entry.coordinator_epoch => Err(SequenceError::CoordinatorFenced {
+                producer_id,
+                got: coordinator_epoch,
+                current: entry.coordinator_epoch,
+            }),
             Some(entry) if epoch < entry.epoch => Err(SequenceError::Fenced {
                 producer_id,
                 epoch,
@@ -232,14 +255,14 @@ impl ProducerState {
     /// carries ([`crate::record::marker_of`]). Batches without a producer id are ignored. Also
     /// used to replay the log, so it never refuses. A marker that closes a transaction comes
     /// back as its [`CompletedTxn`].
-    pub fn record(&mut self, header: &BatchHeader<'_>, marker: Option<Marker>, now_ms: i64) -> Option<CompletedTxn> {
+    pub fn record(&mut self, header: &BatchHeader<'_>, marker: Option<EndMarker>, now_ms: i64) -> Option<CompletedTxn> {
         let producer_id = header.producer_id();
         if producer_id < 0 {
             return None;
         }
         let epoch = header.producer_epoch();
         if header.is_control() {
-            let marker = marker?;
+            let end = marker?;
             if !self.producers.contains_key(&producer_id) && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX {
                 self.evict_least_recent();
             }
@@ -248,11 +271,13 @@ impl ProducerState {
                 batches: VecDeque::new(),
                 last_append_ms: now_ms,
                 txn_first_offset: None,
+                coordinator_epoch: end.coordinator_epoch,
             });
             if epoch > entry.epoch {
                 entry.epoch = epoch;
                 entry.batches.clear();
             }
+            entry.coordinator_epoch = entry.coordinator_epoch.max(end.coordinator_epoch);
             entry.last_append_ms = entry.last_append_ms.max(now_ms);
             let first_offset = entry.txn_first_offset.take()?;
             self.ongoing.remove(&(first_offset, producer_id));
@@ -260,7 +285,7 @@ impl ProducerState {
                 producer_id,
                 first_offset,
                 marker_offset: header.base_offset(),
-                marker,
+                marker: end.marker,
             });
         }
         let first = header.base_sequence();
@@ -278,6 +303,7 @@ impl ProducerState {
             batches: VecDeque::new(),
             last_append_ms: now_ms,
             txn_first_offset: None,
+            coordinator_epoch: -1,
         });
         if epoch != entry.epoch {
             entry.epoch = epoch;
@@ -324,13 +350,16 @@ impl ProducerState {
     /// The snapshot file's bytes: the state as of `offset` (everything below it recorded).
     ///
     /// ```text
-    /// magic u32 "SPS2" | offset i64 | producers u32 |
+    /// magic u32 "SPS3" | offset i64 | producers u32 |
     ///   per producer: id i64, epoch i16, last_append_ms i64, txn_first_offset i64 (-1: none),
+    ///     coordinator_epoch i32 (-1: none),
     ///     batches u8, per batch: first_seq i32, last_seq i32, base_offset i64, last_offset i64
     /// | crc32c u32 of everything before it
     /// ```
-    /// "SPS1" (written before transactions) is the same without `txn_first_offset`, and every
-    /// producer in it has at least one batch; it still loads.
+    /// Older snapshots still load: "SPS2" is the same without `coordinator_epoch` (it loads
+    /// as -1: no marker of any coordinator is refused until the next one is written), "SPS1"
+    /// (written before transactions) without `txn_first_offset` either, and every producer in
+    /// it has at least one batch.
     pub fn encode(&self, offset: Offset) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -344,6 +373,7 @@ impl ProducerState {
             out.extend_from_slice(&entry.epoch.to_be_bytes());
             out.extend_from_slice(&entry.last_append_ms.to_be_bytes());
             out.extend_from_slice(&entry.txn_first_offset.map_or(-1, |o| o.0).to_be_bytes());
+            out.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
             out.push(entry.batches.len() as u8);
             for batch in &entry.batches {
                 out.extend_from_slice(&batch.first_seq.to_be_bytes());
@@ -364,9 +394,10 @@ impl ProducerState {
             return None;
         }
         let mut reader = Reader(body);
-        let with_txns = match reader.take(4)? {
-            magic if magic == SNAPSHOT_MAGIC => true,
-            magic if magic == SNAPSHOT_MAGIC_V1 => false,
+        let (with_txns, with_coordinator_epochs) = match reader.take(4)? {
+            magic if magic == SNAPSHOT_MAGIC => (true, true),
+            magic if magic == SNAPSHOT_MAGIC_V2 => (true, false),
+            magic if magic == SNAPSHOT_MAGIC_V1 => (false, false),
             _ => return None,
         };
         let offset = Offset(reader.i64()?);
@@ -381,6 +412,7 @@ impl ProducerState {
             } else {
                 None
             };
+            let coordinator_epoch = if with_coordinator_epochs { reader.i32()? } else { -1 };
             let batch_count = usize::from(reader.take(1)?[0]);
             if (batch_count == 0 && !with_txns) || batch_count > PRODUCER_BATCHES_KEPT {
                 return None;
@@ -404,6 +436,7 @@ impl ProducerState {
                     batches,
                     last_append_ms,
                     txn_first_offset,
+                    coordinator_epoch,
                 },
             );
         }
@@ -411,7 +444,8 @@ impl ProducerState {
     }
 }
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS3";
+const SNAPSHOT_MAGIC_V2: &[u8; 4] = b"SPS2";
 const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
 
 struct Reader<'a>(&'a [u8]);
@@ -575,7 +609,7 @@ mod tests {
         let mut state = ProducerState::default();
         record(&mut state, &batch(7, 2, 0, 3, 10));
         let bytes = state.encode(Offset(13));
-        let body = |magic: &[u8; 4], with_txn: bool| {
+        let body = |magic: &[u8; 4], with_txn: bool, with_coordinator_epoch: bool| {
             let mut body = Vec::new();
             body.extend_from_slice(magic);
             body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]); // offset
@@ -586,6 +620,9 @@ mod tests {
             if with_txn {
                 body.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
             }
+            if with_coordinator_epoch {
+                body.extend_from_slice(&(-1i32).to_be_bytes()); // no marker yet
+            }
             body.push(1); // batches
             body.extend_from_slice(&[0, 0, 0, 0]); // first sequence
             body.extend_from_slice(&[0, 0, 0, 2]); // last sequence
@@ -593,14 +630,16 @@ mod tests {
             body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 12]); // last offset
             body
         };
-        let v2 = body(b"SPS2", true);
-        assert_eq!(&bytes[..bytes.len() - 4], &v2[..]);
-        assert_eq!(&bytes[bytes.len() - 4..], &crc32c::crc32c(&v2).to_be_bytes()[..]);
-        // A snapshot written before transactions still loads, to the same state.
-        let mut v1 = body(b"SPS1", false);
-        let crc = crc32c::crc32c(&v1);
-        v1.extend_from_slice(&crc.to_be_bytes());
-        assert_eq!(ProducerState::decode(&v1), Some((Offset(13), state)));
+        let v3 = body(b"SPS3", true, true);
+        assert_eq!(&bytes[..bytes.len() - 4], &v3[..]);
+        assert_eq!(&bytes[bytes.len() - 4..], &crc32c::crc32c(&v3).to_be_bytes()[..]);
+        // Snapshots written before coordinator epochs, and before transactions, still load,
+        // to the same state.
+        for mut older in [body(b"SPS2", true, false), body(b"SPS1", false, false)] {
+            let crc = crc32c::crc32c(&older);
+            older.extend_from_slice(&crc.to_be_bytes());
+            assert_eq!(ProducerState::decode(&older), Some((Offset(13), state.clone())));
+        }
     }
 
     /// `batch` with the transactional attribute set.
@@ -663,11 +702,28 @@ mod tests {
             check(&state, &transactional(4, 1, 2, 1, 0)).unwrap_err().kafka_code(),
             KafkaCode::InvalidProducerEpoch
         );
-        assert!(state.check_marker(4, 1).is_err());
-        assert!(state.check_marker(4, 2).is_ok());
+        assert!(state.check_marker(4, 1, 0).is_err());
+        assert!(state.check_marker(4, 2, 0).is_ok());
         // A marker for a partition the producer never wrote closes nothing; its first batch
         // at that epoch may start anywhere.
         assert_eq!(record(&mut state, &marker(9, 0, true, 3)), None);
         assert_eq!(check(&state, &transactional(9, 0, 0, 1, 0)), Ok(Sequenced::Append));
+    }
+
+    /// A marker of an older coordinator than the producer's last marker is refused; the
+    /// coordinator epoch survives a snapshot.
+    #[test]
+    fn a_marker_of_an_older_coordinator_is_fenced() {
+        let mut state = ProducerState::default();
+        record(&mut state, &transactional(5, 0, 0, 1, 0));
+        let mut newer = crate::record::encode_marker(5, 0, 3, Marker::Commit, 0).to_vec();
+        patch_offsets(&mut newer, Offset(1), 0);
+        assert!(record(&mut state, &newer).is_some());
+        let stale = state.check_marker(5, 0, 2).unwrap_err();
+        assert_eq!(stale.kafka_code(), KafkaCode::TransactionCoordinatorFenced);
+        assert!(state.check_marker(5, 0, 3).is_ok());
+        assert!(state.check_marker(5, 1, 4).is_ok());
+        let (_, restored) = ProducerState::decode(&state.encode(Offset(2))).unwrap();
+        assert!(restored.check_marker(5, 0, 2).is_err());
     }
 }

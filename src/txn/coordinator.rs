@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::records;
-use super::state::{TxnMetadata, TxnStatus, EPOCH_MAX};
+use super::state::{Ending, TxnMetadata, TxnStatus, EPOCH_MAX};
 use super::{MarkerWork, TxnHost, TRANSACTIONS};
 use crate::constants::TXN_BUSY_WAIT_MAX;
 use crate::error::KafkaCode;
@@ -209,7 +209,9 @@ impl TxnCoordinator {
         Ok(answer)
     }
 
-    /// AddPartitionsToTxn and AddOffsetsToTxn: the partitions join the ongoing transaction.
+    /// AddPartitionsToTxn and AddOffsetsToTxn: the partitions join the ongoing transaction
+    /// (beginning one if none is); `tv2` when a leader adds them on the producer's behalf
+    /// (KIP-890's implicit add).
     pub async fn add_partitions(
         &self,
         host: &Rc<impl TxnHost>,
@@ -217,11 +219,12 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        tv2: bool,
     ) -> Result<(), KafkaCode> {
         tracing::debug!(target: "sluice::txn", "transaction {}: adding {partitions:?}", crate::text::escape(id));
         let _busy = self.claim_when_free(id).await?;
         let txn = self.get(id).ok_or(KafkaCode::InvalidProducerIdMapping)?;
-        match txn.add_partitions(producer_id, epoch, partitions, now_ms())? {
+        match txn.add_partitions(producer_id, epoch, partitions, tv2, now_ms())? {
             None => Ok(()),
             Some(next) => self.persist(host, id, Some(next)).await,
         }
@@ -239,7 +242,9 @@ impl TxnCoordinator {
         }
     }
 
-    /// EndTxn: persists the decision, answers, and completes it in the background.
+    /// EndTxn: persists the decision, answers, and completes it in the background. `tv2`:
+    /// EndTxn v5+, which bumps the epoch; the answer is the producer id and epoch the producer
+    /// goes on with.
     pub async fn end_txn(
         &self,
         host: &Rc<impl TxnHost>,
@@ -247,17 +252,25 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), KafkaCode> {
+        tv2: bool,
+    ) -> Result<(i64, i16), KafkaCode> {
         tracing::debug!(target: "sluice::txn", "transaction {}: ending (commit {commit})", crate::text::escape(id));
         let busy = self.claim_when_free(id).await?;
         let txn = self.get(id).ok_or(KafkaCode::InvalidProducerIdMapping)?;
-        let Some(next) = txn.end(producer_id, epoch, commit, now_ms())? else {
-            return Ok(());
+        let fresh = if txn.needs_fresh_id(tv2) {
+            Some(host.allocate_producer_id().await?)
+        } else {
+            None
+        };
+        let next = match txn.end(producer_id, epoch, commit, tv2, fresh, now_ms())? {
+            Ending::Done => return Ok(txn.continues_as()),
+            Ending::Prepare(next) => next,
         };
         self.persist(host, id, Some(next.clone())).await?;
+        let answer = next.continues_as();
         drop(busy);
         self.spawn_completion(host, next);
-        Ok(())
+        Ok(answer)
     }
 
     /// Writes the markers of a Prepare* transaction and persists its completion, retrying
@@ -295,6 +308,18 @@ impl TxnCoordinator {
                         partitions: left.clone(),
                     })
                     .await;
+                if results
+                    .iter()
+                    .any(|(_, code)| *code == Some(KafkaCode::TransactionCoordinatorFenced))
+                {
+                    // A newer coordinator has written this producer's markers: the id is its.
+                    tracing::info!(
+                        target: "sluice::txn",
+                        "transaction {}: fenced by a newer coordinator; leaving it to that one",
+                        crate::text::escape(&txn.id)
+                    );
+                    return;
+                }
                 left = results
                     .into_iter()
                     .filter_map(|(partition, code)| match code {

@@ -10,6 +10,12 @@
 //! While Prepare*, every request but a retried EndTxn of the same outcome waits
 //! (CONCURRENT_TRANSACTIONS). Invariants: an Ongoing or Prepare* transaction has partitions;
 //! a Complete* or Empty one has none.
+//!
+//! Transaction version 2 (KIP-890 part 2): a client that ends its transaction with EndTxn v5
+//! gets its epoch bumped by every ending, so the markers carry `epoch + 1` and fence any
+//! batch of the ended transaction still in flight; the answer names the epoch (or, once the
+//! epoch is exhausted, the fresh producer id at epoch 0) to go on with. A retried v5 EndTxn
+//! arrives with the epoch before the bump and is recognised by it.
 
 use std::collections::BTreeSet;
 
@@ -91,6 +97,22 @@ pub struct TxnMetadata {
     /// When the ongoing transaction began (-1 when none).
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// The client ends its transactions with an epoch bump (transaction version 2).
+    pub tv2: bool,
+    /// The producer id before the last epoch overflow (-1: none), so a retried EndTxn of
+    /// the old id is still recognised.
+    pub previous_producer_id: i64,
+    /// The producer id a completing transaction moves to when its epoch is exhausted (-1: none).
+    pub next_producer_id: i64,
+}
+
+/// What an EndTxn comes to when it is not refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The Prepare* state to persist before the markers are written.
+    Prepare(TxnMetadata),
+    /// A retry of an ending already done: nothing to change.
+    Done,
 }
 
 /// The largest epoch handed out before a producer id is replaced by a fresh one (Kafka keeps
@@ -108,6 +130,19 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_ms: -1,
             last_update_ms: now_ms,
+            tv2: false,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+        }
+    }
+
+    /// The producer id and epoch the client goes on with after this state's ending: the
+    /// fresh id at epoch 0 when the ending moves to one.
+    pub fn continues_as(&self) -> (i64, i16) {
+        if self.next_producer_id >= 0 {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.epoch)
         }
     }
 
@@ -142,13 +177,15 @@ impl TxnMetadata {
         Ok(())
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn: the next state, None if every partition is
+    /// AddPartitionsToTxn / AddOffsetsToTxn, or a leader adding a partition on a producer's
+    /// behalf (`tv2`, KIP-890's implicit add): the next state, None if every partition is
     /// already in the ongoing transaction.
     pub fn add_partitions(
         &self,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        tv2: bool,
         now_ms: i64,
     ) -> Result<Option<TxnMetadata>, KafkaCode> {
         self.check_producer(producer_id, epoch)?;
@@ -161,6 +198,9 @@ impl TxnMetadata {
         let mut next = self.clone();
         if next.status != TxnStatus::Ongoing {
             next.start_ms = now_ms;
+            next.tv2 = tv2;
+        } else {
+            next.tv2 |= tv2;
         }
         next.status = TxnStatus::Ongoing;
         next.partitions.extend(partitions.iter().cloned());
@@ -168,15 +208,24 @@ impl TxnMetadata {
         Ok(Some(next))
     }
 
-    /// EndTxn: the Prepare* state to persist, or None for a retry of an ending already done.
+    /// EndTxn: the Prepare* state to persist, or [`Ending::Done`] for a retry of an ending
+    /// already done. `tv2`: the request is EndTxn v5+, ending with an epoch bump; `fresh_id`
+    /// is the producer id to move to when the epoch is exhausted (asked for only then, see
+    /// [`TxnMetadata::needs_fresh_id`]).
     pub fn end(
         &self,
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        tv2: bool,
+        fresh_id: Option<i64>,
         now_ms: i64,
-    ) -> Result<Option<TxnMetadata>, KafkaCode> {
-        self.check_producer(producer_id, epoch)?;
+    ) -> Result<Ending, KafkaCode> {
+        if self.tv2 {
+            self.check_tv2_ending(producer_id, epoch)?;
+        } else {
+            self.check_producer(producer_id, epoch)?;
+        }
         match (self.status, commit) {
             (TxnStatus::Ongoing, _) => {
                 let mut next = self.clone();
@@ -185,14 +234,52 @@ impl TxnMetadata {
                 } else {
                     TxnStatus::PrepareAbort
                 };
+                next.tv2 = tv2;
+                if tv2 {
+                    // EPOCH_MAX + 1 is still a valid epoch: the markers carry it, and the
+                    // producer goes on under its fresh id.
+                    next.epoch = self.epoch + 1;
+                    if self.epoch >= EPOCH_MAX {
+                        next.next_producer_id = fresh_id.expect("a fresh producer id for an exhausted epoch");
+                    }
+                }
                 next.last_update_ms = now_ms;
-                Ok(Some(next))
+                Ok(Ending::Prepare(next))
             }
-            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(None),
+            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(Ending::Done),
             (TxnStatus::PrepareCommit, true) | (TxnStatus::PrepareAbort, false) => {
                 Err(KafkaCode::ConcurrentTransactions)
             }
             _ => Err(KafkaCode::InvalidTxnState),
+        }
+    }
+
+    /// Whether an EndTxn v5 at `epoch` must bring a fresh producer id along.
+    pub fn needs_fresh_id(&self, tv2: bool) -> bool {
+        tv2 && self.status == TxnStatus::Ongoing && self.epoch >= EPOCH_MAX
+    }
+
+    /// Kafka's epoch rule for an id whose last ending bumped the epoch: the ongoing (or not
+    /// yet begun) transaction is ended at the current epoch; a completing or completed one
+    /// only by a retry, at the epoch before the bump (or the old id's last epoch across an
+    /// overflow).
+    fn check_tv2_ending(&self, producer_id: i64, epoch: i16) -> Result<(), KafkaCode> {
+        let retried = epoch.checked_add(1) == Some(self.epoch);
+        let retried_over_overflow = self.previous_producer_id == producer_id && epoch == EPOCH_MAX && self.epoch == 0;
+        if producer_id != self.producer_id && !retried_over_overflow {
+            return Err(KafkaCode::InvalidProducerIdMapping);
+        }
+        let valid = match self.status {
+            TxnStatus::Ongoing | TxnStatus::Empty | TxnStatus::Dead | TxnStatus::PrepareEpochFence => {
+                epoch == self.epoch
+            }
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort => retried,
+            TxnStatus::CompleteCommit | TxnStatus::CompleteAbort => retried || retried_over_overflow,
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(KafkaCode::ProducerFenced)
         }
     }
 
@@ -222,6 +309,12 @@ impl TxnMetadata {
             TxnStatus::PrepareAbort => TxnStatus::CompleteAbort,
             other => panic!("completing transaction {} in {}", self.id, other.name()),
         };
+        if self.next_producer_id >= 0 {
+            next.previous_producer_id = self.producer_id;
+            next.producer_id = self.next_producer_id;
+            next.next_producer_id = -1;
+            next.epoch = 0;
+        }
         next.partitions.clear();
         next.start_ms = -1;
         next.last_update_ms = now_ms;
@@ -240,6 +333,9 @@ impl TxnMetadata {
         }
         next.timeout_ms = timeout_ms;
         next.status = TxnStatus::Empty;
+        next.tv2 = false;
+        next.previous_producer_id = -1;
+        next.next_producer_id = -1;
         next.partitions.clear();
         next.start_ms = -1;
         next.last_update_ms = now_ms;
@@ -253,7 +349,7 @@ mod tests {
 
     fn ongoing() -> TxnMetadata {
         let txn = TxnMetadata::new("t", 7, 60_000, 0);
-        txn.add_partitions(7, 0, &[("a".into(), 0)], 1).unwrap().unwrap()
+        txn.add_partitions(7, 0, &[("a".into(), 0)], false, 1).unwrap().unwrap()
     }
 
     #[test]
@@ -261,36 +357,51 @@ mod tests {
         let txn = ongoing();
         assert_eq!(txn.status, TxnStatus::Ongoing);
         assert_eq!(txn.start_ms, 1);
-        assert_eq!(txn.add_partitions(7, 0, &[("a".into(), 0)], 2), Ok(None));
-        let prepared = txn.end(7, 0, true, 3).unwrap().unwrap();
+        assert_eq!(txn.add_partitions(7, 0, &[("a".into(), 0)], false, 2), Ok(None));
+        let Ending::Prepare(prepared) = txn.end(7, 0, true, false, None, 3).unwrap() else {
+            panic!("an ongoing transaction ends")
+        };
         assert_eq!(prepared.status, TxnStatus::PrepareCommit);
         prepared.check_invariants();
-        assert_eq!(prepared.end(7, 0, true, 4), Err(KafkaCode::ConcurrentTransactions));
-        assert_eq!(prepared.end(7, 0, false, 4), Err(KafkaCode::InvalidTxnState));
         assert_eq!(
-            prepared.add_partitions(7, 0, &[("b".into(), 0)], 4),
+            prepared.end(7, 0, true, false, None, 4),
+            Err(KafkaCode::ConcurrentTransactions)
+        );
+        assert_eq!(
+            prepared.end(7, 0, false, false, None, 4),
+            Err(KafkaCode::InvalidTxnState)
+        );
+        assert_eq!(
+            prepared.add_partitions(7, 0, &[("b".into(), 0)], false, 4),
             Err(KafkaCode::ConcurrentTransactions)
         );
         let done = prepared.completed(5);
         done.check_invariants();
         assert_eq!(done.status, TxnStatus::CompleteCommit);
-        assert_eq!(done.end(7, 0, true, 6), Ok(None), "a retried commit");
-        assert_eq!(done.end(7, 0, false, 6), Err(KafkaCode::InvalidTxnState));
+        assert_eq!(
+            done.end(7, 0, true, false, None, 6),
+            Ok(Ending::Done),
+            "a retried commit"
+        );
+        assert_eq!(done.end(7, 0, false, false, None, 6), Err(KafkaCode::InvalidTxnState));
     }
 
     #[test]
     fn old_epochs_and_other_ids_are_refused() {
         let txn = ongoing();
-        assert_eq!(txn.end(7, 1, true, 0), Err(KafkaCode::ProducerFenced));
-        assert_eq!(txn.end(8, 0, true, 0), Err(KafkaCode::InvalidProducerIdMapping));
+        assert_eq!(txn.end(7, 1, true, false, None, 0), Err(KafkaCode::ProducerFenced));
+        assert_eq!(
+            txn.end(8, 0, true, false, None, 0),
+            Err(KafkaCode::InvalidProducerIdMapping)
+        );
         let fenced = txn.fence_and_abort(9);
         assert_eq!((fenced.epoch, fenced.status), (1, TxnStatus::PrepareAbort));
         assert_eq!(
-            fenced.add_partitions(7, 0, &[("a".into(), 0)], 9),
+            fenced.add_partitions(7, 0, &[("a".into(), 0)], false, 9),
             Err(KafkaCode::ProducerFenced)
         );
         let empty = TxnMetadata::new("t", 7, 1, 0);
-        assert_eq!(empty.end(7, 0, true, 0), Err(KafkaCode::InvalidTxnState));
+        assert_eq!(empty.end(7, 0, true, false, None, 0), Err(KafkaCode::InvalidTxnState));
     }
 
     #[test]
@@ -301,5 +412,64 @@ mod tests {
         assert_eq!((next.producer_id, next.epoch), (99, 0));
         txn.epoch = 3;
         assert_eq!(txn.bumped(1, || unreachable!("epochs left"), 1).epoch, 4);
+    }
+
+    /// Transaction version 2: every ending bumps the epoch; retries come at the old epoch.
+    #[test]
+    fn a_v2_ending_bumps_the_epoch_and_recognises_its_retry() {
+        let txn = TxnMetadata::new("t", 7, 60_000, 0)
+            .add_partitions(7, 0, &[("a".into(), 0)], true, 1)
+            .unwrap()
+            .unwrap();
+        assert!(txn.tv2);
+        let Ending::Prepare(prepared) = txn.end(7, 0, true, true, None, 2).unwrap() else {
+            panic!("an ongoing transaction ends")
+        };
+        assert_eq!((prepared.status, prepared.epoch), (TxnStatus::PrepareCommit, 1));
+        assert_eq!(prepared.continues_as(), (7, 1));
+        // The retry, at the epoch before the bump, waits; the bumped epoch is not a retry.
+        assert_eq!(
+            prepared.end(7, 0, true, true, None, 3),
+            Err(KafkaCode::ConcurrentTransactions)
+        );
+        assert_eq!(prepared.end(7, 1, true, true, None, 3), Err(KafkaCode::ProducerFenced));
+        let done = prepared.completed(4);
+        assert_eq!(done.end(7, 0, true, true, None, 5), Ok(Ending::Done));
+        assert_eq!(done.end(7, 0, false, true, None, 5), Err(KafkaCode::InvalidTxnState));
+        assert_eq!(done.end(7, 1, true, true, None, 5), Err(KafkaCode::ProducerFenced));
+        // The next transaction runs at the bumped epoch; the old one is fenced.
+        assert_eq!(
+            done.add_partitions(7, 0, &[("a".into(), 0)], true, 6),
+            Err(KafkaCode::ProducerFenced)
+        );
+        let next = done.add_partitions(7, 1, &[("b".into(), 0)], true, 6).unwrap().unwrap();
+        assert_eq!((next.status, next.epoch, next.start_ms), (TxnStatus::Ongoing, 1, 6));
+    }
+
+    /// An exhausted epoch: the markers carry the last epoch, then the producer moves to a
+    /// fresh id at epoch 0, and a retry under the old id is still answered.
+    #[test]
+    fn a_v2_ending_at_an_exhausted_epoch_moves_to_a_fresh_id() {
+        let mut txn = TxnMetadata::new("t", 7, 60_000, 0);
+        txn.epoch = EPOCH_MAX;
+        let txn = txn
+            .add_partitions(7, EPOCH_MAX, &[("a".into(), 0)], true, 1)
+            .unwrap()
+            .unwrap();
+        assert!(txn.needs_fresh_id(true));
+        assert!(!txn.needs_fresh_id(false));
+        let Ending::Prepare(prepared) = txn.end(7, EPOCH_MAX, false, true, Some(99), 2).unwrap() else {
+            panic!("an ongoing transaction ends")
+        };
+        assert_eq!((prepared.producer_id, prepared.epoch), (7, i16::MAX));
+        assert_eq!(prepared.continues_as(), (99, 0));
+        let done = prepared.completed(3);
+        assert_eq!((done.producer_id, done.epoch, done.previous_producer_id), (99, 0, 7));
+        assert_eq!(done.continues_as(), (99, 0));
+        assert_eq!(done.end(7, EPOCH_MAX, false, true, None, 4), Ok(Ending::Done));
+        assert_eq!(
+            done.end(8, EPOCH_MAX, false, true, None, 4),
+            Err(KafkaCode::InvalidProducerIdMapping)
+        );
     }
 }

@@ -26,7 +26,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AddOffsetsToTxnRequest) -
         Ok(partition) => crate::txn::on_coordinator(ctx.shard, &id.clone(), move |host: Rc<Shard>| async move {
             let offsets = [(crate::group::OFFSETS_TOPIC.to_string(), partition)];
             host.transactions
-                .add_partitions(&host, &id, producer_id, epoch, &offsets)
+                .add_partitions(&host, &id, producer_id, epoch, &offsets, false)
                 .await
         })
         .await

@@ -1,6 +1,7 @@
 //! AddPartitionsToTxn: partitions join a producer's ongoing transaction (v0-3: one
 //! transaction; v4+: several, as a broker asks, with `verify_only` asking whether they are
-//! already in it). A partition that does not exist fails with UNKNOWN_TOPIC_OR_PARTITION and
+//! already in it; v5 without `verify_only` is a partition leader adding them for a
+//! transaction-version-2 producer, KIP-890's implicit add). A partition that does not exist fails with UNKNOWN_TOPIC_OR_PARTITION and
 //! the rest of its transaction with OPERATION_NOT_ATTEMPTED, as in Kafka.
 
 use std::rc::Rc;
@@ -18,8 +19,8 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
 use crate::node::Shard;
 
-/// The versions served (v5 belongs to KIP-890's second phase, not served).
-pub const API: Api = Api::new(ApiKey::AddPartitionsToTxn, 0, 4);
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::AddPartitionsToTxn, 0, 5);
 
 /// One transaction's partitions and their answers.
 type Answers = Vec<((String, i32), Option<KafkaCode>)>;
@@ -33,6 +34,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AddPartitionsToTxnRequest
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
             &request.v3_and_below_topics,
+            false,
             false,
         )
         .await;
@@ -48,6 +50,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AddPartitionsToTxnRequest
             txn.producer_epoch,
             &txn.topics,
             txn.verify_only,
+            version >= crate::node::transactions::ADD_FOR_PRODUCER_VERSION,
         )
         .await;
         results.push(
@@ -84,6 +87,7 @@ async fn add(
     epoch: i16,
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
+    tv2: bool,
 ) -> Answers {
     let partitions: Vec<(String, i32)> = topics
         .iter()
@@ -121,7 +125,7 @@ async fn add(
                 .collect());
         }
         host.transactions
-            .add_partitions(&host, &id, producer_id, epoch, &wanted)
+            .add_partitions(&host, &id, producer_id, epoch, &wanted, tv2)
             .await
             .map(|()| wanted.iter().map(|p| (p.clone(), None)).collect::<Answers>())
     })

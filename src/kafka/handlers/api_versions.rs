@@ -1,7 +1,12 @@
-//! ApiVersions: the versions of every API Sluice serves, built from the one table.
+//! ApiVersions: the versions of every API Sluice serves, built from the one table, and (v3+)
+//! the features it supports and has finalized: `transaction.version`, which tells a client
+//! whether to use KIP-890's second phase (implicit adds, an epoch bump at every ending).
 
-use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
@@ -10,19 +15,43 @@ use crate::kafka::handlers::{Api, APIS};
 /// The versions served.
 pub const API: Api = Api::new(ApiKey::ApiVersions, 0, 4);
 
-pub async fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {
-    response()
+/// The feature naming the transaction protocol version.
+const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+
+/// The epoch of the finalized features: they are fixed by the configuration, never changed
+/// online (a client keeps the features of the highest epoch it has seen; -1 is "none").
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
+
+pub async fn handle(ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {
+    response(ctx.shard.config.transaction_version)
 }
 
-/// Every API in the registry, at the versions it advertises.
-fn response() -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(table())
+/// Every API in the registry, at the versions it advertises, and the features (a feature at
+/// level 0 is not finalized, as in Kafka).
+fn response(transaction_version: i16) -> ApiVersionsResponse {
+    let finalized = (transaction_version > 0)
+        .then(|| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(TRANSACTION_VERSION_FEATURE))
+                .with_min_version_level(transaction_version)
+                .with_max_version_level(transaction_version)
+        })
+        .into_iter()
+        .collect();
+    ApiVersionsResponse::default()
+        .with_api_keys(table())
+        .with_supported_features(vec![SupportedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(TRANSACTION_VERSION_FEATURE))
+            .with_min_version(0)
+            .with_max_version(crate::constants::TRANSACTION_VERSION_MAX)])
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(finalized)
 }
 
 /// The answer to an ApiVersions version we do not know (KIP-511): the error and our table,
 /// encoded as v0 so any client can read it.
 pub fn unsupported_version() -> ApiVersionsResponse {
-    response().with_error_code(KafkaCode::UnsupportedVersion.code())
+    response(0).with_error_code(KafkaCode::UnsupportedVersion.code())
 }
 
 fn table() -> Vec<ApiVersion> {
@@ -42,7 +71,7 @@ mod tests {
 
     #[test]
     fn produce_is_advertised_from_v0() {
-        let produce = response().api_keys.into_iter().find(|a| a.api_key == 0).unwrap();
+        let produce = response(2).api_keys.into_iter().find(|a| a.api_key == 0).unwrap();
         assert_eq!(produce.min_version, 0);
     }
 

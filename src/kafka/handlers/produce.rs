@@ -23,8 +23,12 @@
 //! OUT_OF_ORDER_SEQUENCE_NUMBER and an old epoch INVALID_PRODUCER_EPOCH. Such a batch must be
 //! its partition's only one, as Kafka requires of every v3+ produce. A transactional batch
 //! opens (or continues) its producer's transaction in the partition, which holds the last
-//! stable offset until the coordinator's marker ends it. As before KIP-890, the leader does
-//! not ask the coordinator whether the partition was added to the transaction.
+//! stable offset until the coordinator's marker ends it. From v12, with transaction version 2
+//! finalized (KIP-890 part 2), a transactional batch whose producer has no transaction open in
+//! the partition at its epoch first adds the partition to the producer's transaction on its
+//! coordinator (the implicit add: such a producer sends no AddPartitionsToTxn); a coordinator
+//! that cannot answer yet makes the partition fail with the retriable NOT_ENOUGH_REPLICAS, as
+//! in Kafka. Older producers add their partitions themselves and the leader does not check.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -111,6 +115,53 @@ struct AppendWork {
     durable: bool,
     /// acks=all: how long to wait for every in-sync replica to hold the records.
     replicated: Option<std::time::Duration>,
+    /// A transaction-version-2 producer's transactional batch: its partition joins the
+    /// transaction before the append, if it has not yet.
+    implicit_add: Option<ImplicitAdd>,
+}
+
+/// Whose transaction a batch's partition joins (KIP-890's implicit add).
+struct ImplicitAdd {
+    transactional_id: String,
+    producer_id: i64,
+    epoch: i16,
+}
+
+/// The first Produce version whose transactional batches add their partitions themselves
+/// (with transaction version 2 finalized).
+const IMPLICIT_ADD_VERSION: i16 = 12;
+
+/// The implicit add for `batches`, if they are a transaction-version-2 producer's.
+fn implicit_add(shard: &Shard, version: i16, transactional_id: Option<&str>, batches: &[Bytes]) -> Option<ImplicitAdd> {
+    if version < IMPLICIT_ADD_VERSION || shard.config.transaction_version < 2 {
+        return None;
+    }
+    let header = record::BatchHeader::new(batches.first()?).ok()?;
+    if !header.is_transactional() || header.producer_id() < 0 {
+        return None;
+    }
+    Some(ImplicitAdd {
+        transactional_id: transactional_id?.to_string(),
+        producer_id: header.producer_id(),
+        epoch: header.producer_epoch(),
+    })
+}
+
+/// A coordinator's refusal of an implicit add as a produce error, as Kafka translates it:
+/// what the client would retry anyway becomes NOT_ENOUGH_REPLICAS (retriable, and no metadata
+/// refresh), a fenced producer INVALID_PRODUCER_EPOCH.
+fn add_refused(code: KafkaCode) -> Appended {
+    let message = format!("the partition could not be added to the transaction: {code:?}");
+    let code = match code {
+        KafkaCode::ConcurrentTransactions
+        | KafkaCode::CoordinatorLoadInProgress
+        | KafkaCode::CoordinatorNotAvailable
+        | KafkaCode::NotCoordinator
+        | KafkaCode::NetworkException => KafkaCode::NotEnoughReplicas,
+        KafkaCode::ProducerFenced => KafkaCode::InvalidProducerEpoch,
+        other => other,
+    };
+    Appended::failed(code, Some(message))
 }
 
 /// The versions served.
@@ -123,6 +174,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
     let frame_bytes = ctx.frame_bytes;
     let started = Instant::now();
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
     let snapshot = shard.metadata();
     // One reading of the clock for the whole request, as Kafka validates a partition's
     // records against one `now`.
@@ -163,6 +215,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
             };
             match answer {
                 Ok((owner, batches)) => {
+                    let implicit_add = implicit_add(shard, version, transactional_id.as_deref(), &batches);
                     items.push((
                         owner,
                         AppendWork {
@@ -175,6 +228,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                             durable: acks != 0,
                             replicated: (acks == -1)
                                 .then(|| std::time::Duration::from_millis(request.timeout_ms.max(0) as u64)),
+                            implicit_add,
                         },
                     ));
                     row.push(None);
@@ -418,6 +472,22 @@ async fn append(shard: Rc<Shard>, work: AppendWork) -> Appended {
     if work.replicated.is_some() {
         if let Some(refused) = under_min_isr(&shard, &work.topic, work.partition, KafkaCode::NotEnoughReplicas) {
             return refused;
+        }
+    }
+    if let Some(add) = &work.implicit_add {
+        if !log.in_transaction_at(add.producer_id, add.epoch) {
+            let partition = vec![(work.topic.clone(), work.partition.0)];
+            let added = crate::node::transactions::add_for_producer(
+                &shard,
+                &add.transactional_id,
+                add.producer_id,
+                add.epoch,
+                partition,
+            )
+            .await;
+            if let Err(code) = added {
+                return add_refused(code);
+            }
         }
     }
     let enqueued = Instant::now();

@@ -2,7 +2,9 @@
 //! They are appended to the group's `__consumer_offsets` partition as the producer's
 //! transactional batch and staged; they become the group's committed offsets when the
 //! transaction's commit marker reaches that partition, and vanish at an abort. A member of a
-//! live group (v3+, KIP-447) must name its current generation.
+//! live group (v3+, KIP-447) must name its current generation. From v5, with transaction
+//! version 2 finalized, the group's partition joins the transaction here (KIP-890's implicit
+//! add: such a producer sends no AddOffsetsToTxn).
 
 use std::rc::Rc;
 
@@ -22,8 +24,11 @@ use crate::kafka::handlers::{error_code, Api};
 use crate::node::Shard;
 use crate::storage::segment::now_ms;
 
-/// The versions served (v5 belongs to KIP-890's second phase, not served).
-pub const API: Api = Api::new(ApiKey::TxnOffsetCommit, 0, 4);
+/// The versions served.
+pub const API: Api = Api::new(ApiKey::TxnOffsetCommit, 0, 5);
+
+/// The first version whose offsets partition joins the transaction implicitly.
+const IMPLICIT_ADD_VERSION: i16 = 5;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let shard = ctx.shard;
@@ -34,8 +39,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
         .iter()
         .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()))
         .collect();
+    let implicit_add = version >= IMPLICIT_ADD_VERSION && shard.config.transaction_version >= 2;
     let codes = on_coordinator(shard, &group_id.clone(), move |shard| async move {
-        commit(&shard, &group_id, request).await
+        commit(&shard, &group_id, request, implicit_add).await
     })
     .await
     .unwrap_or_else(|code| {
@@ -67,7 +73,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
 }
 
 /// Runs on the group's coordinator: one code per partition, in request order.
-async fn commit(shard: &Rc<Shard>, group_id: &str, request: TxnOffsetCommitRequest) -> Vec<Vec<Option<KafkaCode>>> {
+async fn commit(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    request: TxnOffsetCommitRequest,
+    implicit_add: bool,
+) -> Vec<Vec<Option<KafkaCode>>> {
     let every = |code: KafkaCode| -> Vec<Vec<Option<KafkaCode>>> {
         request
             .topics
@@ -132,12 +143,35 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: TxnOffsetCommitReque
         return codes;
     }
     let producer = (request.producer_id.0, request.producer_epoch);
+    let partition = match OFFSETS.locate(&snapshot, group_id) {
+        Ok((partition, _)) => partition,
+        Err(code) => return every(code),
+    };
+    if implicit_add {
+        let joined = shard
+            .log_for(crate::group::OFFSETS_TOPIC, partition)
+            .is_ok_and(|log| log.in_transaction_at(producer.0, producer.1));
+        if !joined {
+            let offsets = vec![(crate::group::OFFSETS_TOPIC.to_string(), partition.0)];
+            let id = request.transactional_id.0.to_string();
+            if let Err(code) =
+                crate::node::transactions::add_for_producer(shard, &id, producer.0, producer.1, offsets).await
+            {
+                // What the client should retry after finding the coordinator again.
+                let code = match code {
+                    KafkaCode::ConcurrentTransactions
+                    | KafkaCode::CoordinatorLoadInProgress
+                    | KafkaCode::NotCoordinator
+                    | KafkaCode::NetworkException => KafkaCode::CoordinatorNotAvailable,
+                    other => other,
+                };
+                return every(code);
+            }
+        }
+    }
     if let Err(code) = OFFSETS.persist_as(shard, group_id, records, Some(producer)).await {
         return every(code);
     }
-    match OFFSETS.locate(&snapshot, group_id) {
-        Ok((partition, _)) => shard.groups.stage_txn_offsets(partition.0, producer.0, staged),
-        Err(code) => return every(code),
-    }
+    shard.groups.stage_txn_offsets(partition.0, producer.0, staged);
     codes
 }

@@ -316,7 +316,8 @@ impl PartitionLog {
                 continue;
             }
             if header.is_control() {
-                producers.check_marker(header.producer_id(), header.producer_epoch())?;
+                let coordinator_epoch = record::marker_of(batch).map_or(-1, |end| end.coordinator_epoch);
+                producers.check_marker(header.producer_id(), header.producer_epoch(), coordinator_epoch)?;
                 continue;
             }
             if let Sequenced::Duplicate {

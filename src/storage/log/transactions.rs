@@ -33,9 +33,9 @@ impl PartitionLog {
         self.aborted.borrow().len()
     }
 
-    /// Whether `producer_id` has a transaction open in this partition.
-    pub fn in_transaction(&self, producer_id: i64) -> bool {
-        self.producers.borrow().in_transaction(producer_id)
+    /// Whether `producer_id` has a transaction open in this partition at `epoch`.
+    pub fn in_transaction_at(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers.borrow().in_transaction_at(producer_id, epoch)
     }
 
     /// The aborts recorded in the segments' `.txnindex` files whose markers lie below `from`
