@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# librdkafka's TLS (the rdkafka crate's `ssl` feature, for the TLS tests) builds against the
+# system's OpenSSL.
+if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi
+
 # kafka-python and aiokafka, the other client implementations, in a project-local virtualenv.
 if ! .venv/bin/python -c 'import kafka, aiokafka' >/dev/null 2>&1; then
     python3 -m venv .venv

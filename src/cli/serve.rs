@@ -16,6 +16,10 @@ pub struct ServeArgs {
     /// Address clients are told to connect to (default: the bound listen address).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// Kafka's `listeners`, e.g. `PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093`: every
+    /// listener, in place of --listen and --advertise.
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["listen", "advertise"])]
+    listeners: Option<String>,
     /// Directory holding topic data and metadata (default ./sluice-data).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -51,6 +55,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => ServerConfig::default(),
     };
+    if (args.listen.is_some() || args.advertise.is_some()) && config.security.listeners.is_some() {
+        anyhow::bail!("--listen and --advertise are PLAINTEXT shorthands: the config file sets listeners");
+    }
+    if let Some(listeners) = args.listeners {
+        config.set_by_flag("listeners");
+        config.security.listeners = Some(listeners);
+    }
     if let Some(listen) = args.listen {
         config.set_by_flag("listen");
         config.listen = listen;
@@ -94,10 +105,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// replication.
 fn serve_shard(
     shard: std::rc::Rc<crate::node::Shard>,
-    listen: std::net::SocketAddr,
     metrics_fd: Option<std::os::fd::RawFd>,
 ) -> Result<Vec<crate::runtime::Task<()>>, String> {
     let mut serving = crate::replication::start_shard(&shard);
-    serving.extend(crate::net::serve_shard(shard, listen, metrics_fd)?);
+    serving.extend(crate::net::serve_shard(shard, metrics_fd)?);
     Ok(serving)
 }

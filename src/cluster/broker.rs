@@ -92,6 +92,7 @@ pub struct Registration {
     pub id: i32,
     pub host: String,
     pub port: u16,
+    pub listeners: Vec<super::image::Endpoint>,
     pub heartbeat: Duration,
 }
 
@@ -112,6 +113,7 @@ pub async fn lifecycle(
             incarnation,
             host: me.host.clone(),
             port: me.port,
+            listeners: me.listeners.clone(),
         };
         let epoch = match client.write(command, Instant::now() + me.heartbeat * 4).await {
             Ok((_, Outcome::Registered { epoch })) => epoch,

@@ -22,12 +22,39 @@ pub struct BrokerRecord {
     pub epoch: u64,
     /// Random per process start, so a restarted broker is told from the one before it.
     pub incarnation: uuid::Uuid,
-    /// Where clients reach its Kafka listener.
+    /// Where its first listener is reached (by other brokers, and by clients of that one).
     pub host: String,
     pub port: u16,
+    /// Every listener by name, with the address its clients are told (the first one too);
+    /// empty in records registered before listeners were named.
+    #[serde(default)]
+    pub listeners: Vec<Endpoint>,
     /// A fenced broker leads nothing and is in no ISR it could leave; it is unfenced once it
     /// heartbeats with the metadata of its own registration.
     pub fenced: bool,
+}
+
+/// A named listener's advertised address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerRecord {
+    /// Where clients that came in on listener `name` reach this broker; a broker without such
+    /// a listener is not shown to them. A record without named listeners has its one address
+    /// as PLAINTEXT.
+    pub fn endpoint(&self, name: &str) -> Option<(String, u16)> {
+        if self.listeners.is_empty() {
+            return (name == "PLAINTEXT").then(|| (self.host.clone(), self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| (l.host.clone(), l.port))
+    }
 }
 
 /// One partition's replicas and leadership.
@@ -101,6 +128,8 @@ pub enum Command {
         incarnation: uuid::Uuid,
         host: String,
         port: u16,
+        #[serde(default)]
+        listeners: Vec<Endpoint>,
     },
     /// The broker heartbeats with the metadata of its own registration.
     UnfenceBroker {
@@ -214,6 +243,7 @@ impl ClusterImage {
                 incarnation,
                 host,
                 port,
+                listeners,
             } => {
                 if let Some(old) = self.brokers.get(&id) {
                     if !old.fenced {
@@ -229,6 +259,7 @@ impl ClusterImage {
                         incarnation,
                         host,
                         port,
+                        listeners,
                         fenced: true,
                     },
                 );
@@ -792,6 +823,7 @@ mod tests {
                 incarnation: uuid::Uuid::new_v4(),
                 host: "127.0.0.1".into(),
                 port: 9000 + id as u16,
+                listeners: Vec::new(),
             },
         );
         let Outcome::Registered { epoch } = outcome else {
@@ -962,6 +994,7 @@ mod tests {
                 incarnation: uuid::Uuid::new_v4(),
                 host: "127.0.0.1".into(),
                 port: 1,
+                listeners: Vec::new(),
             },
         ) else {
             panic!()

@@ -122,10 +122,12 @@ impl ClusterHandle {
     }
 }
 
-/// Where this broker is reached by clients.
+/// Where this broker is reached: its first listener (by other brokers too), and every
+/// listener by name.
 pub struct Advertised {
     pub host: String,
     pub port: u16,
+    pub listeners: Vec<image::Endpoint>,
 }
 
 /// Starts the cluster thread: the controller voter (when `process.roles` has it) and the
@@ -159,6 +161,7 @@ pub fn start(config: &ServerConfig, advertised: Advertised) -> anyhow::Result<Cl
         id: node_id,
         host: advertised.host,
         port: advertised.port,
+        listeners: advertised.listeners,
         heartbeat: Duration::from_millis(config.cluster.broker_heartbeat_interval_ms),
     });
 

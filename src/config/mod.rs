@@ -8,6 +8,8 @@
 mod broker;
 mod cluster;
 mod group;
+pub mod listeners;
+mod security;
 mod topic;
 mod values;
 
@@ -20,6 +22,8 @@ use serde::Deserialize;
 pub use crate::config::broker::{broker_key, BrokerKey, BrokerSetting, BROKER_KEYS};
 pub use crate::config::cluster::{ClusterSettings, ProcessRoles, Voter};
 pub use crate::config::group::{GroupConfig, GroupDefaults, GROUP_KEYS};
+pub use crate::config::listeners::{ListenerSpec, SecurityProtocol};
+pub use crate::config::security::{ClientAuth, SecuritySettings};
 pub use crate::config::topic::{
     topic_key, topic_key_of_broker, Cleanup, CleanupPolicy, ConfigType, Effect, TimestampType, TopicConfig, TopicKey,
     TOPIC_KEYS,
@@ -197,6 +201,9 @@ pub struct ServerConfig {
     /// takes whatever no struct field took.
     #[serde(flatten)]
     pub cluster: ClusterSettings,
+    /// Listeners and TLS (`listeners`, `advertised.listeners`, `ssl.*`), flattened likewise.
+    #[serde(flatten)]
+    pub security: SecuritySettings,
     /// Topic defaults, taken from the file by topic or broker key through [`TOPIC_KEYS`] in
     /// [`ServerConfig::from_toml`].
     #[serde(skip)]
@@ -348,6 +355,12 @@ impl ServerConfig {
                 .map_err(|reason| ConfigError::new(key.clone(), reason))?;
         }
         let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::new("config file", e.to_string()))?;
+        if table.contains_key("listeners") && (table.contains_key("listen") || table.contains_key("advertise")) {
+            return Err(ConfigError::new(
+                "listeners",
+                "replaces listen and advertise (PLAINTEXT shorthands): set one or the other",
+            ));
+        }
         config.explicit = table.keys().map(|key| broker_name_of_file_key(key)).collect();
         Ok(config)
     }
@@ -359,7 +372,7 @@ impl ServerConfig {
 
     /// Checks relations no single field can check; called once before the shards start.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        self.security.validate(self.listen_addr()?)?;
         if let Some(advertise) = &self.advertise {
             parse_host_port(advertise).map_err(|reason| ConfigError::new("advertise", reason))?;
         }
@@ -579,6 +592,15 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
 }
 
 /// Splits `host:port`, where the port must be a number.
+/// `host:port` where the host may be empty (a listener on every address).
+pub fn parse_host_port_allowing_empty(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    let port = port.parse::<u16>().map_err(|_| format!("{text:?} has no valid port"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
 pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
     let (host, port) = text
         .rsplit_once(':')

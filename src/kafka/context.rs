@@ -1,9 +1,10 @@
 //! Who sent a request and over what: the per-connection [`Session`] and the per-request
 //! [`RequestContext`] every handler receives.
 //!
-//! Today every connection is a PLAINTEXT one with the anonymous principal, as in a Kafka
-//! broker without security. SASL will set the principal once it authenticates a session, and
-//! ACLs will be checked against it through the context, so no handler signature changes then.
+//! A session knows the listener its connection came in on (Metadata answers with that
+//! listener's addresses) and its principal: `User:ANONYMOUS`, or a TLS client certificate's
+//! subject. SASL will set the principal once it authenticates a session, and ACLs will be
+//! checked against it through the context, so no handler signature changes then.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +24,14 @@ pub struct Principal {
 impl Principal {
     /// The principal of a connection that has not authenticated: Kafka's `User:ANONYMOUS`.
     pub fn anonymous() -> Principal {
+        Principal::user("ANONYMOUS")
+    }
+
+    /// `User:name`.
+    pub fn user(name: &str) -> Principal {
         Principal {
             kind: "User".to_string(),
-            name: "ANONYMOUS".to_string(),
+            name: name.to_string(),
         }
     }
 }
@@ -41,8 +47,8 @@ impl std::fmt::Display for Principal {
 pub struct Session {
     /// Unique within the process for its life.
     pub connection_id: u64,
-    /// The listener the connection was accepted on.
-    pub listener: &'static str,
+    /// The name of the listener the connection was accepted on.
+    pub listener: String,
     /// The client's address (`ip:port`), or "unknown peer".
     pub peer: String,
     pub principal: Principal,
@@ -54,11 +60,16 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 impl Session {
     /// A new anonymous session on the plaintext listener.
     pub fn plaintext(peer: String) -> Session {
+        Session::on(PLAINTEXT_LISTENER, peer, Principal::anonymous())
+    }
+
+    /// A new session on listener `listener`, of `principal`.
+    pub fn on(listener: &str, peer: String, principal: Principal) -> Session {
         Session {
             connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
-            listener: PLAINTEXT_LISTENER,
+            listener: listener.to_string(),
             peer,
-            principal: Principal::anonymous(),
+            principal,
         }
     }
 }

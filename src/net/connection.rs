@@ -21,6 +21,11 @@
 //! sends nothing for `connections.max.idle.ms` is closed, and so is one whose answers cannot
 //! be written for as long. An answer ready at once (every request but produce) counts against
 //! the connection's in-flight bytes in place of its request until it is written.
+//!
+//! On a TLS listener the connection first completes its TLS handshake (within
+//! `request.frame.timeout.ms`; a client that speaks plaintext fails it and is closed), then
+//! runs the same way over the TLS stream; its responses go through rustls (copied into TLS
+//! records) instead of straight from their buffers with `sendmsg`.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -33,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::Either;
-use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use futures::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use futures::FutureExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
@@ -42,13 +47,16 @@ use glommio::sync::Semaphore;
 use crate::constants::{
     CONNECTION_IN_FLIGHT_BYTES_MAX, CONNECTION_IN_FLIGHT_REQUESTS_MAX, CONNECTION_READ_BUFFER_BYTES,
 };
-use crate::kafka::context::Session;
+use crate::kafka::context::{Principal, Session};
 use crate::kafka::frame::ResponseFrame;
 use crate::kafka::{self, Handled};
 use crate::metrics::{ShardMetrics, Stage};
 use crate::net::request_memory::{ArrivingFrame, GrowFailed, Reservation};
 use crate::net::ShardConnections;
-use crate::node::Shard;
+use crate::node::{BoundListener, Shard};
+
+/// A TLS connection's stream.
+type TlsStream = futures_rustls::server::TlsStream<TcpStream>;
 
 /// A handled request waiting for its response to be written, in the order it arrived.
 struct InFlight {
@@ -80,16 +88,72 @@ enum Closed {
     Internal(String),
 }
 
-pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, stream: TcpStream) {
-    let session = Session::plaintext(
-        stream
-            .peer_addr()
-            .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string()),
-    );
+pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, bound: Rc<BoundListener>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+    match &bound.tls {
+        None => {
+            let session = Session::on(&bound.name, peer, Principal::anonymous());
+            let socket = stream.as_raw_fd();
+            let (reader, writer) = stream.split();
+            let writer = ResponseWriter::Plain(ResponseSocket { half: writer, socket });
+            run(&shard, &shared, &session, reader, writer).await;
+        }
+        Some(tls) => {
+            let deadline = Instant::now() + Duration::from_millis(shard.config.request_frame_timeout_ms);
+            let acceptor = futures_rustls::TlsAcceptor::from(tls.clone());
+            let stream = match within(deadline, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    ShardMetrics::add(&shard.metrics.connection_errors, 1);
+                    shared.error_log.info(&format!(
+                        "shard {}: closing connection from {peer} on {}: TLS handshake failed: {e}",
+                        shard.id, bound.name
+                    ));
+                    shard.metrics.connection_closed();
+                    return;
+                }
+                Err(()) => {
+                    ShardMetrics::add(&shard.metrics.connections_timed_out, 1);
+                    tracing::debug!(
+                        "shard {}: closing connection from {peer} on {}: no TLS handshake within request.frame.timeout.ms",
+                        shard.id,
+                        bound.name
+                    );
+                    shard.metrics.connection_closed();
+                    return;
+                }
+            };
+            let principal = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(crate::net::tls::subject_name)
+                .map_or_else(Principal::anonymous, |subject| Principal::user(&subject));
+            tracing::debug!(
+                "shard {}: TLS connection from {peer} on {} as {principal}",
+                shard.id,
+                bound.name
+            );
+            let session = Session::on(&bound.name, peer, principal);
+            let (reader, writer) = stream.split();
+            run(&shard, &shared, &session, reader, ResponseWriter::Tls(writer)).await;
+        }
+    }
+    shard.metrics.connection_closed();
+}
+
+/// Serves one connection (over plaintext or TLS) until it ends.
+async fn run<R: AsyncRead + Unpin>(
+    shard: &Rc<Shard>,
+    shared: &ShardConnections,
+    session: &Session,
+    reader: R,
+    writer: ResponseWriter,
+) {
     let peer = session.peer.as_str();
-    let socket = stream.as_raw_fd();
-    let (reader, writer) = stream.split();
-    let writer = ResponseSocket { half: writer, socket };
     let budget = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_BYTES_MAX as u64));
     let in_flight = Rc::new(Cell::new(0usize));
     let (queue, pending) = local_channel::new_bounded(CONNECTION_IN_FLIGHT_REQUESTS_MAX);
@@ -102,11 +166,11 @@ pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, stream: TcpSt
     ));
     let reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, reader);
     let connection = Connection {
-        shard: &shard,
-        shared: &shared,
+        shard,
+        shared,
         budget,
         in_flight,
-        session: &session,
+        session,
     };
     match connection.read_requests(reader, queue).await {
         Ok(()) => {}
@@ -125,7 +189,6 @@ pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, stream: TcpSt
         }
     }
     writer_task.await;
-    shard.metrics.connection_closed();
 }
 
 struct Connection<'a> {
@@ -138,11 +201,13 @@ struct Connection<'a> {
     session: &'a Session,
 }
 
-type Reader = BufReader<futures::io::ReadHalf<TcpStream>>;
-
 impl Connection<'_> {
     /// Reads frames until the peer closes or sends something that ends the connection.
-    async fn read_requests(&self, mut reader: Reader, queue: LocalSender<InFlight>) -> Result<(), Closed> {
+    async fn read_requests<R: AsyncRead + Unpin>(
+        &self,
+        mut reader: BufReader<R>,
+        queue: LocalSender<InFlight>,
+    ) -> Result<(), Closed> {
         let config = &self.shard.config;
         let idle = Duration::from_millis(config.connections_max_idle_ms);
         let frame_timeout = Duration::from_millis(config.request_frame_timeout_ms);
@@ -204,7 +269,11 @@ impl Connection<'_> {
 
     /// The next frame's length; None when the peer closed between frames. While requests are
     /// in flight the connection is not idle, however long they take.
-    async fn read_length(&self, reader: &mut Reader, idle: Duration) -> Result<Option<i32>, Closed> {
+    async fn read_length<R: AsyncRead + Unpin>(
+        &self,
+        reader: &mut BufReader<R>,
+        idle: Duration,
+    ) -> Result<Option<i32>, Closed> {
         let mut length = [0u8; 4];
         let mut read = pin!(reader.read_exact(&mut length));
         let outcome = loop {
@@ -235,9 +304,9 @@ impl Connection<'_> {
     /// their share when it holds more than its own); the whole frame must arrive by
     /// `deadline`. Small frames come through the connection's read buffer; once a large
     /// frame's body is flowing, it is read straight into the frame.
-    async fn read_frame(
+    async fn read_frame<R: AsyncRead + Unpin>(
         &self,
-        reader: &mut Reader,
+        reader: &mut BufReader<R>,
         length: usize,
         deadline: Instant,
     ) -> Result<(Bytes, Reservation), Closed> {
@@ -392,7 +461,7 @@ async fn within<T>(deadline: Instant, work: impl Future<Output = T>) -> Result<T
 /// up to less than [`RESPONSE_GATHER_BYTES_MAX`]), so a pipelining client's answers cost one
 /// send, not one each, and a fetch's stored batches go out without being copied.
 async fn write_responses(
-    mut writer: ResponseSocket,
+    mut writer: ResponseWriter,
     pending: LocalReceiver<InFlight>,
     in_flight: Rc<Cell<usize>>,
     peer: String,
@@ -478,7 +547,35 @@ async fn write_responses(
             break;
         }
     }
-    let _ = writer.half.close().await;
+    writer.close().await;
+}
+
+/// Where a connection's responses go: the plain socket (vectored sends straight from the
+/// responses' buffers) or the TLS stream.
+enum ResponseWriter {
+    Plain(ResponseSocket),
+    Tls(futures::io::WriteHalf<TlsStream>),
+}
+
+impl ResponseWriter {
+    async fn send_all(&mut self, pieces: &[&Bytes], metrics: &ShardMetrics) -> std::io::Result<()> {
+        match self {
+            ResponseWriter::Plain(socket) => socket.send_all(pieces, metrics).await,
+            ResponseWriter::Tls(half) => {
+                for piece in pieces {
+                    half.write_all(piece).await?;
+                }
+                half.flush().await
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        let _ = match self {
+            ResponseWriter::Plain(socket) => socket.half.close().await,
+            ResponseWriter::Tls(half) => half.close().await,
+        };
+    }
 }
 
 /// The connection's writing half, and its socket for vectored sends.

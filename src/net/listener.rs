@@ -7,16 +7,21 @@ use glommio::net::TcpListener;
 
 use crate::metrics::ShardMetrics;
 use crate::net::ShardConnections;
-use crate::node::Shard;
+use crate::node::{BoundListener, Shard};
 
 /// Pause after a failed accept (e.g. out of descriptors) so a persistent failure does not spin.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
-/// Binds `addr` (SO_REUSEPORT, as every shard does) and accepts on it until the returned task
-/// is dropped at shutdown.
-pub fn listen(shard: Rc<Shard>, addr: std::net::SocketAddr) -> Result<crate::runtime::Task<()>, String> {
-    let listener = bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
-    Ok(crate::runtime::spawn(accept_loop(shard, listener)))
+/// Binds `bound`'s address (SO_REUSEPORT, as every shard does) and accepts on it until the
+/// returned task is dropped at shutdown.
+pub fn listen(
+    shard: Rc<Shard>,
+    shared: Rc<ShardConnections>,
+    bound: Rc<BoundListener>,
+) -> Result<crate::runtime::Task<()>, String> {
+    let addr = bound.addr;
+    let listener = bind(addr).map_err(|e| format!("binding {} {addr}: {e}", bound.name))?;
+    Ok(crate::runtime::spawn(accept_loop(shard, shared, bound, listener)))
 }
 
 /// A listening socket with SO_REUSEPORT (every shard binds the port) and SO_REUSEADDR: the
@@ -39,20 +44,25 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts until the task is dropped at shutdown; each connection runs as its own task.
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
-    let shared = Rc::new(ShardConnections::new(&shard.config));
+async fn accept_loop(shard: Rc<Shard>, shared: Rc<ShardConnections>, bound: Rc<BoundListener>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 if let Ok(peer) = stream.peer_addr() {
-                    tracing::debug!("shard {} accepted a connection from {peer}", shard.id);
+                    tracing::debug!("shard {} accepted a connection from {peer} on {}", shard.id, bound.name);
                 }
                 ShardMetrics::add(&shard.metrics.connections_accepted, 1);
                 ShardMetrics::add(&shard.metrics.connections_open, 1);
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }
-                glommio::spawn_local(crate::net::connection::serve(shard.clone(), shared.clone(), stream)).detach();
+                glommio::spawn_local(crate::net::connection::serve(
+                    shard.clone(),
+                    shared.clone(),
+                    bound.clone(),
+                    stream,
+                ))
+                .detach();
             }
             Err(e) => {
                 // Running out of descriptors must not end the listener: retry after a pause,

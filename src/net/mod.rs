@@ -8,8 +8,8 @@ pub mod error_log;
 pub mod listener;
 pub mod metrics_http;
 pub mod request_memory;
+pub mod tls;
 
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
@@ -19,10 +19,14 @@ use crate::runtime::Task;
 use error_log::ErrorLog;
 use request_memory::RequestMemory;
 
-/// Starts serving `shard`'s clients: the Kafka listener on `listen` and, when given, the
-/// metrics endpoint on the bound socket `metrics_fd`. Dropping the tasks stops both.
-pub fn serve_shard(shard: Rc<Shard>, listen: SocketAddr, metrics_fd: Option<RawFd>) -> Result<Vec<Task<()>>, String> {
-    let mut serving = vec![listener::listen(shard.clone(), listen)?];
+/// Starts serving `shard`'s clients: every Kafka listener of the broker and, when given, the
+/// metrics endpoint on the bound socket `metrics_fd`. Dropping the tasks stops them.
+pub fn serve_shard(shard: Rc<Shard>, metrics_fd: Option<RawFd>) -> Result<Vec<Task<()>>, String> {
+    let shared = Rc::new(ShardConnections::new(&shard.config));
+    let mut serving = Vec::new();
+    for bound in &shard.identity.listeners {
+        serving.push(listener::listen(shard.clone(), shared.clone(), Rc::new(bound.clone()))?);
+    }
     if let Some(fd) = metrics_fd {
         serving.push(metrics_http::serve_listener(shard, fd));
     }

@@ -51,11 +51,28 @@ pub type Job = crate::runtime::mesh::Job<Shard>;
 #[derive(Debug, Clone)]
 pub struct BrokerIdentity {
     pub node_id: NodeId,
-    /// The address clients are told to connect to.
+    /// The address clients are told to connect to on the first listener (the one other
+    /// brokers use).
     pub host: String,
     pub port: u16,
-    /// The address the Kafka listener is bound to.
+    /// The address the first listener is bound to.
     pub listen: std::net::SocketAddr,
+    /// Every listener, the first one first.
+    pub listeners: Vec<BoundListener>,
+}
+
+/// One listener this broker serves.
+#[derive(Clone, Debug)]
+pub struct BoundListener {
+    pub name: String,
+    pub protocol: crate::config::SecurityProtocol,
+    /// Where it is bound.
+    pub addr: std::net::SocketAddr,
+    /// What clients that come in on it are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// The TLS side of an SSL or SASL_SSL listener.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Shard 0's metadata writer and the lock that serialises changes.
@@ -216,7 +233,41 @@ impl Shard {
         shrinking.map_or(isr, |size| size.min(isr))
     }
 
-    /// The brokers clients may use: in a cluster every unfenced registered one, else this one.
+    /// The brokers as clients that came in on listener `listener` reach them: in a cluster
+    /// every unfenced registered one with that listener, else this one (on that listener).
+    pub fn brokers_on(&self, listener: &str) -> Vec<BrokerAddress> {
+        match &self.cluster {
+            Some(cluster) => cluster
+                .image
+                .borrow()
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .filter_map(|b| {
+                    let (host, port) = b.endpoint(listener)?;
+                    Some(BrokerAddress {
+                        id: NodeId(b.id),
+                        host,
+                        port,
+                    })
+                })
+                .collect(),
+            None => {
+                let found = self.identity.listeners.iter().find(|l| l.name == listener);
+                let (host, port) = found.map_or((self.identity.host.clone(), self.identity.port), |l| {
+                    (l.advertised_host.clone(), l.advertised_port)
+                });
+                vec![BrokerAddress {
+                    id: self.identity.node_id,
+                    host,
+                    port,
+                }]
+            }
+        }
+    }
+
+    /// The brokers as other brokers reach them (each one's first listener): in a cluster every
+    /// unfenced registered one, else this one.
     pub fn brokers(&self) -> Vec<BrokerAddress> {
         match &self.cluster {
             Some(cluster) => cluster

@@ -24,11 +24,12 @@ use crate::runtime::mesh::MeshBuilder;
 use crate::runtime::Task;
 use crate::storage::log::remove_deleted_leftovers;
 
-/// What serves a shard's clients once its partitions are open: given the shard, the Kafka
-/// listen address (bound by every shard with SO_REUSEPORT) and, on shard 0, the bound metrics
-/// socket, it starts the tasks that accept on them; dropping those tasks stops serving.
+/// What serves a shard's clients once its partitions are open: given the shard (whose
+/// identity names the listeners, bound by every shard with SO_REUSEPORT) and, on shard 0, the
+/// bound metrics socket, it starts the tasks that accept on them; dropping those tasks stops
+/// serving.
 /// `net::serve_shard` in the broker; start-up itself knows no protocol.
-pub type Listen = fn(Rc<Shard>, SocketAddr, Option<RawFd>) -> Result<Vec<Task<()>>, String>;
+pub type Listen = fn(Rc<Shard>, Option<RawFd>) -> Result<Vec<Task<()>>, String>;
 
 /// Runs the broker until SIGINT or SIGTERM. Returns once every shard has sealed its logs.
 pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()> {
@@ -87,27 +88,53 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .context("installing signal handlers")?;
 
-    let reservation = reserve_port(config.listen_addr()?)?;
-    let bound = reservation
-        .local_addr()?
-        .as_socket()
-        .context("listen address is not IP")?;
-    let identity = Arc::new(match &config.advertise {
-        Some(advertise) => {
-            let (host, port) = parse_host_port(advertise).map_err(|e| anyhow!("advertise: {e}"))?;
-            BrokerIdentity {
-                node_id: NodeId(config.node_id),
-                host,
-                port,
-                listen: bound,
-            }
-        }
-        None => BrokerIdentity {
-            node_id: NodeId(config.node_id),
-            host: bound.ip().to_string(),
-            port: bound.port(),
-            listen: bound,
-        },
+    // Every listener's port is reserved (port 0 resolved) before any shard binds it.
+    let specs = config.security.listener_specs(config.listen_addr()?)?;
+    let advertised_specs = config.security.advertised_specs(&specs)?;
+    let tls = if specs.iter().any(|l| l.protocol.tls()) {
+        Some(crate::net::tls::server_config(&config.security).map_err(|e| anyhow!("TLS: {e}"))?)
+    } else {
+        None
+    };
+    let mut reservations = Vec::with_capacity(specs.len());
+    let mut listeners = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let reservation = reserve_port(spec.bind_addr("listeners")?)?;
+        let bound = reservation
+            .local_addr()?
+            .as_socket()
+            .context("listen address is not IP")?;
+        reservations.push(reservation);
+        let legacy_advertise = match (&config.advertise, &config.security.listeners) {
+            (Some(advertise), None) => Some(parse_host_port(advertise).map_err(|e| anyhow!("advertise: {e}"))?),
+            _ => None,
+        };
+        let advertised = advertised_specs
+            .as_ref()
+            .and_then(|all| all.iter().find(|a| a.name == spec.name))
+            .map(|a| (a.host.clone(), a.port))
+            .or(legacy_advertise)
+            .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+        listeners.push(crate::node::BoundListener {
+            name: spec.name.clone(),
+            protocol: spec.protocol,
+            addr: bound,
+            advertised_host: advertised.0,
+            advertised_port: advertised.1,
+            tls: spec
+                .protocol
+                .tls()
+                .then(|| tls.clone().expect("built for TLS listeners")),
+        });
+    }
+    let first = listeners[0].clone();
+    let bound = first.addr;
+    let identity = Arc::new(BrokerIdentity {
+        node_id: NodeId(config.node_id),
+        host: first.advertised_host.clone(),
+        port: first.advertised_port,
+        listen: bound,
+        listeners,
     });
 
     // The scrape endpoint is bound here, so its address is known and printed, then served by
@@ -128,6 +155,15 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
         let advertised = crate::cluster::Advertised {
             host: identity.host.clone(),
             port: identity.port,
+            listeners: identity
+                .listeners
+                .iter()
+                .map(|l| crate::cluster::image::Endpoint {
+                    name: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: l.advertised_port,
+                })
+                .collect(),
         };
         Some(crate::cluster::start(&config, advertised)?)
     } else {
@@ -152,7 +188,6 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
             snapshot: snapshot.clone(),
             store_slot: store_slot.clone(),
             ready: ready_sender.clone(),
-            listen: bound,
             metrics_fd: if index == 0 { metrics_listener.take() } else { None },
             listen_with,
             cpu,
@@ -179,14 +214,24 @@ pub fn serve(mut config: ServerConfig, listen_with: Listen) -> anyhow::Result<()
             Err(_) => failure = failure.or(Some("a shard exited during start-up".to_string())),
         }
     }
-    drop(reservation);
+    drop(reservations);
     if let (None, Some(cluster)) = (&failure, &cluster) {
         cluster.serving();
     }
     if failure.is_none() {
         let metrics = metrics_addr.map_or_else(String::new, |addr| format!(", metrics on http://{addr}/metrics"));
+        let others = if identity.listeners.len() > 1 {
+            let all: Vec<String> = identity
+                .listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.name, l.addr))
+                .collect();
+            format!(", listeners {}", all.join(","))
+        } else {
+            String::new()
+        };
         println!(
-            "sluice listening on {bound} (advertised {}:{}), {} shards on CPUs {cpus:?}, data in {}{metrics}",
+            "sluice listening on {bound} (advertised {}:{}), {} shards on CPUs {cpus:?}, data in {}{others}{metrics}",
             identity.host,
             identity.port,
             cpus.len(),
@@ -287,7 +332,6 @@ struct ShardStart {
     snapshot: Arc<MetadataSnapshot>,
     store_slot: Arc<Mutex<Option<MetadataStore>>>,
     ready: mpsc::Sender<Result<(), String>>,
-    listen: SocketAddr,
     /// The bound metrics listener, for shard 0 to serve.
     metrics_fd: Option<RawFd>,
     listen_with: Listen,
@@ -303,7 +347,6 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         snapshot,
         store_slot,
         ready,
-        listen,
         metrics_fd,
         listen_with,
         cpu,
@@ -342,7 +385,7 @@ async fn run_shard(start: ShardStart, stopped: oneshot::Receiver<()>) {
         shard.follow_transaction_state().await;
     }
     let _txn_timer = crate::runtime::spawn(crate::txn::coordinator::run_timer(shard.clone()));
-    let serving = match listen_with(shard.clone(), listen, metrics_fd) {
+    let serving = match listen_with(shard.clone(), metrics_fd) {
         Ok(serving) => serving,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {}: {e}", shard.id)));

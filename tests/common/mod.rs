@@ -30,6 +30,8 @@ pub struct Broker {
     pub addr: String,
     /// The Prometheus endpoint, `host:port`.
     pub metrics_addr: String,
+    /// Every listener by name with its bound `host:port`, when the broker has several.
+    pub listeners: Vec<(String, String)>,
     data: PathBuf,
     _temp: Option<tempfile::TempDir>,
     _config: Option<tempfile::TempDir>,
@@ -47,12 +49,13 @@ impl Broker {
         let data = temp.path().to_path_buf();
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (child, addr, metrics_addr) = spawn(&data, &extra_args, &log);
+        let (child, addr, metrics_addr, listeners) = spawn(&data, &extra_args, &log);
         Broker {
             child: Some(child),
             log,
             addr,
             metrics_addr,
+            listeners,
             data,
             _temp: Some(temp),
             _config: None,
@@ -70,12 +73,13 @@ impl Broker {
     pub fn start_on(data: &Path, extra_args: &[&str]) -> Broker {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (child, addr, metrics_addr) = spawn(data, &extra_args, &log);
+        let (child, addr, metrics_addr, listeners) = spawn(data, &extra_args, &log);
         Broker {
             child: Some(child),
             log,
             addr,
             metrics_addr,
+            listeners,
             data: data.to_path_buf(),
             _temp: None,
             _config: None,
@@ -171,10 +175,20 @@ impl Broker {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, addr, metrics_addr) = spawn(&self.data, &self.extra_args, &self.log);
+        let (child, addr, metrics_addr, listeners) = spawn(&self.data, &self.extra_args, &self.log);
         self.child = Some(child);
         self.addr = addr;
         self.metrics_addr = metrics_addr;
+        self.listeners = listeners;
+    }
+
+    /// The bound `host:port` of listener `name` (a broker started with `--listeners`).
+    pub fn listener(&self, name: &str) -> String {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| addr.clone())
+            .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.listeners))
     }
 
     pub fn client_config(&self) -> ClientConfig {
@@ -284,10 +298,14 @@ fn spawn(
     data: &Path,
     extra_args: &[String],
     log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) -> (Child, String, String) {
+) -> (Child, String, String, Vec<(String, String)>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
+        .args(if extra_args.iter().any(|a| a == "--listeners") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        })
         .args(if extra_args.iter().any(|a| a == "--cores") {
             &[][..]
         } else {
@@ -342,7 +360,19 @@ fn spawn(
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .unwrap_or_default()
         .to_string();
-    (child, addr, metrics_addr)
+    // ", listeners PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:2" when there are several.
+    let listeners = line
+        .split(", listeners ")
+        .nth(1)
+        .and_then(|rest| rest.split(", ").next())
+        .map(|list| {
+            list.split(',')
+                .filter_map(|entry| entry.split_once("://"))
+                .map(|(name, addr)| (name.to_string(), addr.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (child, addr, metrics_addr, listeners)
 }
 
 /// The number in environment variable `name`, never below `min` (a soak asks for more

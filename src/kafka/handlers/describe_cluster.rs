@@ -23,7 +23,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -
         .with_controller_id(BrokerId(shard.controller_id().0))
         .with_brokers(
             shard
-                .brokers()
+                .brokers_on(&ctx.session.listener)
                 .into_iter()
                 .map(|b| {
                     DescribeClusterBroker::default()

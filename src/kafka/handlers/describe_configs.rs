@@ -172,8 +172,18 @@ impl View<'_> {
     /// This broker's own configs (read-only) and its topic defaults (dynamic).
     fn broker(&self) -> Vec<Described> {
         let identity = &self.shard.identity;
-        let listeners = format!("PLAINTEXT://{}", identity.listen);
-        let advertised = format!("PLAINTEXT://{}:{}", identity.host, identity.port);
+        let listeners: Vec<String> = identity
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, l.addr))
+            .collect();
+        let listeners = listeners.join(",");
+        let advertised: Vec<String> = identity
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+            .collect();
+        let advertised = advertised.join(",");
         let config = &self.shard.config;
         let mut entries: Vec<Described> = config
             .broker_settings(&listeners, &advertised)

@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -
         .then(|| str_bytes(format!("Key type {} is not served by Sluice.", request.key_type)));
     let find = |key: &str| -> Result<BrokerAddress, KafkaCode> {
         match topic {
-            Some(topic) => coordinator_of(shard, topic, key),
+            Some(topic) => coordinator_of(shard, &ctx.session.listener, topic, key),
             None => Err(KafkaCode::InvalidRequest),
         }
     };
@@ -81,7 +81,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -
 }
 
 /// The live broker leading the partition of `internal` that `key` hashes to.
-fn coordinator_of(shard: &Shard, internal: InternalTopic, key: &str) -> Result<BrokerAddress, KafkaCode> {
+/// The coordinator's broker, at its address on `listener` (the one the client came in on).
+fn coordinator_of(
+    shard: &Shard,
+    listener: &str,
+    internal: InternalTopic,
+    key: &str,
+) -> Result<BrokerAddress, KafkaCode> {
     let snapshot = shard.metadata();
     let (partition, _) = internal.locate(&snapshot, key)?;
     let topic = snapshot
@@ -92,7 +98,7 @@ fn coordinator_of(shard: &Shard, internal: InternalTopic, key: &str) -> Result<B
         .and_then(|p| p.leader)
         .ok_or(KafkaCode::CoordinatorNotAvailable)?;
     shard
-        .brokers()
+        .brokers_on(listener)
         .into_iter()
         .find(|b| b.id == leader)
         .ok_or(KafkaCode::CoordinatorNotAvailable)

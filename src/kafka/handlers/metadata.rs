@@ -114,7 +114,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(
             shard
-                .brokers()
+                .brokers_on(&ctx.session.listener)
                 .into_iter()
                 .map(|b| {
                     MetadataResponseBroker::default()

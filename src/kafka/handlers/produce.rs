@@ -244,6 +244,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
     .await;
     shard.metrics.stage(Stage::Route, started.elapsed());
     let shard = shard.clone();
+    let listener = ctx.session.listener.clone();
     Box::pin(async move {
         let settled = futures::future::join_all(appended.into_iter().map(Appended::settle)).await;
         // The connection's writer polls this when it reaches the response, so the time
@@ -253,7 +254,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
                 shard.metrics.stage(Stage::ResponseWait, ready.elapsed());
             }
         }
-        (acks != 0).then(|| respond(version, request, early, settled, &shard))
+        (acks != 0).then(|| respond(version, request, early, settled, &shard, &listener))
     })
 }
 
@@ -265,6 +266,7 @@ fn respond(
     early: Vec<Vec<Option<Appended>>>,
     appended: Vec<Appended>,
     shard: &Shard,
+    listener: &str,
 ) -> ProduceResponse {
     let mut appended = appended.into_iter();
     // KIP-951: partitions refused as not led here name their leader, and the response
@@ -326,7 +328,7 @@ fn respond(
         .collect();
     let endpoints = if version >= 10 {
         shard
-            .brokers()
+            .brokers_on(listener)
             .into_iter()
             .filter(|b| leaders.contains(&b.id.0))
             .map(|b| {
