@@ -38,6 +38,10 @@ pub enum ProtocolError {
     /// A response that cannot be encoded: a broker bug, never the client's doing.
     #[error("encoding a response: {0}")]
     Encode(String),
+    /// What a SASL session may not do (anything before it authenticates, a failed login in
+    /// the unframed flow).
+    #[error("SASL: {0}")]
+    Sasl(String),
 }
 
 /// A failure of the storage layer, with what was being done and to which file.

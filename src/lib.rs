@@ -60,6 +60,7 @@ pub mod node;
 pub mod record;
 pub mod replication;
 pub mod runtime;
+pub mod sasl;
 pub mod signal;
 pub mod storage;
 pub mod text;

@@ -143,6 +143,8 @@ pub struct ShardMetrics {
     /// Connections closed for idling past `connections.max.idle.ms` or for a frame that did
     /// not arrive within `request.frame.timeout.ms`.
     pub connections_timed_out: Cell<u64>,
+    /// SASL logins refused (wrong password, unknown user, malformed exchange).
+    pub sasl_authentication_failures: Cell<u64>,
     /// Frame reads that had to wait for the shard's `queued.max.request.bytes` budget.
     pub request_budget_waits: Cell<u64>,
     /// Response sends that found the socket's buffer full and waited for the client to read.
@@ -174,6 +176,7 @@ impl Default for ShardMetrics {
             connections_accepted: Cell::new(0),
             connections_open: Cell::new(0),
             connection_errors: Cell::new(0),
+            sasl_authentication_failures: Cell::new(0),
             connections_timed_out: Cell::new(0),
             request_budget_waits: Cell::new(0),
             response_send_waits: Cell::new(0),
@@ -297,6 +300,11 @@ impl ShardMetrics {
                     "connections_timed_out_total",
                     "Connections closed idle or with a frame that stopped arriving.",
                     self.connections_timed_out.get(),
+                ),
+                (
+                    "sasl_authentication_failures_total",
+                    "SASL logins refused.",
+                    self.sasl_authentication_failures.get(),
                 ),
                 (
                     "request_budget_waits_total",

@@ -7,15 +7,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::tls::{certificates, Certificates};
 use common::{assign, consume, send, Broker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
@@ -23,55 +19,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Offset;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A CA, a broker certificate for 127.0.0.1 signed by it, and a client one for
-/// `CN=alice,O=Sluice`, as PEM files in `dir`.
-struct Certificates {
-    ca: PathBuf,
-    keystore: PathBuf,
-    client_certificate: PathBuf,
-    client_key: PathBuf,
-}
-
-fn certificates(dir: &Path) -> Certificates {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Sluice test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-
-    let broker_key = KeyPair::generate().unwrap();
-    let mut broker_params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    broker_params
-        .distinguished_name
-        .push(DnType::CommonName, "sluice-broker");
-    broker_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let broker = broker_params.signed_by(&broker_key, &ca, &ca_key).unwrap();
-
-    let client_key = KeyPair::generate().unwrap();
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    // Subject RDNs in the usual order, O then CN (RFC 2253 names them last first).
-    client_params.distinguished_name = DistinguishedName::new();
-    client_params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Sluice");
-    client_params.distinguished_name.push(DnType::CommonName, "alice");
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
-
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    Certificates {
-        ca: write("ca.pem", ca.pem()),
-        keystore: write("broker.pem", format!("{}{}", broker.pem(), broker_key.serialize_pem())),
-        client_certificate: write("client.pem", client.pem()),
-        client_key: write("client.key", client_key.serialize_pem()),
-    }
-}
 
 /// A broker with a PLAINTEXT and an SSL listener, with `client_auth` for the SSL one; the
 /// directory holds its certificates and config.

@@ -217,6 +217,9 @@ pub struct ServerConfig {
     /// DescribeConfigs can tell them from defaults.
     #[serde(skip)]
     pub explicit: BTreeSet<String>,
+    /// The SASL users' secrets, made from `[sasl.users]` (whose passwords are then dropped).
+    #[serde(skip)]
+    pub credentials: std::sync::Arc<crate::sasl::Credentials>,
 }
 
 fn default_listen() -> String {
@@ -362,6 +365,8 @@ impl ServerConfig {
             ));
         }
         config.explicit = table.keys().map(|key| broker_name_of_file_key(key)).collect();
+        let passwords = std::mem::take(&mut config.security.sasl.users);
+        config.credentials = std::sync::Arc::new(crate::sasl::Credentials::from_passwords(&passwords));
         Ok(config)
     }
 

@@ -41,6 +41,31 @@ pub struct SecuritySettings {
     /// `required`, `requested` or `none` (the default).
     #[serde(default, rename = "ssl.client.auth")]
     pub ssl_client_auth: Option<String>,
+    /// The SASL mechanisms offered (default PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+    #[serde(default, rename = "sasl.enabled.mechanisms")]
+    pub sasl_enabled_mechanisms: Option<String>,
+    /// After this long an authenticated SASL session must authenticate again (KIP-368); 0
+    /// (the default) never.
+    #[serde(default, rename = "connections.max.reauth.ms")]
+    pub connections_max_reauth_ms: u64,
+    /// `[sasl.users]`: emptied once the passwords are turned into secrets
+    /// ([`crate::config::ServerConfig::from_toml`]).
+    #[serde(default)]
+    pub sasl: SaslTable,
+}
+
+/// The config file's `[sasl]` table.
+#[derive(Clone, Default, Deserialize)]
+pub struct SaslTable {
+    /// User name to password.
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SaslTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SaslTable {{ {} users, passwords withheld }}", self.users.len())
+    }
 }
 
 impl SecuritySettings {
@@ -56,16 +81,6 @@ impl SecuritySettings {
                 port: listen.port(),
             }],
         };
-        if let Some(sasl) = specs.iter().find(|l| l.protocol.sasl()) {
-            return Err(ConfigError::new(
-                "listeners",
-                format!(
-                    "{}: SASL listeners ({}) are not served yet",
-                    sasl.name,
-                    sasl.protocol.name()
-                ),
-            ));
-        }
         Ok(specs)
     }
 
@@ -91,6 +106,15 @@ impl SecuritySettings {
         Ok(Some(advertised))
     }
 
+    /// `sasl.enabled.mechanisms`.
+    pub fn mechanisms(&self) -> Result<Vec<crate::sasl::Mechanism>, ConfigError> {
+        match &self.sasl_enabled_mechanisms {
+            None => Ok(crate::sasl::Mechanism::ALL.to_vec()),
+            Some(list) => crate::sasl::parse_mechanisms(list)
+                .map_err(|reason| ConfigError::new("sasl.enabled.mechanisms", reason)),
+        }
+    }
+
     pub fn client_auth(&self) -> Result<ClientAuth, ConfigError> {
         match self.ssl_client_auth.as_deref().unwrap_or("none") {
             "none" => Ok(ClientAuth::None),
@@ -109,6 +133,7 @@ impl SecuritySettings {
         let specs = self.listener_specs(listen)?;
         self.advertised_specs(&specs)?;
         let auth = self.client_auth()?;
+        self.mechanisms()?;
         if let Some(kind) = &self.ssl_keystore_type {
             if !kind.eq_ignore_ascii_case("PEM") {
                 return Err(ConfigError::new(

@@ -6,6 +6,7 @@
 //! subject. SASL will set the principal once it authenticates a session, and ACLs will be
 //! checked against it through the context, so no handler signature changes then.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,7 +52,12 @@ pub struct Session {
     pub listener: String,
     /// The client's address (`ip:port`), or "unknown peer".
     pub peer: String,
-    pub principal: Principal,
+    /// Who the client is: set by TLS at accept, or by SASL once it authenticates.
+    pub principal: RefCell<Principal>,
+    /// Where a SASL listener's session is in authenticating ([`crate::kafka::sasl`]).
+    pub sasl: RefCell<crate::kafka::sasl::SaslStage>,
+    /// Set by a handler whose response must be the connection's last: why it closes.
+    pub close_after: RefCell<Option<String>>,
 }
 
 /// Connection ids are taken once per accepted connection, never per request.
@@ -60,17 +66,35 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 impl Session {
     /// A new anonymous session on the plaintext listener.
     pub fn plaintext(peer: String) -> Session {
-        Session::on(PLAINTEXT_LISTENER, peer, Principal::anonymous())
+        Session::on(PLAINTEXT_LISTENER, peer, Principal::anonymous(), false)
     }
 
-    /// A new session on listener `listener`, of `principal`.
-    pub fn on(listener: &str, peer: String, principal: Principal) -> Session {
+    /// A new session on listener `listener`, of `principal`; `sasl` when it must
+    /// authenticate with SASL before anything else.
+    pub fn on(listener: &str, peer: String, principal: Principal, sasl: bool) -> Session {
+        let stage = if sasl {
+            crate::kafka::sasl::SaslStage::Handshake
+        } else {
+            crate::kafka::sasl::SaslStage::Off
+        };
         Session {
             connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             listener: listener.to_string(),
             peer,
-            principal,
+            principal: RefCell::new(principal),
+            sasl: RefCell::new(stage),
+            close_after: RefCell::new(None),
         }
+    }
+
+    /// The principal the session acts as.
+    pub fn principal(&self) -> Principal {
+        self.principal.borrow().clone()
+    }
+
+    /// Makes the response being built the connection's last.
+    pub fn close_after_response(&self, reason: String) {
+        *self.close_after.borrow_mut() = Some(reason);
     }
 }
 
@@ -106,7 +130,7 @@ mod tests {
         let first = Session::plaintext("127.0.0.1:5000".to_string());
         let second = Session::plaintext("127.0.0.1:5001".to_string());
         assert_ne!(first.connection_id, second.connection_id);
-        assert_eq!(first.principal.to_string(), "User:ANONYMOUS");
+        assert_eq!(first.principal().to_string(), "User:ANONYMOUS");
         assert_eq!(first.listener, "PLAINTEXT");
     }
 }

@@ -13,6 +13,7 @@ pub mod context;
 pub mod frame;
 pub mod handlers;
 pub mod record_validate;
+pub mod sasl;
 pub mod topic_ids;
 
 use std::rc::Rc;
@@ -88,6 +89,9 @@ pub async fn handle_frame(shard: &Rc<Shard>, frame: Bytes, session: &Session) ->
 }
 
 async fn handle(shard: &Rc<Shard>, frame: Bytes, session: &Session) -> Handled {
+    if let Some(handled) = sasl::gate(shard, &frame, session) {
+        return handled;
+    }
     match decode_and_dispatch(shard, frame, session).await {
         Ok(handled) => handled,
         Err(reason) => Handled::Ready(Err(reason)),

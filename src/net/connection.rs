@@ -94,7 +94,7 @@ pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, bound: Rc<Bou
         .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
     match &bound.tls {
         None => {
-            let session = Session::on(&bound.name, peer, Principal::anonymous());
+            let session = Session::on(&bound.name, peer, Principal::anonymous(), bound.protocol.sasl());
             let socket = stream.as_raw_fd();
             let (reader, writer) = stream.split();
             let writer = ResponseWriter::Plain(ResponseSocket { half: writer, socket });
@@ -137,7 +137,7 @@ pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, bound: Rc<Bou
                 shard.id,
                 bound.name
             );
-            let session = Session::on(&bound.name, peer, principal);
+            let session = Session::on(&bound.name, peer, principal, bound.protocol.sasl());
             let (reader, writer) = stream.split();
             run(&shard, &shared, &session, reader, ResponseWriter::Tls(writer)).await;
         }
@@ -238,7 +238,8 @@ impl Connection<'_> {
             let handled = kafka::handle_frame(self.shard, frame, self.session).await;
             let closing = match &handled {
                 Handled::Ready(Err(reason)) => Some(reason.to_string()),
-                _ => None,
+                // The response is sent, then the connection closes (a failed SASL login).
+                _ => self.session.close_after.borrow_mut().take(),
             };
             let mut held = [connection_share, shard_share];
             if let Handled::Ready(Ok(Some(response))) = &handled {

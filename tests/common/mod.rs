@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod raw;
+pub mod tls;
 pub mod txn;
 
 use std::io::{BufRead, BufReader};

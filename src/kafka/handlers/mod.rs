@@ -45,6 +45,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
@@ -162,6 +164,8 @@ registry! {
     consumer_group_heartbeat: ConsumerGroupHeartbeat => now,
     consumer_group_describe: ConsumerGroupDescribe => now,
     api_versions: ApiVersions => now,
+    sasl_handshake: SaslHandshake => now,
+    sasl_authenticate: SaslAuthenticate => now,
     create_topics: CreateTopics => now,
     delete_topics: DeleteTopics => now,
     offset_for_leader_epoch: OffsetForLeaderEpoch => now,
