@@ -1,5 +1,6 @@
 //! SASL: librdkafka over SASL_SSL with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN against users
-//! from the config's `[sasl.users]`, a wrong password refused (and counted); in the raw
+//! from the config's `[sasl.users]`, kafka-python over SASL_SSL with SCRAM, a wrong password
+//! refused (and counted); in the raw
 //! protocol, nothing but ApiVersions and the SASL exchange served before authentication, the
 //! unframed (SaslHandshake v0) flow, SASL_AUTHENTICATION_FAILED then a closed connection, and
 //! `connections.max.reauth.ms` (KIP-368): the session's lifetime reported, re-authentication on
@@ -104,6 +105,21 @@ fn librdkafka_authenticates_with_scram_and_plain_over_tls() {
         );
     }
     assert_eq!(broker.counter("sasl_authentication_failures_total"), 0);
+}
+
+/// A second protocol implementation: kafka-python over SASL_SSL with SCRAM.
+#[test]
+fn kafka_python_authenticates_over_sasl_ssl() {
+    let (broker, certificates, _dir) = sasl_broker("");
+    broker.create_topic("python-sasl", 1);
+    common::run_python(
+        "sasl_ssl.py",
+        &[
+            broker.listener("SASL_SSL").as_str(),
+            certificates.ca.to_str().unwrap(),
+            "python-sasl",
+        ],
+    );
 }
 
 #[test]
