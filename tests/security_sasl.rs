@@ -280,3 +280,128 @@ fn sessions_authenticate_again_within_connections_max_reauth_ms() {
     );
     assert!(closed(&mut stream));
 }
+
+/// AlterUserScramCredentials and DescribeUserScramCredentials: a user added online
+/// authenticates with librdkafka, survives a restart, and is deleted; Kafka's refusals.
+#[test]
+fn scram_users_are_managed_online_and_survive_a_restart() {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::{
+        AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, DescribeUserScramCredentialsRequest,
+        DescribeUserScramCredentialsResponse,
+    };
+    const RESOURCE_NOT_FOUND: i16 = 91;
+    const DUPLICATE_RESOURCE: i16 = 92;
+    const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+    let (mut broker, certificates, _dir) = sasl_broker("");
+    let salt = b"carol's salt".to_vec();
+    let mut salted = vec![0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(8192).unwrap(),
+        &salt,
+        b"carol-secret",
+        &mut salted,
+    );
+    let upsert = |user: &'static str, iterations: i32| {
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_static_str(user))
+            .with_mechanism(1)
+            .with_iterations(iterations)
+            .with_salt(Bytes::from(salt.clone()))
+            .with_salted_password(Bytes::from(salted.clone()))
+    };
+    let alter = |broker: &Broker, request: AlterUserScramCredentialsRequest| -> Vec<(String, i16)> {
+        let answer: AlterUserScramCredentialsResponse =
+            common::raw::call(broker, ApiKey::AlterUserScramCredentials, 0, &request);
+        answer
+            .results
+            .iter()
+            .map(|r| (r.user.to_string(), r.error_code))
+            .collect()
+    };
+    /// Per user: its error code and its (mechanism, iterations).
+    type Described = Vec<(String, i16, Vec<(i8, i32)>)>;
+    let describe = |broker: &Broker, users: Option<Vec<&'static str>>| -> Described {
+        let request = DescribeUserScramCredentialsRequest::default().with_users(users.map(|users| {
+            users
+                .into_iter()
+                .map(|u| UserName::default().with_name(StrBytes::from_static_str(u)))
+                .collect()
+        }));
+        let answer: DescribeUserScramCredentialsResponse =
+            common::raw::call(broker, ApiKey::DescribeUserScramCredentials, 0, &request);
+        answer
+            .results
+            .iter()
+            .map(|r| {
+                let infos = r.credential_infos.iter().map(|c| (c.mechanism, c.iterations)).collect();
+                (r.user.to_string(), r.error_code, infos)
+            })
+            .collect()
+    };
+    let authenticates = |broker: &Broker, mechanism: &str| {
+        let client: BaseProducer = sasl_ssl_client(broker, &certificates, mechanism, "carol", "carol-secret")
+            .create()
+            .unwrap();
+        client.client().fetch_metadata(None, Duration::from_secs(10)).is_ok()
+    };
+
+    assert_eq!(
+        alter(
+            &broker,
+            AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert("carol", 8192)])
+        ),
+        vec![("carol".to_string(), 0)]
+    );
+    assert_eq!(
+        describe(&broker, None),
+        vec![
+            ("admin".to_string(), 0, vec![(1, 4096), (2, 4096)]),
+            ("alice".to_string(), 0, vec![(1, 4096), (2, 4096)]),
+            ("carol".to_string(), 0, vec![(1, 8192)]),
+        ]
+    );
+    assert!(authenticates(&broker, "SCRAM-SHA-256"), "carol, added online");
+    assert!(
+        !authenticates(&broker, "SCRAM-SHA-512"),
+        "carol has no SCRAM-SHA-512 credential"
+    );
+
+    broker.restart();
+    assert_eq!(describe(&broker, Some(vec!["carol"]))[0].2, vec![(1, 8192)]);
+    assert!(authenticates(&broker, "SCRAM-SHA-256"), "carol after a restart");
+
+    // Kafka's refusals, each for its own user.
+    let refused = alter(
+        &broker,
+        AlterUserScramCredentialsRequest::default()
+            .with_upsertions(vec![upsert("weak", 100), upsert("twice", 8192)])
+            .with_deletions(vec![
+                ScramCredentialDeletion::default()
+                    .with_name(StrBytes::from_static_str("twice"))
+                    .with_mechanism(1),
+                ScramCredentialDeletion::default()
+                    .with_name(StrBytes::from_static_str("nobody"))
+                    .with_mechanism(1),
+            ]),
+    );
+    assert_eq!(
+        refused,
+        vec![
+            ("nobody".to_string(), RESOURCE_NOT_FOUND),
+            ("twice".to_string(), DUPLICATE_RESOURCE),
+            ("weak".to_string(), UNACCEPTABLE_CREDENTIAL),
+        ]
+    );
+    let delete = AlterUserScramCredentialsRequest::default().with_deletions(vec![ScramCredentialDeletion::default()
+        .with_name(StrBytes::from_static_str("carol"))
+        .with_mechanism(1)]);
+    assert_eq!(alter(&broker, delete.clone()), vec![("carol".to_string(), 0)]);
+    assert_eq!(describe(&broker, Some(vec!["carol"]))[0].1, RESOURCE_NOT_FOUND);
+    assert_eq!(alter(&broker, delete), vec![("carol".to_string(), RESOURCE_NOT_FOUND)]);
+    assert!(!authenticates(&broker, "SCRAM-SHA-256"), "carol, deleted");
+}

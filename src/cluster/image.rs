@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::KafkaCode;
-use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides};
+use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides, ScramChange};
 
 /// No leader: every in-sync replica is fenced (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
@@ -183,6 +183,10 @@ pub enum Command {
     },
     /// Replaces a resource's config overrides if they are still `expected` (what the broker
     /// planned the change from), so concurrent edits do not undo each other.
+    /// AlterUserScramCredentials: the online SCRAM credentials change.
+    SetScramCredentials {
+        change: ScramChange,
+    },
     SetConfigs {
         target: ConfigTarget,
         expected: Overrides,
@@ -336,6 +340,10 @@ impl ClusterImage {
                 count,
                 assignment,
             } => self.create_partitions(&topic, count, assignment),
+            Command::SetScramCredentials { change } => {
+                self.configs.apply_scram(&change);
+                Outcome::Done
+            }
             Command::SetConfigs {
                 target,
                 expected,

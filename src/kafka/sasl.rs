@@ -100,7 +100,12 @@ pub fn step(shard: &Shard, session: &Session, message: &[u8]) -> Result<Vec<u8>,
         _ => return Err("no SASL exchange in progress".into()),
     };
     let mechanism = exchange.mechanism();
-    match exchange.step(message, &shard.config.credentials) {
+    let snapshot = shard.metadata();
+    let users = crate::sasl::Users {
+        config: &shard.config.credentials,
+        online: &snapshot.dynamic.scram,
+    };
+    match exchange.step(message, &users) {
         Step::Continue(answer) => Ok(answer),
         Step::Failed(reason) => {
             crate::metrics::ShardMetrics::add(&shard.metrics.sasl_authentication_failures, 1);

@@ -27,6 +27,48 @@ pub struct DynamicConfigs {
     /// Group configs, by group id.
     #[serde(default)]
     pub groups: BTreeMap<String, Overrides>,
+    /// SCRAM credentials managed online (AlterUserScramCredentials): user, then mechanism
+    /// name, to what Kafka keeps of them (never a password). Left out of the file while
+    /// empty, so files of brokers without online users keep their bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram: BTreeMap<String, BTreeMap<String, StoredScram>>,
+}
+
+/// One user's SCRAM credential for one mechanism, as persisted and replicated: base64 of the
+/// salt, StoredKey and ServerKey, and the iterations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredScram {
+    pub salt: String,
+    pub iterations: u32,
+    pub stored_key: String,
+    pub server_key: String,
+}
+
+/// A change of the online SCRAM credentials: each `(user, mechanism)` deleted, each upsert set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramChange {
+    pub deletions: Vec<(String, String)>,
+    pub upserts: Vec<(String, String, StoredScram)>,
+}
+
+impl DynamicConfigs {
+    /// Applies `change` to the SCRAM credentials.
+    pub fn apply_scram(&mut self, change: &ScramChange) {
+        for (user, mechanism) in &change.deletions {
+            if let Some(credentials) = self.scram.get_mut(user) {
+                credentials.remove(mechanism);
+                if credentials.is_empty() {
+                    self.scram.remove(user);
+                }
+            }
+        }
+        for (user, mechanism, stored) in &change.upserts {
+            self.scram
+                .entry(user.clone())
+                .or_default()
+                .insert(mechanism.clone(), stored.clone());
+        }
+    }
 }
 
 /// A resource whose config overrides the metadata authority keeps.
@@ -175,6 +217,7 @@ mod tests {
             cluster: overrides(&[("log.retention.ms", "1000"), ("log.segment.bytes", "1048576")]),
             brokers: [(0, overrides(&[("log.retention.ms", "2000")]))].into(),
             groups: BTreeMap::new(),
+            scram: BTreeMap::new(),
         };
         let defaults = configs.topic_defaults(&statics, 0).unwrap();
         assert_eq!(defaults.retention_ms, 2000);
@@ -195,5 +238,29 @@ mod tests {
         let unknown = check_broker_keys(&overrides(&[("retention.ms", "1")])).unwrap_err();
         assert_eq!(unknown.code, KafkaCode::InvalidConfig);
         assert!(check_topic_keys(&overrides(&[("log.retention.ms", "1")])).is_err());
+    }
+
+    #[test]
+    fn scram_changes_delete_then_upsert() {
+        let stored = |iterations| StoredScram {
+            salt: "c2FsdA==".into(),
+            iterations,
+            stored_key: "a2V5".into(),
+            server_key: "a2V5".into(),
+        };
+        let mut configs = DynamicConfigs::default();
+        configs.apply_scram(&ScramChange {
+            deletions: Vec::new(),
+            upserts: vec![("carol".into(), "SCRAM-SHA-256".into(), stored(4096))],
+        });
+        configs.apply_scram(&ScramChange {
+            deletions: vec![("carol".into(), "SCRAM-SHA-256".into())],
+            upserts: vec![("dave".into(), "SCRAM-SHA-512".into(), stored(8192))],
+        });
+        assert!(
+            !configs.scram.contains_key("carol"),
+            "a user without credentials is gone"
+        );
+        assert_eq!(configs.scram["dave"]["SCRAM-SHA-512"].iterations, 8192);
     }
 }

@@ -581,6 +581,20 @@ impl MetadataStore {
         serde_json::to_vec_pretty(&persisted).expect("metadata serializes")
     }
 
+    /// Applies a change of the online SCRAM credentials; what they were, for an undo.
+    pub fn apply_scram(
+        &mut self,
+        change: &configs::ScramChange,
+    ) -> BTreeMap<String, BTreeMap<String, configs::StoredScram>> {
+        let before = self.dynamic.scram.clone();
+        self.dynamic.apply_scram(change);
+        before
+    }
+
+    pub fn restore_scram(&mut self, before: BTreeMap<String, BTreeMap<String, configs::StoredScram>>) {
+        self.dynamic.scram = before;
+    }
+
     /// The current state as a write to run without borrowing the store.
     pub fn persist_job(&self) -> PersistJob {
         PersistJob {

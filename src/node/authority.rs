@@ -122,6 +122,19 @@ pub async fn validate_topic(
     check_on_authority(shard, move |store| store.plan_create(&name, partitions, overrides)).await
 }
 
+/// AlterUserScramCredentials: the change persisted (replicated, in a cluster) and published.
+pub async fn alter_scram(shard: &Rc<Shard>, scram: configs::ScramChange) -> Result<(), Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::alter_scram(shard, scram).await;
+    }
+    change(shard, move |store| {
+        let before = store.apply_scram(&scram);
+        let undo = Box::new(move |store: &mut MetadataStore| store.restore_scram(before));
+        Ok(Some(((), undo as Undo)))
+    })
+    .await
+}
+
 /// A block of fresh producer ids for a shard's InitProducerId answers, durable before use.
 pub async fn allocate_producer_ids(shard: &Rc<Shard>) -> Result<std::ops::Range<i64>, Refusal> {
     if shard.cluster.is_some() {

@@ -142,6 +142,13 @@ pub async fn delete_topic(shard: &Rc<Shard>, name: String) -> Result<TopicMeta, 
     }
 }
 
+pub async fn alter_scram(shard: &Rc<Shard>, change: crate::metadata::configs::ScramChange) -> Result<(), Refusal> {
+    match commit(shard, Command::SetScramCredentials { change }).await? {
+        Outcome::Done => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
 pub async fn allocate_producer_ids(shard: &Rc<Shard>, count: i64) -> Result<std::ops::Range<i64>, Refusal> {
     match commit(shard, Command::AllocateProducerIds { count }).await? {
         Outcome::ProducerIds { start, end } => Ok(start..end),

@@ -42,6 +42,23 @@ impl Mechanism {
         Mechanism::ALL.into_iter().find(|m| m.name() == name)
     }
 
+    /// Kafka's `ScramMechanism` type code (1 SCRAM-SHA-256, 2 SCRAM-SHA-512); PLAIN has none.
+    pub fn scram_type(self) -> Option<i8> {
+        match self {
+            Mechanism::Plain => None,
+            Mechanism::ScramSha256 => Some(1),
+            Mechanism::ScramSha512 => Some(2),
+        }
+    }
+
+    pub fn from_scram_type(code: i8) -> Option<Mechanism> {
+        match code {
+            1 => Some(Mechanism::ScramSha256),
+            2 => Some(Mechanism::ScramSha512),
+            _ => None,
+        }
+    }
+
     fn scram_hash(self) -> Option<ScramHash> {
         match self {
             Mechanism::Plain => None,
@@ -142,6 +159,18 @@ impl Credentials {
         self.len() == 0
     }
 
+    /// Whether `user` is defined in the config.
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.read().expect("credentials lock").contains_key(user)
+    }
+
+    /// The users defined in the config.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.users.read().expect("credentials lock").keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     fn scram(&self, user: &str, hash: ScramHash) -> Option<ScramCredential> {
         let users = self.users.read().expect("credentials lock");
         let secrets = users.get(user)?;
@@ -157,6 +186,57 @@ impl Credentials {
             scram::constant_time_eq(&plain_digest(&secrets.plain_salt, password), &secrets.plain_digest)
         })
     }
+}
+
+/// Where an exchange looks users up: the credentials managed online (the metadata's) first,
+/// then the config's users.
+pub struct Users<'a> {
+    pub config: &'a Credentials,
+    pub online: &'a BTreeMap<String, BTreeMap<String, crate::metadata::configs::StoredScram>>,
+}
+
+impl Users<'_> {
+    fn scram(&self, user: &str, hash: ScramHash) -> Option<ScramCredential> {
+        let mechanism = match hash {
+            ScramHash::Sha256 => Mechanism::ScramSha256,
+            ScramHash::Sha512 => Mechanism::ScramSha512,
+        };
+        if let Some(stored) = self.online.get(user).and_then(|m| m.get(mechanism.name())) {
+            return from_stored(stored);
+        }
+        self.config.scram(user, hash)
+    }
+}
+
+/// A persisted credential as the exchange uses it; None if it does not decode.
+pub fn from_stored(stored: &crate::metadata::configs::StoredScram) -> Option<ScramCredential> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Some(ScramCredential {
+        salt: b64.decode(&stored.salt).ok()?,
+        iterations: stored.iterations,
+        stored_key: b64.decode(&stored.stored_key).ok()?,
+        server_key: b64.decode(&stored.server_key).ok()?,
+    })
+}
+
+/// What is persisted of a credential an AlterUserScramCredentials upsert sets: the client sends
+/// the salt and the salted password (never the password); the keys are derived here.
+pub fn stored_from_salted(
+    mechanism: Mechanism,
+    salt: &[u8],
+    salted_password: &[u8],
+    iterations: u32,
+) -> Option<crate::metadata::configs::StoredScram> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let credential = ScramCredential::from_salted(mechanism.scram_hash()?, salted_password, salt, iterations);
+    Some(crate::metadata::configs::StoredScram {
+        salt: b64.encode(&credential.salt),
+        iterations,
+        stored_key: b64.encode(&credential.stored_key),
+        server_key: b64.encode(&credential.server_key),
+    })
 }
 
 /// What a step of an exchange comes to.
@@ -188,12 +268,12 @@ impl Exchange {
     }
 
     /// Takes the client's next message.
-    pub fn step(&mut self, message: &[u8], credentials: &Credentials) -> Step {
+    pub fn step(&mut self, message: &[u8], users: &Users<'_>) -> Step {
         match (self.mechanism.scram_hash(), self.scram.take()) {
-            (None, _) => plain(message, credentials),
+            (None, _) => plain(message, users.config),
             (Some(hash), None) => {
                 let nonce = base64_nonce();
-                match ScramServer::start(hash, message, &nonce, |user| credentials.scram(user, hash)) {
+                match ScramServer::start(hash, message, &nonce, |user| users.scram(user, hash)) {
                     Ok((server, first)) => {
                         self.scram = Some(server);
                         Step::Continue(first)
@@ -250,7 +330,12 @@ mod tests {
 
     #[test]
     fn plain_checks_the_password_and_the_authorization_id() {
-        let credentials = Credentials::from_passwords(&[("alice".to_string(), "s3cret".to_string())].into());
+        let config = Credentials::from_passwords(&[("alice".to_string(), "s3cret".to_string())].into());
+        let online = BTreeMap::new();
+        let credentials = Users {
+            config: &config,
+            online: &online,
+        };
         let mut exchange = Exchange::new(Mechanism::Plain);
         assert_eq!(
             exchange.step(b"\0alice\0s3cret", &credentials),

@@ -76,9 +76,14 @@ impl ScramCredential {
         let mut salted = vec![0u8; hash.len()];
         let rounds = std::num::NonZeroU32::new(iterations.max(1)).expect("at least one");
         pbkdf2::derive(hash.pbkdf2(), rounds, salt, password.as_bytes(), &mut salted);
-        let client_key = hmac(hash, &salted, b"Client Key");
+        ScramCredential::from_salted(hash, &salted, salt, iterations)
+    }
+
+    /// The credential of a salted password (what AlterUserScramCredentials sends).
+    pub fn from_salted(hash: ScramHash, salted: &[u8], salt: &[u8], iterations: u32) -> ScramCredential {
+        let client_key = hmac(hash, salted, b"Client Key");
         let stored_key = digest::digest(hash.digest(), &client_key).as_ref().to_vec();
-        let server_key = hmac(hash, &salted, b"Server Key");
+        let server_key = hmac(hash, salted, b"Server Key");
         ScramCredential {
             salt: salt.to_vec(),
             iterations,

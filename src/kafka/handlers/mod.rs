@@ -8,6 +8,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod config_resource;
 pub mod consumer_group_describe;
@@ -25,6 +26,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
@@ -166,6 +168,8 @@ registry! {
     api_versions: ApiVersions => now,
     sasl_handshake: SaslHandshake => now,
     sasl_authenticate: SaslAuthenticate => now,
+    describe_user_scram_credentials: DescribeUserScramCredentials => now,
+    alter_user_scram_credentials: AlterUserScramCredentials => now,
     create_topics: CreateTopics => now,
     delete_topics: DeleteTopics => now,
     offset_for_leader_epoch: OffsetForLeaderEpoch => now,
