@@ -76,8 +76,8 @@ fn coordinator(cluster: &Cluster, ask: usize, id: &str) -> i32 {
     }
 }
 
-/// Every record a read_committed consumer sees, grouped by tag, once the log is stable.
-fn committed_by_tag(cluster: &Cluster, expected_total: impl Fn(usize) -> bool) -> BTreeMap<String, usize> {
+/// A read_committed consumer of every partition of `topic`, from the beginning.
+fn read_committed(cluster: &Cluster, topic: &str) -> BaseConsumer {
     let consumer: BaseConsumer = cluster
         .client_config()
         .set("group.id", "unused")
@@ -87,9 +87,15 @@ fn committed_by_tag(cluster: &Cluster, expected_total: impl Fn(usize) -> bool) -
         .unwrap();
     let mut list = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        list.add_partition_offset("spread", p, Offset::Beginning).unwrap();
+        list.add_partition_offset(topic, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&list).unwrap();
+    consumer
+}
+
+/// Every record a read_committed consumer sees, grouped by tag, once the log is stable.
+fn committed_by_tag(cluster: &Cluster, expected_total: impl Fn(usize) -> bool) -> BTreeMap<String, usize> {
+    let consumer = read_committed(cluster, "spread");
     let mut seen = BTreeSet::new();
     let deadline = Instant::now() + WAIT;
     let mut quiet_since = Instant::now();
@@ -197,18 +203,7 @@ fn a_v2_producers_partitions_join_its_transaction_from_every_leader() {
     let (code, next) = until_settled("EndTxn", || end_txn(coordinator_node, id, (pid, epoch), true));
     assert_eq!((code, next), (0, (pid, epoch + 1)));
 
-    let consumer: BaseConsumer = cluster
-        .client_config()
-        .set("group.id", "unused")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false")
-        .create()
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition_offset("v2-spread", p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&list).unwrap();
+    let consumer = read_committed(&cluster, "v2-spread");
     let mut seen = BTreeSet::new();
     let deadline = Instant::now() + WAIT;
     while seen.len() < PARTITIONS as usize {

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::tls::certificates;
+use common::tls::secured_broker;
 use common::{assign, consume, send, Broker};
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
@@ -33,24 +33,15 @@ const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 /// A broker with PLAINTEXT (first, for the harness), SASL_SSL and SASL_PLAINTEXT listeners,
 /// users admin and alice, and `extra` config lines.
 fn sasl_broker(extra: &str) -> (Broker, common::tls::Certificates, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let certificates = certificates(dir.path());
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "\"ssl.keystore.location\" = {:?}\n{extra}\n[sasl.users]\nadmin = \"admin-secret\"\nalice = \"alice-secret\"\n",
-            certificates.keystore
-        ),
-    )
-    .unwrap();
-    let broker = Broker::start_with(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--listeners",
+    secured_broker(
         "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-    ]);
-    (broker, certificates, dir)
+        |certificates| {
+            format!(
+                "\"ssl.keystore.location\" = {:?}\n{extra}\n[sasl.users]\nadmin = \"admin-secret\"\nalice = \"alice-secret\"\n",
+                certificates.keystore
+            )
+        },
+    )
 }
 
 fn sasl_ssl_client(

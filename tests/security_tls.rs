@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::tls::{certificates, Certificates};
+use common::tls::{secured_broker, Certificates};
 use common::{assign, consume, send, Broker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse};
 use rdkafka::config::ClientConfig;
@@ -23,25 +23,13 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A broker with a PLAINTEXT and an SSL listener, with `client_auth` for the SSL one; the
 /// directory holds its certificates and config.
 fn tls_broker(client_auth: &str) -> (Broker, Certificates, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let certificates = certificates(dir.path());
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
+    secured_broker("PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", |certificates| {
         format!(
             "\"ssl.keystore.type\" = \"PEM\"\n\"ssl.keystore.location\" = {:?}\n\
              \"ssl.truststore.location\" = {:?}\n\"ssl.client.auth\" = \"{client_auth}\"\n",
             certificates.keystore, certificates.ca
-        ),
-    )
-    .unwrap();
-    let broker = Broker::start_with(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
-    ]);
-    (broker, certificates, dir)
+        )
+    })
 }
 
 /// librdkafka over the SSL listener, trusting the test CA (and showing the client

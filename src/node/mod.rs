@@ -236,6 +236,27 @@ impl Shard {
     /// The brokers as clients that came in on listener `listener` reach them: in a cluster
     /// every unfenced registered one with that listener, else this one (on that listener).
     pub fn brokers_on(&self, listener: &str) -> Vec<BrokerAddress> {
+        let own = self.identity.listeners.iter().find(|l| l.name == listener);
+        let here = own.map_or((self.identity.host.clone(), self.identity.port), |l| {
+            (l.advertised_host.clone(), l.advertised_port)
+        });
+        self.brokers_where(|b| b.endpoint(listener), here)
+    }
+
+    /// The brokers as other brokers reach them (each one's first listener): in a cluster every
+    /// unfenced registered one, else this one.
+    pub fn brokers(&self) -> Vec<BrokerAddress> {
+        let here = (self.identity.host.clone(), self.identity.port);
+        self.brokers_where(|b| Some((b.host.clone(), b.port)), here)
+    }
+
+    /// Every unfenced registered broker at the address `address` picks (those it picks none
+    /// for left out); on a single node this one at `here`.
+    fn brokers_where(
+        &self,
+        address: impl Fn(&crate::cluster::image::BrokerRecord) -> Option<(String, u16)>,
+        here: (String, u16),
+    ) -> Vec<BrokerAddress> {
         match &self.cluster {
             Some(cluster) => cluster
                 .image
@@ -244,7 +265,7 @@ impl Shard {
                 .values()
                 .filter(|b| !b.fenced)
                 .filter_map(|b| {
-                    let (host, port) = b.endpoint(listener)?;
+                    let (host, port) = address(b)?;
                     Some(BrokerAddress {
                         id: NodeId(b.id),
                         host,
@@ -252,40 +273,10 @@ impl Shard {
                     })
                 })
                 .collect(),
-            None => {
-                let found = self.identity.listeners.iter().find(|l| l.name == listener);
-                let (host, port) = found.map_or((self.identity.host.clone(), self.identity.port), |l| {
-                    (l.advertised_host.clone(), l.advertised_port)
-                });
-                vec![BrokerAddress {
-                    id: self.identity.node_id,
-                    host,
-                    port,
-                }]
-            }
-        }
-    }
-
-    /// The brokers as other brokers reach them (each one's first listener): in a cluster every
-    /// unfenced registered one, else this one.
-    pub fn brokers(&self) -> Vec<BrokerAddress> {
-        match &self.cluster {
-            Some(cluster) => cluster
-                .image
-                .borrow()
-                .brokers
-                .values()
-                .filter(|b| !b.fenced)
-                .map(|b| BrokerAddress {
-                    id: NodeId(b.id),
-                    host: b.host.clone(),
-                    port: b.port,
-                })
-                .collect(),
             None => vec![BrokerAddress {
                 id: self.identity.node_id,
-                host: self.identity.host.clone(),
-                port: self.identity.port,
+                host: here.0,
+                port: here.1,
             }],
         }
     }

@@ -12,7 +12,6 @@
 pub mod scram;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
 
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -126,16 +125,16 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     bytes
 }
 
-/// Every user's secrets, shared by all shards.
+/// The config's users' secrets, fixed at start and shared by all shards (users managed
+/// online live in the metadata, [`Users::online`]).
 #[derive(Default)]
 pub struct Credentials {
-    users: RwLock<HashMap<String, UserSecrets>>,
+    users: HashMap<String, UserSecrets>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let users = self.users.read().expect("credentials lock");
-        write!(f, "Credentials {{ {} users }}", users.len())
+        write!(f, "Credentials {{ {} users }}", self.users.len())
     }
 }
 
@@ -146,13 +145,11 @@ impl Credentials {
             .iter()
             .map(|(user, password)| (user.clone(), UserSecrets::from_password(password)))
             .collect();
-        Credentials {
-            users: RwLock::new(users),
-        }
+        Credentials { users }
     }
 
     pub fn len(&self) -> usize {
-        self.users.read().expect("credentials lock").len()
+        self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -161,19 +158,18 @@ impl Credentials {
 
     /// Whether `user` is defined in the config.
     pub fn contains(&self, user: &str) -> bool {
-        self.users.read().expect("credentials lock").contains_key(user)
+        self.users.contains_key(user)
     }
 
     /// The users defined in the config.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.users.read().expect("credentials lock").keys().cloned().collect();
+        let mut names: Vec<String> = self.users.keys().cloned().collect();
         names.sort();
         names
     }
 
     fn scram(&self, user: &str, hash: ScramHash) -> Option<ScramCredential> {
-        let users = self.users.read().expect("credentials lock");
-        let secrets = users.get(user)?;
+        let secrets = self.users.get(user)?;
         Some(match hash {
             ScramHash::Sha256 => secrets.sha256.clone(),
             ScramHash::Sha512 => secrets.sha512.clone(),
@@ -181,8 +177,7 @@ impl Credentials {
     }
 
     fn check_plain(&self, user: &str, password: &str) -> bool {
-        let users = self.users.read().expect("credentials lock");
-        users.get(user).is_some_and(|secrets| {
+        self.users.get(user).is_some_and(|secrets| {
             scram::constant_time_eq(&plain_digest(&secrets.plain_salt, password), &secrets.plain_digest)
         })
     }

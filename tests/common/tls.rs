@@ -57,3 +57,17 @@ pub fn certificates(dir: &Path) -> Certificates {
         client_key: write("client.key", client_key.serialize_pem()),
     }
 }
+
+/// A broker on `listeners` (PLAINTEXT first, for the harness) whose config file is
+/// `config(&certificates)`; the directory holds the certificates and the config.
+pub fn secured_broker(
+    listeners: &str,
+    config: impl FnOnce(&Certificates) -> String,
+) -> (super::Broker, Certificates, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let certificates = certificates(dir.path());
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, config(&certificates)).unwrap();
+    let broker = super::Broker::start_with(&["--config", path.to_str().unwrap(), "--listeners", listeners]);
+    (broker, certificates, dir)
+}

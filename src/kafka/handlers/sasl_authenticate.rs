@@ -17,9 +17,12 @@ pub const API: Api = Api::new(ApiKey::SaslAuthenticate, 0, 2);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: SaslAuthenticateRequest) -> SaslAuthenticateResponse {
     let session = ctx.session;
-    let framed = matches!(&*session.sasl.borrow(), SaslStage::Framed { .. });
-    if !framed {
-        let off = matches!(&*session.sasl.borrow(), SaslStage::Off);
+    let (mechanism, off) = match &*session.sasl.borrow() {
+        SaslStage::Framed { exchange, .. } => (Some(exchange.mechanism().name()), false),
+        SaslStage::Off => (None, true),
+        _ => (None, false),
+    };
+    let Some(mechanism) = mechanism else {
         if !off {
             session.close_after_response("SaslAuthenticate out of turn".into());
         }
@@ -28,7 +31,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SaslAuthenticateRequest) 
             .with_error_message(Some(StrBytes::from_static_str(
                 "SaslAuthenticate without a SaslHandshake v1 before it",
             )));
-    }
+    };
     match crate::kafka::sasl::step(ctx.shard, session, &request.auth_bytes) {
         Ok(answer) => {
             let authenticated = matches!(&*session.sasl.borrow(), SaslStage::Authenticated { .. });
@@ -47,24 +50,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SaslAuthenticateRequest) 
             SaslAuthenticateResponse::default()
                 .with_error_code(KafkaCode::SaslAuthenticationFailed.code())
                 .with_error_message(Some(StrBytes::from_string(format!(
-                    "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
-                    ctx.shard
-                        .config
-                        .security
-                        .mechanisms()
-                        .ok()
-                        .and_then(|_| request_mechanism(ctx))
-                        .unwrap_or("SASL")
+                    "Authentication failed during authentication due to invalid credentials with SASL mechanism \
+                     {mechanism}"
                 ))))
         }
-    }
-}
-
-/// The mechanism of the session's exchange, for the failure message.
-fn request_mechanism(ctx: &RequestContext<'_>) -> Option<&'static str> {
-    match &*ctx.session.sasl.borrow() {
-        SaslStage::Framed { exchange, .. } | SaslStage::Unframed { exchange } => Some(exchange.mechanism().name()),
-        SaslStage::Authenticated { mechanism, .. } => Some(mechanism.name()),
-        _ => None,
     }
 }
