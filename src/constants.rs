@@ -95,6 +95,10 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
 /// ids are never reused across restarts).
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// ACLs a cluster keeps: CreateAcls past it is refused. Every ACL is in each shard's
+/// metadata snapshot, and DescribeAcls may list them all in one response.
+pub const MAX_ACLS: usize = 100_000;
+
 /// Memory one compaction pass may use for its map of keys to their newest offsets. Segments
 /// whose keys do not fit wait for a later pass.
 pub const COMPACTION_KEY_MAP_BYTES_MAX: usize = 256 * 1024 * 1024;

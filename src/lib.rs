@@ -43,6 +43,7 @@
 //! Every bound (frame size, in-flight bytes, partitions, ...) is named in [`constants`]. Hostile
 //! array counts in requests cannot abort the process: see [`alloc`].
 
+pub mod acl;
 pub mod alloc;
 pub mod cli;
 pub mod cluster;

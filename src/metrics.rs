@@ -4,7 +4,8 @@
 //! the shard's thread. A scrape asks every shard for a [`Snapshot`] over the mesh and renders
 //! them together, each sample labelled with its shard.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Kafka API keys counted per API (keys at or above it are counted under the last slot).
@@ -143,8 +144,12 @@ pub struct ShardMetrics {
     /// Connections closed for idling past `connections.max.idle.ms` or for a frame that did
     /// not arrive within `request.frame.timeout.ms`.
     pub connections_timed_out: Cell<u64>,
-    /// SASL logins refused (wrong password, unknown user, malformed exchange).
-    pub sasl_authentication_failures: Cell<u64>,
+    /// Authentications refused (a wrong password, an unknown user, a malformed exchange, a
+    /// request before authenticating, a failed TLS handshake), by API key ([`NO_API`] for a
+    /// TLS handshake) and listener.
+    authentication_failures: RefCell<BTreeMap<(i16, String), u64>>,
+    /// Requests (or parts of them) the authorizer refused, by API key and listener.
+    authorization_denials: RefCell<BTreeMap<(i16, String), u64>>,
     /// Frame reads that had to wait for the shard's `queued.max.request.bytes` budget.
     pub request_budget_waits: Cell<u64>,
     /// Response sends that found the socket's buffer full and waited for the client to read.
@@ -176,7 +181,8 @@ impl Default for ShardMetrics {
             connections_accepted: Cell::new(0),
             connections_open: Cell::new(0),
             connection_errors: Cell::new(0),
-            sasl_authentication_failures: Cell::new(0),
+            authentication_failures: RefCell::default(),
+            authorization_denials: RefCell::default(),
             connections_timed_out: Cell::new(0),
             request_budget_waits: Cell::new(0),
             response_send_waits: Cell::new(0),
@@ -207,6 +213,16 @@ impl ShardMetrics {
     /// A request that failed as a whole (refused, malformed) or had a partition fail.
     pub fn request_error(&self, api_key: i16) {
         bump(&self.request_errors[slot(api_key)], 1);
+    }
+
+    /// An authentication refused on `listener` during `api_key` ([`NO_API`]: TLS).
+    pub fn authentication_failed(&self, api_key: i16, listener: &str) {
+        count_labelled(&self.authentication_failures, api_key, listener);
+    }
+
+    /// A request (or a partition, topic or group in it) the authorizer refused.
+    pub fn authorization_denied(&self, api_key: i16, listener: &str) {
+        count_labelled(&self.authorization_denials, api_key, listener);
     }
 
     pub fn add(cell: &Cell<u64>, by: u64) {
@@ -250,10 +266,29 @@ impl ShardMetrics {
                 .map(|(key, c)| (key as i16, c.get()))
                 .collect()
         };
+        let labelled = |counts: &RefCell<BTreeMap<(i16, String), u64>>| {
+            counts
+                .borrow()
+                .iter()
+                .map(|((key, listener), n)| (*key, listener.clone(), *n))
+                .collect()
+        };
         Snapshot {
             shard,
             requests: per_api(&self.requests),
             request_errors: per_api(&self.request_errors),
+            per_listener: vec![
+                (
+                    "authentication_failures_total",
+                    "Authentications refused, by API (none: a TLS handshake) and listener.",
+                    labelled(&self.authentication_failures),
+                ),
+                (
+                    "authorization_denials_total",
+                    "Requests, or topics, partitions or groups in them, the authorizer refused, by API and listener.",
+                    labelled(&self.authorization_denials),
+                ),
+            ],
             counters: vec![
                 (
                     "bytes_received_total",
@@ -300,11 +335,6 @@ impl ShardMetrics {
                     "connections_timed_out_total",
                     "Connections closed idle or with a frame that stopped arriving.",
                     self.connections_timed_out.get(),
-                ),
-                (
-                    "sasl_authentication_failures_total",
-                    "SASL logins refused.",
-                    self.sasl_authentication_failures.get(),
                 ),
                 (
                     "request_budget_waits_total",
@@ -427,17 +457,34 @@ pub struct Snapshot {
     shard: usize,
     requests: Vec<(i16, u64)>,
     request_errors: Vec<(i16, u64)>,
+    /// Name, help, and counts by API key and listener.
+    per_listener: Vec<(&'static str, &'static str, Vec<(i16, String, u64)>)>,
     counters: Vec<(&'static str, &'static str, u64)>,
     gauges: Vec<(&'static str, &'static str, u64)>,
     /// Name, help, extra labels (`key="value"` or empty), values.
     histograms: Vec<(&'static str, &'static str, &'static str, HistogramSnapshot)>,
 }
 
+/// The API key label of a count made outside any request (a TLS handshake).
+pub const NO_API: i16 = -1;
+
+fn count_labelled(counts: &RefCell<BTreeMap<(i16, String), u64>>, api_key: i16, listener: &str) {
+    let mut counts = counts.borrow_mut();
+    match counts.get_mut(&(api_key, listener.to_string())) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert((api_key, listener.to_string()), 1);
+        }
+    }
+}
+
 fn api_name(key: i16) -> String {
+    if key == NO_API {
+        return "none".to_string();
+    }
     kafka_protocol::messages::ApiKey::try_from(key).map_or_else(|_| format!("key{key}"), |api| format!("{api:?}"))
 }
 
-/// Prometheus text exposition of every shard's snapshot, families grouped.
 /// The gauges a shard reads off its state for a scrape.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ShardGauges {
@@ -450,6 +497,7 @@ pub struct ShardGauges {
     pub fenced: u64,
 }
 
+/// Prometheus text exposition of every shard's snapshot, families grouped.
 pub fn render(snapshots: &[Snapshot]) -> String {
     let mut out = String::new();
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
@@ -482,6 +530,19 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     let Some(first) = snapshots.first() else {
         return out;
     };
+    for (i, (name, help, _)) in first.per_listener.iter().enumerate() {
+        family(&mut out, name, "counter", help);
+        for snapshot in snapshots {
+            for (key, listener, value) in &snapshot.per_listener[i].2 {
+                let _ = writeln!(
+                    out,
+                    "sluice_{name}{{shard=\"{}\",api=\"{}\",listener=\"{listener}\"}} {value}",
+                    snapshot.shard,
+                    api_name(*key)
+                );
+            }
+        }
+    }
     for (i, (name, help, _)) in first.counters.iter().enumerate() {
         family(&mut out, name, "counter", help);
         for snapshot in snapshots {

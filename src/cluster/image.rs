@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclBinding, AclFilter};
 use crate::error::KafkaCode;
 use crate::metadata::configs::{ConfigTarget, DynamicConfigs, Overrides, ScramChange};
 
@@ -181,12 +182,20 @@ pub enum Command {
         count: i32,
         assignment: Option<Vec<Vec<i32>>>,
     },
-    /// Replaces a resource's config overrides if they are still `expected` (what the broker
-    /// planned the change from), so concurrent edits do not undo each other.
     /// AlterUserScramCredentials: the online SCRAM credentials change.
     SetScramCredentials {
         change: ScramChange,
     },
+    /// CreateAcls: bindings the broker checked, added all or none.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls: each filter's matches removed, in order.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
+    /// Replaces a resource's config overrides if they are still `expected` (what the broker
+    /// planned the change from), so concurrent edits do not undo each other.
     SetConfigs {
         target: ConfigTarget,
         expected: Overrides,
@@ -213,12 +222,22 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Done,
-    Registered { epoch: u64 },
+    Registered {
+        epoch: u64,
+    },
     TopicCreated(TopicRecord),
     TopicDeleted(TopicRecord),
     Partition(PartitionRecord),
-    ProducerIds { start: i64, end: i64 },
-    Refused { code: i16, message: String },
+    ProducerIds {
+        start: i64,
+        end: i64,
+    },
+    /// What each DeleteAcls filter removed.
+    AclsDeleted(Vec<Vec<AclBinding>>),
+    Refused {
+        code: i16,
+        message: String,
+    },
 }
 
 impl Outcome {
@@ -344,6 +363,11 @@ impl ClusterImage {
                 self.configs.apply_scram(&change);
                 Outcome::Done
             }
+            Command::CreateAcls { bindings } => match self.configs.add_acls(&bindings) {
+                Ok(()) => Outcome::Done,
+                Err(refusal) => Outcome::refused(refusal.code, refusal.message),
+            },
+            Command::DeleteAcls { filters } => Outcome::AclsDeleted(self.configs.remove_acls(&filters)),
             Command::SetConfigs {
                 target,
                 expected,

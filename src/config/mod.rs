@@ -220,6 +220,9 @@ pub struct ServerConfig {
     /// The SASL users' secrets, made from `[sasl.users]` (whose passwords are then dropped).
     #[serde(skip)]
     pub credentials: std::sync::Arc<crate::sasl::Credentials>,
+    /// The authorizer `acl.enable` turns on ([`crate::config::SecuritySettings::authorizer`]).
+    #[serde(skip)]
+    pub authorizer: Option<std::sync::Arc<crate::acl::Authorizer>>,
 }
 
 fn default_listen() -> String {
@@ -367,6 +370,7 @@ impl ServerConfig {
         config.explicit = table.keys().map(|key| broker_name_of_file_key(key)).collect();
         let passwords = std::mem::take(&mut config.security.sasl.users);
         config.credentials = std::sync::Arc::new(crate::sasl::Credentials::from_passwords(&passwords));
+        config.authorizer = config.security.authorizer()?.map(std::sync::Arc::new);
         Ok(config)
     }
 

@@ -48,6 +48,15 @@ pub struct SecuritySettings {
     /// (the default) never.
     #[serde(default, rename = "connections.max.reauth.ms")]
     pub connections_max_reauth_ms: u64,
+    /// Turns on the built-in authorizer ([`crate::acl`]).
+    #[serde(default, rename = "acl.enable")]
+    pub acl_enable: bool,
+    /// Principals every request of is allowed: `User:admin;User:ops`.
+    #[serde(default, rename = "super.users")]
+    pub super_users: String,
+    /// Whether a resource no ACL names is open to everyone (default false: closed).
+    #[serde(default, rename = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: bool,
     /// `[sasl.users]`: emptied once the passwords are turned into secrets
     /// ([`crate::config::ServerConfig::from_toml`]).
     #[serde(default)]
@@ -115,6 +124,16 @@ impl SecuritySettings {
         }
     }
 
+    /// The authorizer `acl.enable` turns on, or None.
+    pub fn authorizer(&self) -> Result<Option<crate::acl::Authorizer>, ConfigError> {
+        if !self.acl_enable {
+            return Ok(None);
+        }
+        crate::acl::Authorizer::new(&self.super_users, self.allow_everyone_if_no_acl_found)
+            .map(Some)
+            .map_err(|reason| ConfigError::new("super.users", reason))
+    }
+
     pub fn client_auth(&self) -> Result<ClientAuth, ConfigError> {
         match self.ssl_client_auth.as_deref().unwrap_or("none") {
             "none" => Ok(ClientAuth::None),
@@ -134,6 +153,7 @@ impl SecuritySettings {
         self.advertised_specs(&specs)?;
         let auth = self.client_auth()?;
         self.mechanisms()?;
+        self.authorizer()?;
         if let Some(kind) = &self.ssl_keystore_type {
             if !kind.eq_ignore_ascii_case("PEM") {
                 return Err(ConfigError::new(

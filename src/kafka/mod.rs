@@ -196,6 +196,7 @@ async fn decode_and_dispatch(shard: &Rc<Shard>, frame: Bytes, session: &Session)
     let ctx = RequestContext {
         shard,
         session,
+        api_key: key,
         client_id: header.client_id.as_deref().unwrap_or_default(),
         api_version: header.request_api_version,
         frame_bytes,

@@ -48,7 +48,12 @@ pub enum SaslStage {
 pub fn gate(shard: &Shard, frame: &Bytes, session: &Session) -> Option<Handled> {
     let api_key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
     let is = |key: ApiKey| api_key == Some(key as i16);
-    let refuse = |reason: String| Some(Handled::Ready(Err(ProtocolError::Sasl(reason))));
+    let refuse = |reason: String| {
+        shard
+            .metrics
+            .authentication_failed(api_key.unwrap_or(crate::metrics::NO_API), &session.listener);
+        Some(Handled::Ready(Err(ProtocolError::Sasl(reason))))
+    };
     let stage = session.sasl.borrow();
     match &*stage {
         SaslStage::Off => None,
@@ -93,6 +98,12 @@ fn unframed(shard: &Shard, frame: &Bytes, session: &Session) -> Handled {
 /// Feeds the client's message to the session's exchange: the answer to send, or why the
 /// login failed. On success the session is authenticated (its principal set).
 pub fn step(shard: &Shard, session: &Session, message: &[u8]) -> Result<Vec<u8>, String> {
+    // The unframed flow's messages follow a SaslHandshake v0; the framed ones are
+    // SaslAuthenticate's.
+    let api_key = match &*session.sasl.borrow() {
+        SaslStage::Unframed { .. } => ApiKey::SaslHandshake as i16,
+        _ => ApiKey::SaslAuthenticate as i16,
+    };
     let mut stage = session.sasl.borrow_mut();
     let (exchange, again) = match &mut *stage {
         SaslStage::Framed { exchange, again } => (exchange, again.clone()),
@@ -108,13 +119,13 @@ pub fn step(shard: &Shard, session: &Session, message: &[u8]) -> Result<Vec<u8>,
     match exchange.step(message, &users) {
         Step::Continue(answer) => Ok(answer),
         Step::Failed(reason) => {
-            crate::metrics::ShardMetrics::add(&shard.metrics.sasl_authentication_failures, 1);
+            shard.metrics.authentication_failed(api_key, &session.listener);
             Err(format!("{} authentication failed: {reason}", mechanism.name()))
         }
         Step::Done { user, response } => {
             if let Some(before) = again {
                 if before != user {
-                    crate::metrics::ShardMetrics::add(&shard.metrics.sasl_authentication_failures, 1);
+                    shard.metrics.authentication_failed(api_key, &session.listener);
                     return Err(format!("re-authentication as {user:?} by a session of {before:?}"));
                 }
             }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclBinding, AclFilter, Acls};
 use crate::config::{
     broker_key, topic_key, topic_key_of_broker, BrokerKey, ConfigType, GroupConfig, GroupDefaults, TopicConfig,
 };
@@ -32,6 +33,9 @@ pub struct DynamicConfigs {
     /// empty, so files of brokers without online users keep their bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram: BTreeMap<String, BTreeMap<String, StoredScram>>,
+    /// The ACLs (CreateAcls, DeleteAcls); left out of the file while there are none.
+    #[serde(default, skip_serializing_if = "Acls::is_empty")]
+    pub acls: Acls,
 }
 
 /// One user's SCRAM credential for one mechanism, as persisted and replicated: base64 of the
@@ -52,6 +56,30 @@ pub struct ScramChange {
 }
 
 impl DynamicConfigs {
+    /// CreateAcls: adds the (checked) bindings not there yet, all or none, within
+    /// [`crate::constants::MAX_ACLS`].
+    pub fn add_acls(&mut self, bindings: &[AclBinding]) -> Result<(), Refusal> {
+        let new = bindings.iter().filter(|b| !self.acls.contains(b)).count();
+        if self.acls.len() + new > crate::constants::MAX_ACLS {
+            return Err(Refusal::new(
+                KafkaCode::InvalidRequest,
+                format!(
+                    "{new} more ACLs would pass the limit of {} the cluster keeps",
+                    crate::constants::MAX_ACLS
+                ),
+            ));
+        }
+        for binding in bindings {
+            self.acls.insert(binding.clone());
+        }
+        Ok(())
+    }
+
+    /// DeleteAcls: removes what each filter matches, in order; what each removed.
+    pub fn remove_acls(&mut self, filters: &[AclFilter]) -> Vec<Vec<AclBinding>> {
+        filters.iter().map(|filter| self.acls.remove_matching(filter)).collect()
+    }
+
     /// Applies `change` to the SCRAM credentials.
     pub fn apply_scram(&mut self, change: &ScramChange) {
         for (user, mechanism) in &change.deletions {
@@ -218,6 +246,7 @@ mod tests {
             brokers: [(0, overrides(&[("log.retention.ms", "2000")]))].into(),
             groups: BTreeMap::new(),
             scram: BTreeMap::new(),
+            acls: Acls::default(),
         };
         let defaults = configs.topic_defaults(&statics, 0).unwrap();
         assert_eq!(defaults.retention_ms, 2000);

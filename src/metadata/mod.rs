@@ -595,6 +595,12 @@ impl MetadataStore {
         self.dynamic.scram = before;
     }
 
+    /// The dynamic configs, ACLs among them, to change in place (the caller keeps a copy
+    /// to undo with).
+    pub fn dynamic_mut(&mut self) -> &mut configs::DynamicConfigs {
+        &mut self.dynamic
+    }
+
     /// The current state as a write to run without borrowing the store.
     pub fn persist_job(&self) -> PersistJob {
         PersistJob {

@@ -107,6 +107,7 @@ pub async fn serve(shard: Rc<Shard>, shared: Rc<ShardConnections>, bound: Rc<Bou
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     ShardMetrics::add(&shard.metrics.connection_errors, 1);
+                    shard.metrics.authentication_failed(crate::metrics::NO_API, &bound.name);
                     shared.error_log.info(&format!(
                         "shard {}: closing connection from {peer} on {}: TLS handshake failed: {e}",
                         shard.id, bound.name

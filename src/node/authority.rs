@@ -135,6 +135,38 @@ pub async fn alter_scram(shard: &Rc<Shard>, scram: configs::ScramChange) -> Resu
     .await
 }
 
+/// CreateAcls: the checked bindings added (all or none), persisted (replicated, in a
+/// cluster) and published.
+pub async fn create_acls(shard: &Rc<Shard>, bindings: Vec<crate::acl::AclBinding>) -> Result<(), Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::create_acls(shard, bindings).await;
+    }
+    change(shard, move |store| {
+        let before = store.dynamic_mut().acls.clone();
+        store.dynamic_mut().add_acls(&bindings)?;
+        let undo = Box::new(move |store: &mut MetadataStore| store.dynamic_mut().acls = before);
+        Ok(Some(((), undo as Undo)))
+    })
+    .await
+}
+
+/// DeleteAcls: what each filter matched, removed; persisted and published like a creation.
+pub async fn delete_acls(
+    shard: &Rc<Shard>,
+    filters: Vec<crate::acl::AclFilter>,
+) -> Result<Vec<Vec<crate::acl::AclBinding>>, Refusal> {
+    if shard.cluster.is_some() {
+        return crate::node::cluster_authority::delete_acls(shard, filters).await;
+    }
+    change(shard, move |store| {
+        let before = store.dynamic_mut().acls.clone();
+        let removed = store.dynamic_mut().remove_acls(&filters);
+        let undo = Box::new(move |store: &mut MetadataStore| store.dynamic_mut().acls = before);
+        Ok(Some((removed, undo as Undo)))
+    })
+    .await
+}
+
 /// A block of fresh producer ids for a shard's InitProducerId answers, durable before use.
 pub async fn allocate_producer_ids(shard: &Rc<Shard>) -> Result<std::ops::Range<i64>, Refusal> {
     if shard.cluster.is_some() {

@@ -149,6 +149,23 @@ pub async fn alter_scram(shard: &Rc<Shard>, change: crate::metadata::configs::Sc
     }
 }
 
+pub async fn create_acls(shard: &Rc<Shard>, bindings: Vec<crate::acl::AclBinding>) -> Result<(), Refusal> {
+    match commit(shard, Command::CreateAcls { bindings }).await? {
+        Outcome::Done => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn delete_acls(
+    shard: &Rc<Shard>,
+    filters: Vec<crate::acl::AclFilter>,
+) -> Result<Vec<Vec<crate::acl::AclBinding>>, Refusal> {
+    match commit(shard, Command::DeleteAcls { filters }).await? {
+        Outcome::AclsDeleted(removed) => Ok(removed),
+        other => Err(unexpected(other)),
+    }
+}
+
 pub async fn allocate_producer_ids(shard: &Rc<Shard>, count: i64) -> Result<std::ops::Range<i64>, Refusal> {
     match commit(shard, Command::AllocateProducerIds { count }).await? {
         Outcome::ProducerIds { start, end } => Ok(start..end),

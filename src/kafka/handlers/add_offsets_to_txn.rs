@@ -7,6 +7,8 @@ use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest
 use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
+use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
 use crate::node::Shard;
@@ -18,6 +20,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AddOffsetsToTxnRequest) -
     let id = request.transactional_id.0.to_string();
     let group = request.group_id.0.to_string();
     let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
+    let access = ctx.access();
+    if !access.allows(Operation::Write, ResourceType::TransactionalId, &id) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(KafkaCode::TransactionalIdAuthorizationFailed.code());
+    }
+    if !access.allows(Operation::Read, ResourceType::Group, &group) {
+        return AddOffsetsToTxnResponse::default().with_error_code(KafkaCode::GroupAuthorizationFailed.code());
+    }
     let partition = crate::group::OFFSETS
         .locate(&ctx.shard.metadata(), &group)
         .map(|(partition, _)| partition.0);

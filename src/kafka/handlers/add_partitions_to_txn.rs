@@ -13,6 +13,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{ApiKey, TopicName, TransactionalId};
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
@@ -28,6 +29,15 @@ type Answers = Vec<((String, i32), Option<KafkaCode>)>;
 pub async fn handle(ctx: &RequestContext<'_>, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
     let version = ctx.api_version;
     if version <= 3 {
+        let refused = client_refusal(
+            ctx,
+            &request.v3_and_below_transactional_id.0,
+            &request.v3_and_below_topics,
+        );
+        if let Some(answers) = refused {
+            return AddPartitionsToTxnResponse::default()
+                .with_results_by_topic_v3_and_below(topic_results(answers, version));
+        }
         let answers = add(
             ctx.shard,
             request.v3_and_below_transactional_id.0.to_string(),
@@ -41,8 +51,22 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AddPartitionsToTxnRequest
         return AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(topic_results(answers, version));
     }
+    // From v4 only brokers send it, acting for the cluster.
+    let broker_denied = !ctx.allows_cluster(Operation::ClusterAction);
     let mut results = Vec::with_capacity(request.transactions.len());
     for txn in &request.transactions {
+        if broker_denied {
+            let answers = partitions_of(&txn.topics)
+                .into_iter()
+                .map(|p| (p, Some(KafkaCode::ClusterAuthorizationFailed)))
+                .collect();
+            results.push(
+                AddPartitionsToTxnResult::default()
+                    .with_transactional_id(TransactionalId(txn.transactional_id.0.clone()))
+                    .with_topic_results(topic_results(answers, version)),
+            );
+            continue;
+        }
         let answers = add(
             ctx.shard,
             txn.transactional_id.0.to_string(),
@@ -60,6 +84,45 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AddPartitionsToTxnRequest
         );
     }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
+    topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
+        .collect()
+}
+
+/// A client's request (v0-3) the caller may not make: every partition TRANSACTIONAL_ID_
+/// AUTHORIZATION_FAILED without WRITE on the transactional id; else, when some topic may not
+/// be written, those TOPIC_AUTHORIZATION_FAILED and the rest OPERATION_NOT_ATTEMPTED.
+fn client_refusal(ctx: &RequestContext<'_>, id: &str, topics: &[AddPartitionsToTxnTopic]) -> Option<Answers> {
+    let access = ctx.access();
+    let partitions = partitions_of(topics);
+    if !access.allows(Operation::Write, ResourceType::TransactionalId, id) {
+        let code = Some(KafkaCode::TransactionalIdAuthorizationFailed);
+        return Some(partitions.into_iter().map(|p| (p, code)).collect());
+    }
+    let denied: Vec<&str> = topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .filter(|topic| !access.allows(Operation::Write, ResourceType::Topic, topic))
+        .collect();
+    if denied.is_empty() {
+        return None;
+    }
+    let answers = partitions
+        .into_iter()
+        .map(|p| {
+            let code = if denied.contains(&p.0.as_str()) {
+                KafkaCode::TopicAuthorizationFailed
+            } else {
+                KafkaCode::OperationNotAttempted
+            };
+            (p, Some(code))
+        })
+        .collect();
+    Some(answers)
 }
 
 fn topic_results(answers: Answers, version: i16) -> Vec<AddPartitionsToTxnTopicResult> {
@@ -89,10 +152,7 @@ async fn add(
     verify_only: bool,
     tv2: bool,
 ) -> Answers {
-    let partitions: Vec<(String, i32)> = topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
-        .collect();
+    let partitions = partitions_of(topics);
     let snapshot = shard.metadata();
     let unknown: Vec<bool> = partitions
         .iter()

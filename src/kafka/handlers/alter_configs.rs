@@ -23,7 +23,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> A
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let outcome = match (
-            config_resource::target(shard, resource.resource_type, &resource.resource_name),
+            config_resource::authorized_target(
+                ctx,
+                resource.resource_type,
+                &resource.resource_name,
+                crate::acl::Operation::AlterConfigs,
+            ),
             replacement(resource.configs),
         ) {
             (Ok(target), Ok(configs)) => {

@@ -9,6 +9,7 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::Operation;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
@@ -21,6 +22,11 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if !ctx.allows_cluster(Operation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(KafkaCode::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(crate::kafka::handlers::str_bytes("Cluster authorization failed.")));
+    }
     let shard = ctx.shard;
     // v0 has no such field: the replication factor may change.
     let keep_factor = ctx.api_version >= 1 && !request.allow_replication_factor_change;

@@ -13,6 +13,7 @@ use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserSc
 use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::acl::Operation;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::Api;
@@ -44,6 +45,15 @@ pub async fn handle(
     let mut refuse = |user: &str, code: KafkaCode, message: String| {
         errors.entry(user.to_string()).or_insert((code, message));
     };
+    if !ctx.allows_cluster(Operation::Alter) {
+        for user in counts.keys() {
+            refuse(
+                user,
+                KafkaCode::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".into(),
+            );
+        }
+    }
     for (user, count) in &counts {
         if user.is_empty() {
             refuse(

@@ -2,7 +2,9 @@
 
 use std::rc::Rc;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
+use crate::kafka::context::RequestContext;
 use crate::metadata::configs::ConfigTarget;
 use crate::metadata::Refusal;
 use crate::node::Shard;
@@ -38,6 +40,40 @@ pub fn target(shard: &Rc<Shard>, resource_type: i8, name: &str) -> Result<Config
             format!("Unsupported resource type: {other}"),
         )),
     }
+}
+
+/// [`target`], for a caller who may perform `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS)
+/// on the resource: a topic's or a group's own, the cluster's for the broker-side types.
+pub fn authorized_target(
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    operation: Operation,
+) -> Result<ConfigTarget, Refusal> {
+    let (kind, resource, code, message) = match resource_type {
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            name,
+            KafkaCode::TopicAuthorizationFailed,
+            "Topic authorization failed.",
+        ),
+        RESOURCE_GROUP => (
+            ResourceType::Group,
+            name,
+            KafkaCode::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        ),
+        _ => (
+            ResourceType::Cluster,
+            crate::acl::CLUSTER_NAME,
+            KafkaCode::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ),
+    };
+    if !ctx.allows(operation, kind, resource) {
+        return Err(Refusal::new(code, message));
+    }
+    target(ctx.shard, resource_type, name)
 }
 
 /// The node id a BROKER resource names, when it is this broker.

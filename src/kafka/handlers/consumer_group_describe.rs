@@ -10,6 +10,7 @@ use kafka_protocol::messages::consumer_group_describe_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{GroupId, TopicName};
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::assignor;
 use crate::group::on_coordinator;
@@ -23,14 +24,34 @@ pub const API: Api = Api::new(ApiKey::ConsumerGroupDescribe, 0, 1);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
     let shard = ctx.shard;
+    let access = ctx.access();
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for id in request.group_ids {
         let group_id = id.0.to_string();
+        if !access.allows(Operation::Describe, ResourceType::Group, &group_id) {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(KafkaCode::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
+        let operations = crate::kafka::authorized::when_asked(
+            request.include_authorized_operations,
+            &access,
+            ResourceType::Group,
+            &group_id,
+        );
         let described = on_coordinator(shard, &group_id.clone(), move |shard| async move {
             describe(&shard, &group_id)
         })
         .await
         .unwrap_or_else(|code| DescribedGroup::default().with_error_code(code.code()));
+        let described = if described.error_code == 0 {
+            described.with_authorized_operations(operations)
+        } else {
+            described
+        };
         groups.push(described.with_group_id(GroupId(str_bytes(id.0.to_string()))));
     }
     ConsumerGroupDescribeResponse::default().with_groups(groups)

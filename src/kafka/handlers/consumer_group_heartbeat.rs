@@ -10,6 +10,7 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::consumer::{Heartbeat, HeartbeatAnswer};
 use crate::group::on_coordinator;
@@ -30,6 +31,26 @@ pub async fn handle(
     let member_id = request.member_id.to_string();
     // The group's own configs (IncrementalAlterConfigs on the GROUP resource) or the broker's.
     let timing = shard.group_config(&group_id);
+    if !ctx.allows(Operation::Read, ResourceType::Group, &group_id) {
+        return failed(
+            KafkaCode::GroupAuthorizationFailed,
+            "Group authorization failed.",
+            &member_id,
+        );
+    }
+    let access = ctx.access();
+    if let Some(topic) = request
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .find(|topic| !access.allows(Operation::Describe, ResourceType::Topic, &topic.0))
+    {
+        return failed(
+            KafkaCode::TopicAuthorizationFailed,
+            &format!("Not authorized to describe topic {}", topic.0),
+            &member_id,
+        );
+    }
     // Clients send an empty regex to mean "none".
     if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
         return failed(

@@ -4,6 +4,8 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest
 use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
+use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
 use crate::node::authority;
@@ -16,6 +18,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        if !ctx.allows(Operation::Alter, ResourceType::Topic, &name) {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(topic.name)
+                    .with_error_code(KafkaCode::TopicAuthorizationFailed.code())
+                    .with_error_message(None),
+            );
+            continue;
+        }
         let assignment = topic.assignments.map(|assignments| {
             assignments
                 .into_iter()

@@ -10,6 +10,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{describe_configs, str_bytes, Api};
@@ -25,6 +26,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
     let version = ctx.api_version;
     let mut results = Vec::with_capacity(request.topics.len());
     let mut seen = std::collections::HashSet::new();
+    let access = ctx.access();
+    let cluster_create = access.sees(Operation::Create, ResourceType::Cluster, crate::acl::CLUSTER_NAME);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = if !seen.insert(name.clone()) {
@@ -32,11 +35,27 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                 KafkaCode::InvalidRequest,
                 format!("Topic '{name}' is listed more than once."),
             ))
+        } else if !cluster_create && !access.allows(Operation::Create, ResourceType::Topic, &name) {
+            Err(Refusal::new(
+                KafkaCode::TopicAuthorizationFailed,
+                "Authorization failed.",
+            ))
         } else {
             create_one(shard, topic, request.validate_only).await
         };
         results.push(match result {
-            Ok((meta, partitions, replication)) => success(shard, version, meta, partitions, replication),
+            Ok((meta, partitions, replication)) => {
+                // The configs are shown only to who may describe them.
+                let configs_visible = access.sees(Operation::DescribeConfigs, ResourceType::Topic, &name);
+                let result = success(shard, version, meta, partitions, replication);
+                if configs_visible || version < 5 {
+                    result
+                } else {
+                    result
+                        .with_configs(None)
+                        .with_topic_config_error_code(KafkaCode::TopicAuthorizationFailed.code())
+                }
+            }
             Err(refusal) => CreatableTopicResult::default()
                 .with_name(kafka_protocol::messages::TopicName(str_bytes(name)))
                 .with_error_code(refusal.code.code())

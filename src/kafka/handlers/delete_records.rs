@@ -9,6 +9,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
@@ -25,12 +26,19 @@ pub const API: Api = Api::new(ApiKey::DeleteRecords, 0, 2);
 pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let shard = ctx.shard;
     let snapshot = shard.metadata();
+    let access = ctx.access();
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|topic| !access.allows(Operation::Delete, ResourceType::Topic, &topic.name.0))
+        .collect();
     let slots = request
         .topics
         .iter()
-        .flat_map(|topic| {
-            // Internal topics cannot be trimmed by clients.
-            let found = snapshot.topic(&topic.name.0).filter(|t| !t.meta.internal);
+        .zip(&denied)
+        .flat_map(|(topic, denied)| {
+            // Internal topics cannot be trimmed by clients; denied ones are answered here.
+            let found = snapshot.topic(&topic.name.0).filter(|t| !t.meta.internal && !denied);
             topic.partitions.iter().map(move |p| {
                 let partition = PartitionId(p.partition_index);
                 found
@@ -51,12 +59,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| {
+        .zip(denied)
+        .map(|(topic, denied)| {
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     let (error, low) = answers.next().expect("one answer per partition");
+                    let error = if denied {
+                        Some(KafkaCode::TopicAuthorizationFailed)
+                    } else {
+                        error
+                    };
                     DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error_code(error))

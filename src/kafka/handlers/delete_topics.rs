@@ -5,6 +5,7 @@ use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, Del
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
@@ -30,6 +31,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
             .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
+    let access = ctx.access();
+    let cluster_delete = access.sees(Operation::Delete, ResourceType::Cluster, crate::acl::CLUSTER_NAME);
+    // Kafka's order: a topic the caller may not describe is refused whether or not it
+    // exists; one it may describe but not delete is refused too.
+    let authorized = |name: &str| {
+        cluster_delete
+            || (access.allows(Operation::Describe, ResourceType::Topic, name)
+                && access.allows(Operation::Delete, ResourceType::Topic, name))
+    };
     for (name, id) in targets {
         let resolved = match &name {
             Some(name) => Ok(name.clone()),
@@ -38,6 +48,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
                 .topic_by_id(id)
                 .map(|t| t.meta.name.clone())
                 .ok_or(KafkaCode::UnknownTopicId),
+        };
+        let resolved = match resolved {
+            Ok(name) if !authorized(&name) => Err(KafkaCode::TopicAuthorizationFailed),
+            other => other,
         };
         let result = match resolved {
             Ok(resolved) => authority::delete_topic(shard, resolved.clone())

@@ -98,8 +98,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -
                 .with_error_message(None)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let described = config_resource::target(shard, resource.resource_type, &resource.resource_name)
-                .and_then(|target| view.describe(&target));
+            let described = config_resource::authorized_target(
+                ctx,
+                resource.resource_type,
+                &resource.resource_name,
+                crate::acl::Operation::DescribeConfigs,
+            )
+            .and_then(|target| view.describe(&target));
             match described {
                 Ok(entries) => result.with_configs(
                     entries

@@ -12,6 +12,7 @@ use kafka_protocol::messages::GroupId;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::assignor::Assignment;
 use crate::group::classic::GroupState;
@@ -29,10 +30,24 @@ pub const API: Api = Api::new(ApiKey::DescribeGroups, 0, 6);
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let shard = ctx.shard;
     let version = ctx.api_version;
-    let operations = authorized::when_asked(request.include_authorized_operations, authorized::GROUP_ALL);
+    let access = ctx.access();
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in request.groups {
         let group_id = id.0.to_string();
+        if !access.allows(Operation::Describe, ResourceType::Group, &group_id) {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(KafkaCode::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
+        let operations = authorized::when_asked(
+            request.include_authorized_operations,
+            &access,
+            ResourceType::Group,
+            &group_id,
+        );
         let described = on_coordinator(shard, &group_id.clone(), move |shard| async move {
             describe(&shard, &group_id)
         })

@@ -11,6 +11,8 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 
+use crate::acl::Operation;
+use crate::error::KafkaCode;
 use crate::ids::{PartitionId, ShardId};
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{fan_out, str_bytes, Api};
@@ -19,6 +21,9 @@ use crate::kafka::handlers::{fan_out, str_bytes, Api};
 pub const API: Api = Api::new(ApiKey::DescribeLogDirs, 1, 4);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    if !ctx.allows_cluster(Operation::Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(KafkaCode::ClusterAuthorizationFailed.code());
+    }
     let shard = ctx.shard;
     let snapshot = shard.metadata();
     let mut wanted: Vec<(ShardId, (String, PartitionId))> = Vec::new();

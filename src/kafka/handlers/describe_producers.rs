@@ -8,6 +8,7 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::ProducerId;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
@@ -20,11 +21,25 @@ pub const API: Api = Api::new(ApiKey::DescribeProducers, 0, 0);
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeProducersRequest) -> DescribeProducersResponse {
     let shard = ctx.shard;
     let snapshot = shard.metadata();
+    let access = ctx.access();
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !access.allows(Operation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
     let slots = request
         .topics
         .iter()
-        .flat_map(|t| t.partition_indexes.iter().map(move |&p| (t.name.0.to_string(), p)))
-        .map(|(name, p)| {
+        .zip(&denied)
+        .flat_map(|(t, denied)| {
+            t.partition_indexes
+                .iter()
+                .map(move |&p| (t.name.0.to_string(), p, *denied))
+        })
+        .map(|(name, p, denied)| {
+            if denied {
+                return None;
+            }
             let owner = snapshot.topic(&name).and_then(|t| t.owner(PartitionId(p)))?;
             Some((owner, (name, PartitionId(p))))
         })
@@ -43,12 +58,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DescribeProducersRequest)
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| {
+        .zip(denied)
+        .map(|(topic, denied)| {
             let partitions = topic
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let answer = answers.next().expect("one answer per partition");
+                    let answer = if denied {
+                        Err(KafkaCode::TopicAuthorizationFailed)
+                    } else {
+                        answer
+                    };
                     let entry = PartitionResponse::default()
                         .with_partition_index(p)
                         .with_error_message(None);

@@ -8,6 +8,7 @@ use kafka_protocol::messages::describe_quorum_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, TopicName};
 
+use crate::acl::Operation;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
@@ -22,6 +23,11 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 const QUORUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    if !ctx.allows_cluster(Operation::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(KafkaCode::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(crate::kafka::handlers::str_bytes("Cluster authorization failed.")));
+    }
     let shard = ctx.shard;
     let asked_for_it = request
         .topics

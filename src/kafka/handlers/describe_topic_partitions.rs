@@ -11,9 +11,9 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
-use crate::kafka::authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::metadata::leadership;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
@@ -30,8 +30,15 @@ pub async fn handle(
 ) -> DescribeTopicPartitionsResponse {
     let shard = ctx.shard;
     let snapshot = shard.metadata();
-    let mut names: Vec<String> = if request.topics.is_empty() {
-        snapshot.topics.keys().cloned().collect()
+    let access = ctx.access();
+    let listing = request.topics.is_empty();
+    let mut names: Vec<String> = if listing {
+        snapshot
+            .topics
+            .keys()
+            .filter(|name| access.sees(Operation::Describe, ResourceType::Topic, name))
+            .cloned()
+            .collect()
     } else {
         request.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -47,6 +54,14 @@ pub async fn handle(
     for name in names.into_iter().filter(|n| *n >= start_topic) {
         if name != start_topic {
             start_partition = 0;
+        }
+        if !listing && !access.allows(Operation::Describe, ResourceType::Topic, &name) {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(KafkaCode::TopicAuthorizationFailed.code())
+                    .with_name(Some(TopicName(str_bytes(name)))),
+            );
+            continue;
         }
         let Some(topic) = snapshot.topic(&name) else {
             topics.push(
@@ -88,7 +103,7 @@ pub async fn handle(
                 .with_topic_id(topic.meta.id)
                 .with_is_internal(topic.meta.internal)
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(authorized::TOPIC_ALL),
+                .with_topic_authorized_operations(access.operations(ResourceType::Topic, &name)),
         );
         if end < count {
             next_cursor = Some(

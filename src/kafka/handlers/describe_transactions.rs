@@ -11,6 +11,7 @@ use kafka_protocol::messages::describe_transactions_response::{
 };
 use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, TransactionalId};
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
@@ -20,9 +21,18 @@ use crate::node::Shard;
 pub const API: Api = Api::new(ApiKey::DescribeTransactions, 0, 0);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+    let access = ctx.access();
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in request.transactional_ids {
         let key = id.0.to_string();
+        if !access.allows(Operation::Describe, ResourceType::TransactionalId, &key) {
+            states.push(
+                TransactionState::default()
+                    .with_transactional_id(TransactionalId(id.0.clone()))
+                    .with_error_code(KafkaCode::TransactionalIdAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let found = crate::txn::on_coordinator(ctx.shard, &key.clone(), move |host: Rc<Shard>| async move {
             host.transactions.get(&key)
         })

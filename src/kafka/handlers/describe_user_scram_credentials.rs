@@ -12,6 +12,7 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
 use kafka_protocol::messages::{ApiKey, DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::acl::Operation;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::Api;
@@ -24,6 +25,11 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !ctx.allows_cluster(Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(KafkaCode::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+    }
     let snapshot = ctx.shard.metadata();
     let mut known: BTreeMap<String, BTreeMap<i8, i32>> = BTreeMap::new();
     for user in ctx.shard.config.credentials.names() {

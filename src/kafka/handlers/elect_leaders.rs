@@ -7,6 +7,7 @@ use kafka_protocol::messages::elect_leaders_request::ElectLeadersRequest;
 use kafka_protocol::messages::elect_leaders_response::{ElectLeadersResponse, PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ApiKey, TopicName};
 
+use crate::acl::Operation;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
@@ -20,6 +21,9 @@ const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    if !ctx.allows_cluster(Operation::Alter) {
+        return ElectLeadersResponse::default().with_error_code(KafkaCode::ClusterAuthorizationFailed.code());
+    }
     let shard = ctx.shard;
     let unclean = match request.election_type {
         PREFERRED => false,

@@ -10,6 +10,8 @@ use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::end_txn_response::EndTxnResponse;
 use kafka_protocol::messages::{ApiKey, ProducerId};
 
+use crate::acl::{Operation, ResourceType};
+use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
 use crate::node::Shard;
@@ -22,6 +24,12 @@ const EPOCH_BUMP_VERSION: i16 = 5;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: EndTxnRequest) -> EndTxnResponse {
     let id = request.transactional_id.0.to_string();
+    if !ctx.allows(Operation::Write, ResourceType::TransactionalId, &id) {
+        return EndTxnResponse::default()
+            .with_error_code(KafkaCode::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     let (producer_id, epoch, commit) = (request.producer_id.0, request.producer_epoch, request.committed);
     let tv2 = ctx.api_version >= EPOCH_BUMP_VERSION && ctx.shard.config.transaction_version >= 2;
     let ended = crate::txn::on_coordinator(ctx.shard, &id.clone(), move |host: Rc<Shard>| async move {

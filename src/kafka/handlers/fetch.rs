@@ -43,6 +43,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{ProducerId, TopicName};
 
+use crate::acl::{Operation, ResourceType};
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::error::KafkaCode;
 use crate::ids::{Offset, PartitionId, ShardId};
@@ -141,6 +142,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
         request.replica_id.0
     };
     let replica = (replica_id >= 0).then_some(replica_id);
+    let access = ctx.access();
+    // A follower acts for the cluster; a consumer reads each topic.
+    let follower_denied = replica.is_some() && !access.allows_cluster(Operation::ClusterAction);
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut slots = Vec::new();
     for topic in &request.topics {
@@ -149,6 +153,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
         } else {
             snapshot.topic(&topic.topic.0)
         };
+        let denied = follower_denied
+            || (replica.is_none()
+                && !(version >= 13 && found.is_none())
+                && !access.allows(
+                    Operation::Read,
+                    ResourceType::Topic,
+                    found.map_or(topic.topic.0.as_str(), |t| t.meta.name.as_str()),
+                ));
         topics.push((
             topic.topic.clone(),
             topic.topic_id,
@@ -157,6 +169,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> (FetchRe
         for p in &topic.partitions {
             let partition = PartitionId(p.partition);
             slots.push(match found {
+                _ if denied => Slot::Failed(KafkaCode::TopicAuthorizationFailed),
                 None if version >= 13 => Slot::Failed(KafkaCode::UnknownTopicId),
                 None => Slot::Failed(KafkaCode::UnknownTopicOrPartition),
                 Some(t) if p.current_leader_epoch > t.leader_epoch(partition).0 => {

@@ -11,6 +11,7 @@ use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoord
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::BrokerId;
 
+use crate::acl::{Operation, ResourceType};
 use crate::coordinator::InternalTopic;
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
@@ -34,7 +35,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -
     let type_message = topic
         .is_none()
         .then(|| str_bytes(format!("Key type {} is not served by Sluice.", request.key_type)));
+    let access = ctx.access();
     let find = |key: &str| -> Result<BrokerAddress, KafkaCode> {
+        match request.key_type {
+            KEY_TYPE_GROUP if !access.allows(Operation::Describe, ResourceType::Group, key) => {
+                return Err(KafkaCode::GroupAuthorizationFailed)
+            }
+            KEY_TYPE_TRANSACTION if !access.allows(Operation::Describe, ResourceType::TransactionalId, key) => {
+                return Err(KafkaCode::TransactionalIdAuthorizationFailed)
+            }
+            _ => {}
+        }
         match topic {
             Some(topic) => coordinator_of(shard, &ctx.session.listener, topic, key),
             None => Err(KafkaCode::InvalidRequest),

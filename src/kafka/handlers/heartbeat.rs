@@ -7,6 +7,7 @@ use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::on_coordinator;
 use crate::kafka::context::RequestContext;
@@ -18,6 +19,9 @@ pub const API: Api = Api::new(ApiKey::Heartbeat, 0, 4);
 pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
     let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
+    if !ctx.allows(Operation::Read, ResourceType::Group, &group_id) {
+        return HeartbeatResponse::default().with_error_code(KafkaCode::GroupAuthorizationFailed.code());
+    }
     let error = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         // A group this coordinator does not know has no members: the sender must rejoin.
         let Some(group) = shard.groups.get(&group_id) else {

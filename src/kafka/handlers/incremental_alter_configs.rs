@@ -32,8 +32,13 @@ pub async fn handle(
     let shard = ctx.shard;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let outcome = match config_resource::target(shard, resource.resource_type, &resource.resource_name)
-            .and_then(|target| distinct(&resource.configs).map(|()| target))
+        let outcome = match config_resource::authorized_target(
+            ctx,
+            resource.resource_type,
+            &resource.resource_name,
+            crate::acl::Operation::AlterConfigs,
+        )
+        .and_then(|target| distinct(&resource.configs).map(|()| target))
         {
             Ok(target) => {
                 let operations = resource.configs;

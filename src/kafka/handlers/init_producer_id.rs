@@ -14,6 +14,7 @@ use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::ProducerId;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
@@ -32,6 +33,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) ->
     };
     if let Some(id) = request.transactional_id.as_ref().filter(|id| !id.is_empty()) {
         let id = id.to_string();
+        if !ctx.allows(Operation::Write, ResourceType::TransactionalId, &id) {
+            return failed(KafkaCode::TransactionalIdAuthorizationFailed);
+        }
         let timeout_ms = request.transaction_timeout_ms;
         // KIP-360 (v3+): a producer recovering names the id and epoch it had.
         let expected = (ctx.api_version >= 3 && request.producer_id.0 >= 0)
@@ -49,6 +53,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) ->
                 .with_producer_epoch(epoch),
             Err(code) => failed(crate::txn::fenced_code(code, ctx.api_version, 4)),
         };
+    }
+    // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+    let access = ctx.access();
+    if !access.sees(
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        crate::acl::CLUSTER_NAME,
+    ) && !access.allows_some(Operation::Write, ResourceType::Topic)
+    {
+        return failed(KafkaCode::ClusterAuthorizationFailed);
     }
     match shard.next_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()

@@ -7,6 +7,7 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::classic::{self, JoinOutcome, Reply};
 use crate::group::on_coordinator;
@@ -23,6 +24,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
     let client_id = ctx.client_id.to_string();
     let client_host = ctx.client_host();
     let group_id = request.group_id.0.to_string();
+    if !ctx.allows(Operation::Read, ResourceType::Group, &group_id) {
+        return JoinGroupResponse::default().with_error_code(KafkaCode::GroupAuthorizationFailed.code());
+    }
     let member_id = request.member_id.to_string();
     let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         let join = classic::JoinRequest {

@@ -7,6 +7,7 @@ use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::on_coordinator;
 use crate::kafka::context::RequestContext;
@@ -20,6 +21,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
     let shard = ctx.shard;
     let version = ctx.api_version;
     let group_id = request.group_id.0.to_string();
+    if !ctx.allows(Operation::Read, ResourceType::Group, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(KafkaCode::GroupAuthorizationFailed.code());
+    }
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members

@@ -7,6 +7,7 @@ use kafka_protocol::messages::list_config_resources_request::ListConfigResources
 use kafka_protocol::messages::list_config_resources_response::{ConfigResource, ListConfigResourcesResponse};
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::Operation;
 use crate::error::KafkaCode;
 use crate::kafka::handlers::{str_bytes, Api};
 
@@ -20,6 +21,9 @@ use crate::kafka::handlers::config_resource::{
 pub const API: Api = Api::new(ApiKey::ListConfigResources, 0, 1);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
+    if !ctx.allows_cluster(Operation::DescribeConfigs) {
+        return ListConfigResourcesResponse::default().with_error_code(KafkaCode::ClusterAuthorizationFailed.code());
+    }
     let shard = ctx.shard;
     let version = ctx.api_version;
     if version == 0 {

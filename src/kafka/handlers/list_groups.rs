@@ -6,6 +6,7 @@ use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedG
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::GroupId;
 
+use crate::acl::{Operation, ResourceType};
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
 
@@ -17,6 +18,9 @@ pub const API: Api = Api::new(ApiKey::ListGroups, 0, 5);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
     let shard = ctx.shard;
+    let access = ctx.access();
+    // The cluster's describers see every group; anyone else the groups they may describe.
+    let all = access.sees(Operation::Describe, ResourceType::Cluster, crate::acl::CLUSTER_NAME);
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let per_shard = shard
@@ -39,6 +43,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> Lis
         .flat_map(|listed| listed.unwrap_or_default())
         .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .filter(|(id, _, _, _)| all || access.sees(Operation::Describe, ResourceType::Group, id))
         .map(|(id, protocol_type, state, kind)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))

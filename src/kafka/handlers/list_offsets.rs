@@ -11,6 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
 use crate::kafka::context::RequestContext;
@@ -49,11 +50,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     let snapshot = shard.metadata();
     // isolation_level 1 (v2+): a read_committed consumer.
     let read_committed = request.isolation_level == 1;
+    let access = ctx.access();
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|topic| !access.allows(Operation::Describe, ResourceType::Topic, &topic.name.0))
+        .collect();
     let slots = request
         .topics
         .iter()
-        .flat_map(|topic| {
-            let found = snapshot.topic(&topic.name.0);
+        .zip(&denied)
+        .flat_map(|(topic, denied)| {
+            // A topic the caller may not describe is answered without a hop.
+            let found = snapshot.topic(&topic.name.0).filter(|_| !denied);
             topic.partitions.iter().map(move |p| {
                 let partition = PartitionId(p.partition_index);
                 found.and_then(|t| t.owner(partition)).map(|owner| {
@@ -83,12 +92,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| {
+        .zip(denied)
+        .map(|(topic, denied)| {
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     let (code, timestamp, offset) = answers.next().expect("one answer per partition");
+                    let code = if denied {
+                        Some(KafkaCode::TopicAuthorizationFailed)
+                    } else {
+                        code
+                    };
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error_code(code))

@@ -7,6 +7,8 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, TopicName};
 
+use crate::acl::Operation;
+use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
 
@@ -17,6 +19,11 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !ctx.allows_cluster(Operation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(KafkaCode::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(crate::kafka::handlers::str_bytes("Cluster authorization failed.")));
+    }
     let Some(cluster) = &ctx.shard.cluster else {
         // A single node never reassigns.
         return ListPartitionReassignmentsResponse::default().with_error_message(None);

@@ -6,6 +6,7 @@ use kafka_protocol::messages::list_transactions_request::ListTransactionsRequest
 use kafka_protocol::messages::list_transactions_response::{ListTransactionsResponse, TransactionState};
 use kafka_protocol::messages::{ApiKey, ProducerId, TransactionalId};
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
@@ -46,6 +47,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListTransactionsRequest) 
     let producers: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let min_duration_ms = request.duration_filter;
     let now = now_ms();
+    let access = ctx.access();
     let per_shard = ctx
         .shard
         .invoke_on_all(|shard| async move { shard.transactions.list() })
@@ -57,6 +59,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListTransactionsRequest) 
         .filter(|t| producers.is_empty() || producers.contains(&t.producer_id))
         .filter(|t| min_duration_ms < 0 || (t.start_ms >= 0 && now - t.start_ms >= min_duration_ms))
         .filter(|t| pattern.as_ref().is_none_or(|re| re.is_match(&t.id)))
+        .filter(|t| access.sees(Operation::Describe, ResourceType::TransactionalId, &t.id))
         .map(|t| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(str_bytes(t.id)))

@@ -11,6 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{BrokerId, TopicName};
 
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::error::KafkaCode;
 use crate::ids::{NodeId, PartitionId};
 use crate::kafka::authorized;
@@ -26,14 +27,19 @@ pub const API: Api = Api::new(ApiKey::Metadata, 0, 13);
 pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
     let shard = ctx.shard;
     let version = ctx.api_version;
-    let topic_operations = authorized::when_asked(
-        version >= 8 && request.include_topic_authorized_operations,
-        authorized::TOPIC_ALL,
-    );
-    let cluster_operations = authorized::when_asked(
-        (8..=10).contains(&version) && request.include_cluster_authorized_operations,
-        authorized::CLUSTER_ALL,
-    );
+    let access = ctx.access();
+    let topic_operations_asked = version >= 8 && request.include_topic_authorized_operations;
+    let cluster_operations = if !access.sees(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        0
+    } else {
+        authorized::when_asked(
+            (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+            &access,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        )
+    };
+    let describes = |name: &str| access.allows(Operation::Describe, ResourceType::Topic, name);
     let mut snapshot = shard.metadata();
     let requested = match request.topics {
         None => None,
@@ -41,7 +47,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         Some(topics) => Some(topics),
     };
     let topics = match requested {
-        None => snapshot.topics.values().map(|t| topic_entry(shard, t)).collect(),
+        None => snapshot
+            .topics
+            .values()
+            .filter(|t| access.sees(Operation::Describe, ResourceType::Topic, &t.meta.name))
+            .map(|t| topic_entry(shard, t))
+            .collect(),
         Some(wanted) => {
             let auto_create =
                 shard.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
@@ -49,11 +60,22 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             for want in wanted {
                 let Some(name) = want.name.as_ref().map(|n| n.0.to_string()) else {
                     entries.push(match snapshot.topic_by_id(want.topic_id) {
+                        Some(topic) if !describes(&topic.meta.name) => {
+                            error_entry(None, want.topic_id, KafkaCode::TopicAuthorizationFailed)
+                        }
                         Some(topic) => topic_entry(shard, topic),
                         None => error_entry(None, want.topic_id, KafkaCode::UnknownTopicId),
                     });
                     continue;
                 };
+                if !describes(&name) {
+                    entries.push(error_entry(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        KafkaCode::TopicAuthorizationFailed,
+                    ));
+                    continue;
+                }
                 if let Some(topic) = snapshot.topic(&name) {
                     entries.push(topic_entry(shard, topic));
                     continue;
@@ -71,6 +93,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                         Some(name),
                         uuid::Uuid::nil(),
                         KafkaCode::UnknownTopicOrPartition,
+                    ));
+                    continue;
+                }
+                if !access.sees(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                    && !access.allows(Operation::Create, ResourceType::Topic, &name)
+                {
+                    entries.push(error_entry(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        KafkaCode::TopicAuthorizationFailed,
                     ));
                     continue;
                 }
@@ -103,11 +135,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
     let topics = topics
         .into_iter()
         .map(|t: MetadataResponseTopic| {
-            if t.error_code == 0 {
-                t.with_topic_authorized_operations(topic_operations)
-            } else {
-                t
+            if t.error_code != 0 {
+                return t;
             }
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str()).to_string();
+            let operations = authorized::when_asked(topic_operations_asked, &access, ResourceType::Topic, &name);
+            t.with_topic_authorized_operations(operations)
         })
         .collect();
     MetadataResponse::default()

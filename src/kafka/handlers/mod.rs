@@ -4,6 +4,7 @@
 //! per-partition work to owner shards (one hop per shard), then assembly of the response in
 //! request order. Per-partition failures are error codes in the response, never early returns.
 
+pub mod acl_wire;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -13,11 +14,14 @@ pub mod api_versions;
 pub mod config_resource;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -170,6 +174,9 @@ registry! {
     sasl_authenticate: SaslAuthenticate => now,
     describe_user_scram_credentials: DescribeUserScramCredentials => now,
     alter_user_scram_credentials: AlterUserScramCredentials => now,
+    create_acls: CreateAcls => now,
+    describe_acls: DescribeAcls => now,
+    delete_acls: DeleteAcls => now,
     create_topics: CreateTopics => now,
     delete_topics: DeleteTopics => now,
     offset_for_leader_epoch: OffsetForLeaderEpoch => now,

@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::records::OffsetValue;
 use crate::group::{coordinator, on_coordinator};
@@ -25,13 +26,23 @@ pub const API: Api = Api::new(ApiKey::OffsetCommit, 2, 10);
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
+    let access = ctx.access();
+    if !access.allows(Operation::Read, ResourceType::Group, &group_id) {
+        return every_partition(&request, KafkaCode::GroupAuthorizationFailed);
+    }
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !access.allows(Operation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
+    let refused = denied.clone();
     let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
         .topics
         .iter()
         .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()))
         .collect();
     let codes: Vec<Vec<Option<KafkaCode>>> = on_coordinator(shard, &group_id.clone(), move |shard| async move {
-        commit(&shard, &group_id, request).await
+        commit(&shard, &group_id, request, &refused).await
     })
     .await
     .unwrap_or_else(|code| {
@@ -43,11 +54,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     let topics = shape
         .into_iter()
         .zip(codes)
-        .map(|((name, partitions), codes)| {
+        .zip(denied)
+        .map(|(((name, partitions), codes), denied)| {
             let partitions = partitions
                 .into_iter()
                 .zip(codes)
                 .map(|(p, code)| {
+                    let code = if denied {
+                        Some(KafkaCode::TopicAuthorizationFailed)
+                    } else {
+                        code
+                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p)
                         .with_error_code(error_code(code))
@@ -61,8 +78,37 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// Runs on the coordinator: one error code per partition, in request order.
-async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest) -> Vec<Vec<Option<KafkaCode>>> {
+/// The answer of a request refused as a whole: `code` for every partition.
+fn every_partition(request: &OffsetCommitRequest, code: KafkaCode) -> OffsetCommitResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Runs on the coordinator: one error code per partition, in request order; the partitions
+/// of `denied` topics are not committed.
+async fn commit(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    request: OffsetCommitRequest,
+    denied: &[bool],
+) -> Vec<Vec<Option<KafkaCode>>> {
     let every = |code: KafkaCode| -> Vec<Vec<Option<KafkaCode>>> {
         request
             .topics
@@ -86,12 +132,16 @@ async fn commit(shard: &Rc<Shard>, group_id: &str, request: OffsetCommitRequest)
     let codes: Vec<Vec<Option<KafkaCode>>> = request
         .topics
         .iter()
-        .map(|topic| {
+        .zip(denied)
+        .map(|(topic, denied)| {
             let found = snapshot.topic(&topic.name.0);
             topic
                 .partitions
                 .iter()
                 .map(|p| {
+                    if *denied {
+                        return Some(KafkaCode::TopicAuthorizationFailed);
+                    }
                     if found.and_then(|t| t.owner(PartitionId(p.partition_index))).is_none() {
                         return Some(KafkaCode::UnknownTopicOrPartition);
                     }

@@ -7,6 +7,8 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
+use crate::error::KafkaCode;
 use crate::group::on_coordinator;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, Api};
@@ -17,10 +19,22 @@ pub const API: Api = Api::new(ApiKey::OffsetDelete, 0, 0);
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
+    let access = ctx.access();
+    if !access.allows(Operation::Delete, ResourceType::Group, &group_id) {
+        return OffsetDeleteResponse::default().with_error_code(KafkaCode::GroupAuthorizationFailed.code());
+    }
+    // Topics the caller may not read keep their offsets and answer TOPIC_AUTHORIZATION_FAILED.
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !access.allows(Operation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
     let wanted: Vec<(String, Vec<i32>)> = request
         .topics
         .iter()
-        .map(|t| {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .map(|(t, _)| {
             (
                 t.name.0.to_string(),
                 t.partitions.iter().map(|p| p.partition_index).collect(),
@@ -36,11 +50,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
     match outcome {
         Err(code) => OffsetDeleteResponse::default().with_error_code(code.code()),
         Ok(codes) => {
+            let mut codes = codes.into_iter();
             let topics = request
                 .topics
                 .into_iter()
-                .zip(codes)
-                .map(|(topic, codes)| {
+                .zip(denied)
+                .map(|(topic, denied)| {
+                    let codes = if denied {
+                        vec![Some(KafkaCode::TopicAuthorizationFailed); topic.partitions.len()]
+                    } else {
+                        codes.next().expect("one answer per topic asked")
+                    };
                     let partitions = topic
                         .partitions
                         .iter()

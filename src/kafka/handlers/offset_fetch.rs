@@ -1,8 +1,6 @@
 //! OffsetFetch: committed offsets of one group (v0-v7) or several (v8+). A partition with no
 //! commit answers offset -1.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -11,11 +9,11 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{GroupId, TopicName};
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::on_coordinator;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
-use crate::node::Shard;
 
 /// (offset, leader epoch, metadata) of one partition.
 /// (offset, leader epoch, metadata, error): the error is UNSTABLE_OFFSET_COMMIT for a
@@ -28,7 +26,6 @@ type GroupOffsets = Vec<(String, Vec<(i32, Committed)>)>;
 pub const API: Api = Api::new(ApiKey::OffsetFetch, 1, 10);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
-    let shard = ctx.shard;
     let version = ctx.api_version;
     if version < 8 {
         let wanted = request.topics.map(|topics| {
@@ -38,7 +35,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                 .collect()
         });
         let stable = version >= 7 && request.require_stable;
-        let (error, offsets) = fetch(shard, request.group_id.0.to_string(), wanted, stable).await;
+        let (error, offsets) = fetch(ctx, request.group_id.0.to_string(), wanted, stable).await;
         let topics = build(
             offsets,
             |p, (offset, epoch, metadata, error)| {
@@ -67,7 +64,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let (error, offsets) = fetch(shard, group.group_id.0.to_string(), wanted, request.require_stable).await;
+        let (error, offsets) = fetch(ctx, group.group_id.0.to_string(), wanted, request.require_stable).await;
         let topics = build(
             offsets,
             |p, (offset, epoch, metadata, error)| {
@@ -112,13 +109,21 @@ fn build<T, P>(
         .collect()
 }
 
-/// The group's committed offsets for `wanted` (every committed partition when None).
+/// The group's committed offsets for `wanted` (every committed partition when None), as the
+/// caller may see them: a group it may not describe is refused, a named topic it may not
+/// describe answers TOPIC_AUTHORIZATION_FAILED, and a listing leaves such topics out.
 async fn fetch(
-    shard: &Rc<Shard>,
+    ctx: &RequestContext<'_>,
     group_id: String,
     wanted: Option<Vec<(String, Vec<i32>)>>,
     stable: bool,
 ) -> (Option<KafkaCode>, GroupOffsets) {
+    let shard = ctx.shard;
+    let access = ctx.access();
+    if !access.allows(Operation::Describe, ResourceType::Group, &group_id) {
+        return (Some(KafkaCode::GroupAuthorizationFailed), Vec::new());
+    }
+    let named = wanted.is_some();
     let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         let group = shard.groups.get(&group_id);
         let committed = |topic: &str, p: i32| -> Committed {
@@ -164,8 +169,27 @@ async fn fetch(
         }
     })
     .await;
+    let visible = |(topic, partitions): (String, Vec<(i32, Committed)>)| {
+        if access.sees(Operation::Describe, ResourceType::Topic, &topic) {
+            return Some((topic, partitions));
+        }
+        if !named {
+            return None;
+        }
+        access.allows(Operation::Describe, ResourceType::Topic, &topic);
+        let refused = partitions
+            .into_iter()
+            .map(|(p, _)| {
+                (
+                    p,
+                    (-1, -1, Some(String::new()), Some(KafkaCode::TopicAuthorizationFailed)),
+                )
+            })
+            .collect();
+        Some((topic, refused))
+    };
     match outcome {
-        Ok(offsets) => (None, offsets),
+        Ok(offsets) => (None, offsets.into_iter().filter_map(visible).collect()),
         Err(code) => (Some(code), Vec::new()),
     }
 }

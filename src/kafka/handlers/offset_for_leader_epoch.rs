@@ -8,6 +8,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::ids::{LeaderEpoch, PartitionId};
 use crate::kafka::context::RequestContext;
@@ -21,7 +22,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
     let snapshot = shard.metadata();
     let mut items = Vec::new();
     let mut answers: Vec<Vec<Option<EpochEndOffset>>> = Vec::new();
+    // A follower acts for the cluster; anyone else describes each topic.
+    let access = ctx.access();
+    let cluster_action = access.sees(
+        Operation::ClusterAction,
+        ResourceType::Cluster,
+        crate::acl::CLUSTER_NAME,
+    );
     for topic in &request.topics {
+        let denied = !cluster_action && !access.allows(Operation::Describe, ResourceType::Topic, &topic.topic.0);
         let mut row = Vec::new();
         for p in &topic.partitions {
             let partition = PartitionId(p.partition);
@@ -29,6 +38,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochReque
             let found = snapshot.topic(&topic.topic.0);
             let owner = found.and_then(|t| t.owner(partition));
             match owner {
+                _ if denied => row.push(Some(base.with_error_code(KafkaCode::TopicAuthorizationFailed.code()))),
                 None => row.push(Some(base.with_error_code(KafkaCode::UnknownTopicOrPartition.code()))),
                 Some(_) if found.is_some_and(|t| p.current_leader_epoch > t.leader_epoch(partition).0) => {
                     row.push(Some(base.with_error_code(KafkaCode::UnknownLeaderEpoch.code())))

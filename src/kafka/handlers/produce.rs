@@ -43,6 +43,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId};
 
+use crate::acl::{Operation, ResourceType};
 use crate::config::TopicConfig;
 use crate::error::KafkaCode;
 use crate::ids::PartitionId;
@@ -182,6 +183,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
     let mut items = Vec::new();
     // Per partition in request order: an early answer, or None to take the next append result.
     let mut early: Vec<Vec<Option<Appended>>> = Vec::with_capacity(request.topic_data.len());
+    let access = ctx.access();
+    let transaction_denied = transactional_id
+        .as_deref()
+        .is_some_and(|id| !access.allows(Operation::Write, ResourceType::TransactionalId, id));
     for topic in &request.topic_data {
         // From v13 topics are named by id (KIP-516).
         let by_id = version >= 13;
@@ -196,6 +201,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
         } else {
             KafkaCode::UnknownTopicOrPartition
         };
+        // Authorization comes before existence, but for a topic id nobody knows.
+        let denied = !(by_id && known.is_none()) && !access.allows(Operation::Write, ResourceType::Topic, &name);
         let mut row = Vec::with_capacity(topic.partition_data.len());
         for data in &topic.partition_data {
             let partition = PartitionId(data.index);
@@ -203,6 +210,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
             let not_led = found.and_then(|(topic, _)| check_leader(shard, topic, partition).err());
             let answer = match found {
                 _ if !(-1..=1).contains(&acks) => Err(Appended::failed(KafkaCode::InvalidRequiredAcks, None)),
+                _ if transaction_denied => Err(Appended::failed(KafkaCode::TransactionalIdAuthorizationFailed, None)),
+                _ if denied => Err(Appended::failed(KafkaCode::TopicAuthorizationFailed, None)),
                 None if known.is_none() => Err(Appended::failed(unknown, None)),
                 None => Err(Appended::failed(KafkaCode::UnknownTopicOrPartition, None)),
                 Some((topic, _)) if topic.meta.internal => Err(Appended::failed(

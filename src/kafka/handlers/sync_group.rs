@@ -7,6 +7,7 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::classic::{Reply, SyncOutcome};
 use crate::group::{coordinator, on_coordinator};
@@ -20,6 +21,9 @@ pub const API: Api = Api::new(ApiKey::SyncGroup, 0, 5);
 pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
     let shard = ctx.shard;
     let group_id = request.group_id.0.to_string();
+    if !ctx.allows(Operation::Read, ResourceType::Group, &group_id) {
+        return SyncGroupResponse::default().with_error_code(KafkaCode::GroupAuthorizationFailed.code());
+    }
     let outcome = on_coordinator(shard, &group_id.clone(), move |shard| async move {
         let Some(group) = shard.groups.get(&group_id) else {
             return SyncOutcome::failed(KafkaCode::UnknownMemberId);

@@ -14,6 +14,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::ApiKey;
 
+use crate::acl::{Operation, ResourceType};
 use crate::error::KafkaCode;
 use crate::group::coordinator::{self, PendingOffset};
 use crate::group::records::OffsetValue;
@@ -30,7 +31,7 @@ pub const API: Api = Api::new(ApiKey::TxnOffsetCommit, 0, 5);
 /// The first version whose offsets partition joins the transaction implicitly.
 const IMPLICIT_ADD_VERSION: i16 = 5;
 
-pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn handle(ctx: &RequestContext<'_>, mut request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let shard = ctx.shard;
     let version = ctx.api_version;
     let group_id = request.group_id.0.to_string();
@@ -39,17 +40,62 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
         .iter()
         .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect()))
         .collect();
+    let access = ctx.access();
+    let refused = if !access.allows(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id.0,
+    ) {
+        Some(KafkaCode::TransactionalIdAuthorizationFailed)
+    } else if !access.allows(Operation::Read, ResourceType::Group, &group_id) {
+        Some(KafkaCode::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let every =
+        |code: KafkaCode, shape: &[(kafka_protocol::messages::TopicName, Vec<i32>)]| -> Vec<Vec<Option<KafkaCode>>> {
+            shape
+                .iter()
+                .map(|(_, ps)| ps.iter().map(|_| Some(code)).collect())
+                .collect()
+        };
+    // Topics the caller may not read are answered here and never reach the coordinator.
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| refused.is_none() && !access.allows(Operation::Read, ResourceType::Topic, &t.name.0))
+        .collect();
+    let mut keep = denied.iter().map(|d| !d);
+    request.topics.retain(|_| keep.next().expect("one flag per topic"));
+    let asked: Vec<_> = shape
+        .iter()
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .map(|(topic, _)| topic.clone())
+        .collect();
     let implicit_add = version >= IMPLICIT_ADD_VERSION && shard.config.transaction_version >= 2;
-    let codes = on_coordinator(shard, &group_id.clone(), move |shard| async move {
-        commit(&shard, &group_id, request, implicit_add).await
-    })
-    .await
-    .unwrap_or_else(|code| {
-        shape
-            .iter()
-            .map(|(_, ps)| ps.iter().map(|_| Some(code)).collect())
-            .collect()
-    });
+    let codes = match refused {
+        Some(code) => every(code, &shape),
+        None => {
+            let answered = on_coordinator(shard, &group_id.clone(), move |shard| async move {
+                commit(&shard, &group_id, request, implicit_add).await
+            })
+            .await
+            .unwrap_or_else(|code| every(code, &asked));
+            let mut answered = answered.into_iter();
+            shape
+                .iter()
+                .zip(&denied)
+                .map(|((_, partitions), denied)| {
+                    if *denied {
+                        vec![Some(KafkaCode::TopicAuthorizationFailed); partitions.len()]
+                    } else {
+                        answered.next().expect("one answer per topic sent")
+                    }
+                })
+                .collect()
+        }
+    };
     let topics = shape
         .into_iter()
         .zip(codes)

@@ -10,6 +10,8 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{ApiKey, TopicName};
 
+use crate::acl::Operation;
+use crate::error::KafkaCode;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{error_code, str_bytes, Api};
 use crate::txn::MarkerWork;
@@ -18,6 +20,12 @@ use crate::txn::MarkerWork;
 pub const API: Api = Api::new(ApiKey::WriteTxnMarkers, 1, 1);
 
 pub async fn handle(ctx: &RequestContext<'_>, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let access = ctx.access();
+    let denied = !access.sees(
+        Operation::Alter,
+        crate::acl::ResourceType::Cluster,
+        crate::acl::CLUSTER_NAME,
+    ) && !access.allows_cluster(Operation::ClusterAction);
     let mut markers = Vec::with_capacity(request.markers.len());
     for marker in request.markers {
         let work = MarkerWork {
@@ -31,10 +39,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: WriteTxnMarkersRequest) -
                 .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p)))
                 .collect(),
         };
-        let results: BTreeMap<(String, i32), _> = crate::node::transactions::write_local(ctx.shard, work)
-            .await
-            .into_iter()
-            .collect();
+        let results: BTreeMap<(String, i32), _> = if denied {
+            let refused = Some(KafkaCode::ClusterAuthorizationFailed);
+            work.partitions.into_iter().map(|p| (p, refused)).collect()
+        } else {
+            crate::node::transactions::write_local(ctx.shard, work)
+                .await
+                .into_iter()
+                .collect()
+        };
         let topics = marker
             .topics
             .iter()
