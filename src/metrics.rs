@@ -452,13 +452,16 @@ pub struct HistogramSnapshot {
     sum: u64,
 }
 
+/// Counts by API key and listener.
+type PerListener = Vec<(i16, String, u64)>;
+
 /// One shard's metrics as plain values.
 pub struct Snapshot {
     shard: usize,
     requests: Vec<(i16, u64)>,
     request_errors: Vec<(i16, u64)>,
     /// Name, help, and counts by API key and listener.
-    per_listener: Vec<(&'static str, &'static str, Vec<(i16, String, u64)>)>,
+    per_listener: Vec<(&'static str, &'static str, PerListener)>,
     counters: Vec<(&'static str, &'static str, u64)>,
     gauges: Vec<(&'static str, &'static str, u64)>,
     /// Name, help, extra labels (`key="value"` or empty), values.

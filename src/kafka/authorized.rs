@@ -4,7 +4,7 @@
 //! ([`crate::kafka::context::Access::operations`]). Without `acl.enable` that is every
 //! operation; an answer nobody asked for carries Kafka's "not requested" value.
 
-use crate::acl::ResourceType;
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::kafka::context::Access;
 
 /// The value of an authorized-operations field the request did not ask for.
@@ -18,6 +18,15 @@ pub fn when_asked(asked: bool, access: &Access, kind: ResourceType, name: &str) 
     } else {
         NOT_REQUESTED
     }
+}
+
+/// The cluster's field: as [`when_asked`], but none at all (0) for a caller who may not
+/// describe the cluster, as Kafka answers.
+pub fn cluster_when_asked(asked: bool, access: &Access) -> i32 {
+    if asked && !access.sees(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        return 0;
+    }
+    when_asked(asked, access, ResourceType::Cluster, CLUSTER_NAME)
 }
 
 #[cfg(test)]

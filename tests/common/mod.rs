@@ -361,7 +361,15 @@ fn spawn(
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .unwrap_or_default()
         .to_string();
-    // ", listeners PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:2" when there are several.
+    // ", listeners PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:2" when there are several; a lone
+    // listener is the one `--listeners` names, at the bound address.
+    let lone = extra_args
+        .iter()
+        .skip_while(|a| *a != "--listeners")
+        .nth(1)
+        .filter(|spec| !spec.contains(','))
+        .and_then(|spec| spec.split_once("://"))
+        .map(|(name, _)| vec![(name.to_string(), addr.clone())]);
     let listeners = line
         .split(", listeners ")
         .nth(1)
@@ -372,6 +380,7 @@ fn spawn(
                 .map(|(name, addr)| (name.to_string(), addr.to_string()))
                 .collect()
         })
+        .or(lone)
         .unwrap_or_default();
     (child, addr, metrics_addr, listeners)
 }

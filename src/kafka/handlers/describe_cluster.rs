@@ -5,7 +5,6 @@ use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker,
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::BrokerId;
 
-use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::kafka::authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::handlers::{str_bytes, Api};
@@ -16,17 +15,7 @@ pub const API: Api = Api::new(ApiKey::DescribeCluster, 0, 1);
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let shard = ctx.shard;
     let access = ctx.access();
-    // Kafka reports no operations to a caller that may not describe the cluster.
-    let operations = if access.sees(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
-        authorized::when_asked(
-            request.include_cluster_authorized_operations,
-            &access,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        )
-    } else {
-        0
-    };
+    let operations = authorized::cluster_when_asked(request.include_cluster_authorized_operations, &access);
     DescribeClusterResponse::default()
         .with_cluster_authorized_operations(operations)
         .with_cluster_id(str_bytes(shard.metadata().cluster_id.clone()))

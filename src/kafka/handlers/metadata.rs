@@ -29,16 +29,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
     let version = ctx.api_version;
     let access = ctx.access();
     let topic_operations_asked = version >= 8 && request.include_topic_authorized_operations;
-    let cluster_operations = if !access.sees(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
-        0
-    } else {
-        authorized::when_asked(
-            (8..=10).contains(&version) && request.include_cluster_authorized_operations,
-            &access,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        )
-    };
+    let cluster_operations = authorized::cluster_when_asked(
+        (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+        &access,
+    );
     let describes = |name: &str| access.allows(Operation::Describe, ResourceType::Topic, name);
     let mut snapshot = shard.metadata();
     let requested = match request.topics {

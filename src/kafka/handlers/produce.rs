@@ -202,7 +202,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Answer
             KafkaCode::UnknownTopicOrPartition
         };
         // Authorization comes before existence, but for a topic id nobody knows.
-        let denied = !(by_id && known.is_none()) && !access.allows(Operation::Write, ResourceType::Topic, &name);
+        let denied = !(by_id && known.is_none() || access.allows(Operation::Write, ResourceType::Topic, &name));
         let mut row = Vec::with_capacity(topic.partition_data.len());
         for data in &topic.partition_data {
             let partition = PartitionId(data.index);
