@@ -420,3 +420,116 @@ fn handlers_refuse_with_kafkas_codes() {
         );
     }
 }
+
+/// `sluice` itself over SASL_SSL: admin adds a user and ACLs with `sluice user` and
+/// `sluice acl`, creates a topic with `sluice topic`, and the new user produces and consumes
+/// with `sluice produce` and `sluice consume`; removing the ACLs closes the topic to it, and
+/// removing the user ends its logins. A wrong password is a clear error.
+#[test]
+fn the_cli_manages_users_and_acls_over_sasl_ssl() {
+    let (broker, certificates, _dir) = acl_broker();
+    let bootstrap = broker.listener("SASL_SSL");
+    let ca = certificates.ca.to_str().unwrap().to_string();
+    let sluice = |user: &str, args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let password = format!("{user}-secret");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .args(["-b", &bootstrap, "--security-protocol", "SASL_SSL", "--ca", &ca])
+            .args(["--sasl-username", user, "-X", &format!("sasl.password={password}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sluice");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let ok = |user: &str, args: &[&str], stdin: &str| {
+        let (success, text) = sluice(user, args, stdin);
+        assert!(success, "sluice {args:?} as {user}: {text}");
+        text
+    };
+    ok("admin", &["user", "add", "carol", "--password", "carol-secret"], "");
+    let users = ok("admin", &["user", "list"], "");
+    assert!(
+        users.contains("carol: SCRAM-SHA-256 (4096 iterations), SCRAM-SHA-512 (4096 iterations)"),
+        "{users}"
+    );
+    ok("admin", &["topic", "create", "notes", "--partitions", "1"], "");
+    ok(
+        "admin",
+        &[
+            "acl",
+            "add",
+            "--principal",
+            "User:carol",
+            "--operation",
+            "write,read",
+            "--topic",
+            "notes",
+        ],
+        "",
+    );
+    ok(
+        "admin",
+        &[
+            "acl",
+            "add",
+            "--principal",
+            "User:carol",
+            "--operation",
+            "read",
+            "--group",
+            "carol-",
+            "--prefixed",
+        ],
+        "",
+    );
+    let listed = ok("admin", &["acl", "list", "--principal", "User:carol"], "");
+    assert!(
+        listed.contains("TOPIC LITERAL notes: User:carol from * ALLOW WRITE"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("GROUP PREFIXED carol-: User:carol from * ALLOW READ"),
+        "{listed}"
+    );
+    let matching = ok("admin", &["acl", "list", "--group", "carol-readers", "--match"], "");
+    assert!(matching.contains("GROUP PREFIXED carol-"), "{matching}");
+
+    ok("carol", &["produce", "-t", "notes"], "one\ntwo\nthree\n");
+    let read = ok("carol", &["consume", "-t", "notes", "-g", "carol-readers", "-e"], "");
+    assert_eq!(
+        read.lines().filter(|l| ["one", "two", "three"].contains(l)).count(),
+        3,
+        "{read}"
+    );
+    let (created, text) = sluice("carol", &["topic", "create", "carols-own"], "");
+    assert!(!created && text.contains("TOPIC_AUTHORIZATION_FAILED"), "{text}");
+
+    let removed = ok(
+        "admin",
+        &["acl", "remove", "--principal", "User:carol", "--topic", "notes"],
+        "",
+    );
+    assert!(removed.contains("removed 2 ACLs"), "{removed}");
+    let (written, text) = sluice("carol", &["produce", "-t", "notes"], "four\n");
+    assert!(!written, "carol wrote after her ACLs went: {text}");
+    ok("admin", &["user", "remove", "carol"], "");
+    let (listed, text) = sluice("carol", &["topic", "list"], "");
+    assert!(!listed && text.contains("refused"), "{text}");
+    let (_, wrong) = sluice("alice", &["topic", "list", "--sasl-password", "wrong"], "");
+    assert!(
+        wrong.contains("SASL SCRAM-SHA-512 login as \"alice\" refused"),
+        "{wrong}"
+    );
+}

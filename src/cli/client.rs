@@ -1,6 +1,7 @@
 //! A small blocking Kafka client for the administration subcommands: one connection, one
 //! request at a time, kafka-protocol for every encoding. It speaks plain Kafka, so the
-//! subcommands work against any Kafka-compatible broker.
+//! subcommands work against any Kafka-compatible broker, over TLS and SASL when the flags of
+//! [`crate::cli::security`] say so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -16,6 +17,8 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, ListOffsetsRequest, MetadataRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+
+use crate::cli::security::{self, Stream};
 
 /// Longest a reply may take before the command gives up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,7 +48,7 @@ pub fn frame_request<R: Encodable>(
 }
 
 /// Reads one response frame (without its length prefix), at most [`RESPONSE_BYTES_MAX`].
-pub fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Bytes> {
+pub fn read_frame(stream: &mut impl Read) -> anyhow::Result<Bytes> {
     let mut length = [0u8; 4];
     stream.read_exact(&mut length)?;
     let length = i32::from_be_bytes(length);
@@ -58,21 +61,29 @@ pub fn read_frame(stream: &mut TcpStream) -> anyhow::Result<Bytes> {
 }
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     address: String,
     correlation_id: i32,
 }
 
 impl Client {
+    /// A connection to `address`, secured (TLS, SASL) as the subcommand's flags say.
     pub fn connect(address: &str) -> anyhow::Result<Client> {
-        let stream = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
-        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        Ok(Client {
-            stream,
+        let tcp = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+        tcp.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        tcp.set_nodelay(true)?;
+        let mut client = Client {
+            stream: security::wrap(tcp, address)?,
             address: address.to_string(),
             correlation_id: 0,
-        })
+        };
+        security::authenticate(&mut client).with_context(|| format!("authenticating to {address}"))?;
+        Ok(client)
+    }
+
+    /// The connection, for a subcommand that frames its own requests (the bench's producers).
+    pub fn into_stream(self) -> Stream {
+        self.stream
     }
 
     /// The address this client connected to.

@@ -1,14 +1,17 @@
 //! Command-line entry: one file per subcommand.
 
+pub mod acl;
 pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod produce;
+pub mod security;
 pub mod serve;
 pub mod topic;
 pub mod txn;
+pub mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +22,8 @@ use clap::{Parser, Subcommand};
     about = "A Kafka-compatible event-streaming broker, thread-per-core on io_uring"
 )]
 struct Cli {
+    #[command(flatten)]
+    security: security::SecurityArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +48,10 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Load generator: produce, consume or end-to-end against any Kafka-compatible broker.
     Bench(bench::BenchArgs),
+    /// Add, list and remove ACLs (over the Kafka protocol; any Kafka-compatible broker).
+    Acl(acl::AclArgs),
+    /// Add, list and remove SCRAM users (over the Kafka protocol).
+    User(user::UserArgs),
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -68,6 +77,10 @@ pub fn main() -> std::process::ExitCode {
         // Colour codes only for a person at a terminal: log files and pipes get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Err(e) = check_security(&cli) {
+        eprintln!("sluice: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Topic(args) => topic::run(args),
@@ -77,6 +90,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Acl(args) => acl::run(args),
+        Command::User(args) => user::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -85,6 +100,20 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The client subcommands' security flags, taken for every connection; `serve` has its own
+/// (the listeners of its config).
+fn check_security(cli: &Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Serve(_)) {
+        if cli.security.is_set() {
+            anyhow::bail!(
+                "the client security flags are not for serve: its listeners are configured in its config file"
+            );
+        }
+        return Ok(());
+    }
+    security::install(&cli.security)
 }
 
 /// A `key=value` argument (`--config`, `-H`), split at the first `=`.

@@ -287,7 +287,8 @@ impl Exchange {
     }
 }
 
-fn base64_nonce() -> String {
+/// A fresh SCRAM nonce: 24 random bytes in base64.
+pub fn base64_nonce() -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(random_bytes(24))
 }

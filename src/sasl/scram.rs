@@ -230,6 +230,94 @@ impl ScramServer {
     }
 }
 
+/// The salted password (PBKDF2 of the password), what AlterUserScramCredentials carries.
+pub fn salted_password(hash: ScramHash, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+    let mut salted = vec![0u8; hash.len()];
+    let rounds = std::num::NonZeroU32::new(iterations.max(1)).expect("at least one");
+    pbkdf2::derive(hash.pbkdf2(), rounds, salt, password.as_bytes(), &mut salted);
+    salted
+}
+
+/// One exchange on the client side (`sluice`'s own subcommands), between its two server
+/// messages.
+pub struct ScramClient {
+    hash: ScramHash,
+    password: String,
+    nonce: String,
+    client_first_bare: String,
+    /// Set by [`ScramClient::answer`]: the signature the server must prove itself with.
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    /// The client-first message for `user`, with a fresh `nonce`.
+    pub fn start(hash: ScramHash, user: &str, password: &str, nonce: &str) -> (ScramClient, Vec<u8>) {
+        let escaped = user.replace('=', "=3D").replace(',', "=2C");
+        let bare = format!("n={escaped},r={nonce}");
+        let client = ScramClient {
+            hash,
+            password: password.to_string(),
+            nonce: nonce.to_string(),
+            client_first_bare: bare.clone(),
+            server_signature: None,
+        };
+        (client, format!("n,,{bare}").into_bytes())
+    }
+
+    /// Reads the server-first message and answers the client-final one, with the proof.
+    pub fn answer(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let message = std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let (mut nonce, mut salt, mut iterations) = (None, None, None);
+        for attribute in message.split(',') {
+            if let Some(value) = attribute.strip_prefix("r=") {
+                nonce = Some(value);
+            } else if let Some(value) = attribute.strip_prefix("s=") {
+                salt = Some(
+                    BASE64
+                        .decode(value)
+                        .map_err(|_| ScramError::Malformed("salt is not base64"))?,
+                );
+            } else if let Some(value) = attribute.strip_prefix("i=") {
+                iterations = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| ScramError::Malformed("bad iteration count"))?,
+                );
+            }
+        }
+        let nonce = nonce
+            .filter(|n| n.starts_with(&self.nonce) && n.len() > self.nonce.len())
+            .ok_or(ScramError::Malformed("the server's nonce does not extend ours"))?;
+        let salt = salt.ok_or(ScramError::Malformed("no salt"))?;
+        let iterations = iterations
+            .filter(|i| *i >= self.hash.min_iterations())
+            .ok_or(ScramError::Malformed("too few or no iterations"))?;
+        let salted = salted_password(self.hash, &self.password, &salt, iterations);
+        let client_key = hmac(self.hash, &salted, b"Client Key");
+        let stored_key = digest::digest(self.hash.digest(), &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{message},{without_proof}", self.client_first_bare);
+        let signature = hmac(self.hash, stored_key.as_ref(), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let server_key = hmac(self.hash, &salted, b"Server Key");
+        self.server_signature = Some(hmac(self.hash, &server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message: the server knew the credential too.
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        let message = std::str::from_utf8(server_final).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let signature = message
+            .strip_prefix("v=")
+            .and_then(|v| BASE64.decode(v).ok())
+            .ok_or(ScramError::Malformed("no server signature"))?;
+        match &self.server_signature {
+            Some(expected) if constant_time_eq(expected, &signature) => Ok(()),
+            _ => Err(ScramError::BadCredentials),
+        }
+    }
+}
+
 /// Equality that takes as long whatever the bytes (no early exit on the first difference).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -264,6 +352,30 @@ mod tests {
         assert_eq!(
             String::from_utf8(last).unwrap(),
             "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+    }
+
+    #[test]
+    fn the_client_side_makes_rfc_7677s_messages() {
+        let (mut client, first) = ScramClient::start(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(first, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let last = client
+            .answer(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(last).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        assert!(client.verify(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").is_ok());
+        assert!(
+            client.verify(b"v=AAAA").is_err(),
+            "a server that does not know the password"
+        );
+        let (mut short, _) = ScramClient::start(ScramHash::Sha256, "user", "pencil", "abc");
+        assert!(short.answer(b"r=abcdef,s=AAAA,i=1").is_err(), "too few iterations");
+        assert!(
+            short.answer(b"r=other,s=AAAA,i=4096").is_err(),
+            "a nonce not extending ours"
         );
     }
 

@@ -162,8 +162,14 @@ struct Pipe {
 
 impl Pipe {
     fn open(address: &str, in_flight: usize, acks: i16, stats: Arc<Stats>) -> anyhow::Result<Pipe> {
-        let stream = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
-        stream.set_nodelay(true)?;
+        // Connected (and authenticated, with SASL) as every subcommand connects; the requests
+        // are then written here and read by another thread, which a TLS session cannot share.
+        let stream = match Client::connect(address)?.into_stream() {
+            crate::cli::security::Stream::Plain(stream) => stream,
+            crate::cli::security::Stream::Tls(_) => {
+                bail!("bench producers pipeline over plain TCP: use PLAINTEXT or SASL_PLAINTEXT, not TLS")
+            }
+        };
         let (pending, reader) = if acks != 0 {
             let (sender, receiver) = sync_channel(in_flight);
             let responses = stream.try_clone()?;
