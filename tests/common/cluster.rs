@@ -66,6 +66,14 @@ impl Cluster {
         }
     }
 
+    /// Adds `extra` to every node's command line (before any node starts).
+    pub fn with_args(mut self, extra: &[&str]) -> Cluster {
+        for args in &mut self.args {
+            args.extend(extra.iter().map(|a| a.to_string()));
+        }
+        self
+    }
+
     /// Starts node `id` (1-based) on its data dir, fresh or as it was left.
     pub fn start(&mut self, id: usize) {
         assert!(self.nodes[id - 1].is_none(), "node {id} is running");
