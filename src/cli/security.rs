@@ -197,6 +197,106 @@ impl Write for Stream {
     }
 }
 
+impl Stream {
+    /// The connection as a writing half and a reading half, for a thread each (the bench's
+    /// pipelined producers): a TCP socket's two handles, or one TLS session both lock.
+    pub fn split(self) -> std::io::Result<(Box<dyn Write + Send>, Box<dyn Read + Send>)> {
+        match self {
+            Stream::Plain(tcp) => {
+                let reading = tcp.try_clone()?;
+                Ok((Box::new(tcp), Box::new(reading)))
+            }
+            Stream::Tls(stream) => {
+                let (mut connection, tcp) = stream.into_parts();
+                // A whole request is sealed at once (it is sent without the lock): the
+                // session's buffer is bounded by the request, not by rustls's default.
+                connection.set_buffer_limit(None);
+                let session = Arc::new(std::sync::Mutex::new(connection));
+                let reading = TlsReading {
+                    session: session.clone(),
+                    socket: tcp.try_clone()?,
+                    received: Vec::new(),
+                    consumed: 0,
+                };
+                Ok((Box::new(TlsWriting { session, socket: tcp }), Box::new(reading)))
+            }
+        }
+    }
+}
+
+/// The writing half of a shared TLS session: records are encrypted under the lock, then
+/// sent without it, so the reading half is never kept from decrypting by a full socket.
+/// The reading half never sends: what the session has to say (an alert, a key update) goes
+/// out with the next write here.
+struct TlsWriting {
+    session: Arc<std::sync::Mutex<rustls::ClientConnection>>,
+    socket: TcpStream,
+}
+
+impl Write for TlsWriting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut sealed = Vec::with_capacity(buf.len() + 64);
+        {
+            let mut session = self
+                .session
+                .lock()
+                .map_err(|_| std::io::Error::other("TLS session poisoned"))?;
+            session.writer().write_all(buf)?;
+            while session.wants_write() {
+                session.write_tls(&mut sealed)?;
+            }
+        }
+        self.socket.write_all(&sealed)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.socket.flush()
+    }
+}
+
+/// The reading half: waits on the socket without the lock, then decrypts under it.
+struct TlsReading {
+    session: Arc<std::sync::Mutex<rustls::ClientConnection>>,
+    socket: TcpStream,
+    /// Bytes read off the socket the session has not taken yet (its plaintext buffer was
+    /// full), from `consumed` on.
+    received: Vec<u8>,
+    consumed: usize,
+}
+
+impl Read for TlsReading {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            {
+                let mut session = self
+                    .session
+                    .lock()
+                    .map_err(|_| std::io::Error::other("TLS session poisoned"))?;
+                match session.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if self.consumed < self.received.len() {
+                    let mut rest = &self.received[self.consumed..];
+                    let taken = session.read_tls(&mut rest)?;
+                    self.consumed += taken;
+                    session.process_new_packets().map_err(std::io::Error::other)?;
+                    continue;
+                }
+            }
+            self.received.resize(64 * 1024, 0);
+            let n = self.socket.read(&mut self.received)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.received.truncate(n);
+            self.consumed = 0;
+        }
+    }
+}
+
 /// `tcp` to `address`, with TLS when the settings ask for it.
 pub fn wrap(tcp: TcpStream, address: &str) -> anyhow::Result<Stream> {
     let Some(tls) = &current().tls else {

@@ -2,8 +2,8 @@
 //! plus a reader thread per producer connection so produce requests are pipelined.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::TcpStream;
+use std::io::{Read, Write};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -154,7 +154,7 @@ struct InFlight {
 /// most `--in-flight` outstanding (the bounded channel). [`Client`] answers one call at a
 /// time, so producers frame requests themselves.
 struct Pipe {
-    stream: TcpStream,
+    stream: Box<dyn Write + Send>,
     pending: Option<SyncSender<InFlight>>,
     reader: Option<JoinHandle<()>>,
     correlation_id: i32,
@@ -164,15 +164,11 @@ impl Pipe {
     fn open(address: &str, in_flight: usize, acks: i16, stats: Arc<Stats>) -> anyhow::Result<Pipe> {
         // Connected (and authenticated, with SASL) as every subcommand connects; the requests
         // are then written here and read by another thread, which a TLS session cannot share.
-        let stream = match Client::connect(address)?.into_stream() {
-            crate::cli::security::Stream::Plain(stream) => stream,
-            crate::cli::security::Stream::Tls(_) => {
-                bail!("bench producers pipeline over plain TCP: use PLAINTEXT or SASL_PLAINTEXT, not TLS")
-            }
-        };
+        // Connected (TLS, SASL) as every subcommand connects; requests are then written here
+        // and the responses read by a thread of their own.
+        let (stream, responses) = Client::connect(address)?.into_stream().split()?;
         let (pending, reader) = if acks != 0 {
             let (sender, receiver) = sync_channel(in_flight);
-            let responses = stream.try_clone()?;
             let reader = std::thread::spawn(move || read_acks(responses, receiver, &stats));
             (Some(sender), Some(reader))
         } else {
@@ -223,7 +219,7 @@ impl Pipe {
 }
 
 /// Reads produce responses in request order, recording each record's produce-to-ack latency.
-fn read_acks(mut stream: TcpStream, pending: Receiver<InFlight>, stats: &Stats) {
+fn read_acks(mut stream: Box<dyn Read + Send>, pending: Receiver<InFlight>, stats: &Stats) {
     let mut broken = false;
     while let Ok(request) = pending.recv() {
         if broken {
