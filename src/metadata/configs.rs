@@ -75,9 +75,17 @@ impl DynamicConfigs {
         Ok(())
     }
 
-    /// DeleteAcls: removes what each filter matches, in order; what each removed.
+    /// DeleteAcls: removes what any filter matches; what each filter matched (an ACL two
+    /// filters match is reported under both, as Kafka reports it).
     pub fn remove_acls(&mut self, filters: &[AclFilter]) -> Vec<Vec<AclBinding>> {
-        filters.iter().map(|filter| self.acls.remove_matching(filter)).collect()
+        let matched: Vec<Vec<AclBinding>> = filters
+            .iter()
+            .map(|filter| self.acls.iter().filter(|b| filter.matches(b)).collect())
+            .collect();
+        for filter in filters {
+            self.acls.remove_matching(filter);
+        }
+        matched
     }
 
     /// Applies `change` to the SCRAM credentials.
@@ -267,6 +275,31 @@ mod tests {
         let unknown = check_broker_keys(&overrides(&[("retention.ms", "1")])).unwrap_err();
         assert_eq!(unknown.code, KafkaCode::InvalidConfig);
         assert!(check_topic_keys(&overrides(&[("log.retention.ms", "1")])).is_err());
+    }
+
+    #[test]
+    fn an_acl_two_filters_match_is_reported_under_both() {
+        use crate::acl::{Operation, PatternType, Permission, ResourcePattern, ResourceType};
+        let mut configs = DynamicConfigs::default();
+        let binding = AclBinding::new(
+            ResourcePattern {
+                kind: ResourceType::Topic,
+                name: "t".into(),
+                pattern: PatternType::Literal,
+            },
+            "User:a",
+            "*",
+            Operation::Read,
+            Permission::Allow,
+        );
+        configs.add_acls(std::slice::from_ref(&binding)).unwrap();
+        let by_topic = AclFilter {
+            kind: Some(ResourceType::Topic),
+            ..AclFilter::any()
+        };
+        let removed = configs.remove_acls(&[by_topic, AclFilter::any()]);
+        assert_eq!(removed, vec![vec![binding.clone()], vec![binding]]);
+        assert!(configs.acls.is_empty());
     }
 
     #[test]

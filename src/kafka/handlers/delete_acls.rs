@@ -1,5 +1,5 @@
 //! DeleteAcls: removes the ACLs each filter matches and answers them, per filter (an ACL two
-//! filters match is answered under the first). The caller needs ALTER on the cluster.
+//! filters match is answered under both). The caller needs ALTER on the cluster.
 
 use kafka_protocol::messages::delete_acls_response::{
     DeleteAclsFilterResult, DeleteAclsMatchingAcl, DeleteAclsResponse,
