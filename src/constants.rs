@@ -99,6 +99,10 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 /// metadata snapshot, and DescribeAcls may list them all in one response.
 pub const MAX_ACLS: usize = 100_000;
 
+/// Filters one DeleteAcls request may carry: each is matched against every ACL on the
+/// metadata authority, so their product bounds the work one request asks of it.
+pub const ACL_FILTERS_PER_REQUEST_MAX: usize = 1000;
+
 /// Memory one compaction pass may use for its map of keys to their newest offsets. Segments
 /// whose keys do not fit wait for a later pass.
 pub const COMPACTION_KEY_MAP_BYTES_MAX: usize = 256 * 1024 * 1024;

@@ -25,6 +25,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteAclsRequest) -> Del
         let results = request.filters.iter().map(|_| failed(code, &message)).collect();
         return DeleteAclsResponse::default().with_filter_results(results);
     }
+    let max = crate::constants::ACL_FILTERS_PER_REQUEST_MAX;
+    if request.filters.len() > max {
+        let message = format!("at most {max} filters per DeleteAcls request");
+        let results = request
+            .filters
+            .iter()
+            .map(|_| failed(KafkaCode::InvalidRequest, &message))
+            .collect();
+        return DeleteAclsResponse::default().with_filter_results(results);
+    }
     let checked: Vec<Result<AclFilter, String>> = request
         .filters
         .iter()
