@@ -14,11 +14,14 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, ListOffsetsRequest, MetadataRequest, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, BrokerId, ListOffsetsRequest, MetadataRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
-use crate::cli::security::{self, Stream};
+use crate::cli::security::{self, Login, Stream};
+use crate::sasl::scram::{ScramClient, ScramHash};
+use crate::sasl::Mechanism;
 
 /// Longest a reply may take before the command gives up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,7 +80,9 @@ impl Client {
             address: address.to_string(),
             correlation_id: 0,
         };
-        security::authenticate(&mut client).with_context(|| format!("authenticating to {address}"))?;
+        if let Some(login) = security::login() {
+            authenticate(&mut client, login).with_context(|| format!("authenticating to {address}"))?;
+        }
         Ok(client)
     }
 
@@ -123,6 +128,59 @@ impl Client {
         }
         R::Response::decode(&mut body, version)
     }
+}
+
+/// Authenticates a new connection as `login`: SaslHandshake, then the mechanism's messages in
+/// SaslAuthenticate requests.
+fn authenticate(client: &mut Client, login: &Login) -> anyhow::Result<()> {
+    let name = login.mechanism.name();
+    let handshake = client.call(
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)),
+    )?;
+    if handshake.error_code != 0 {
+        let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+        bail!(
+            "the broker refused SASL mechanism {name} ({}); it offers {}",
+            error_name(handshake.error_code),
+            offered.join(", ")
+        );
+    }
+    let mut exchange = |message: Vec<u8>| -> anyhow::Result<Vec<u8>> {
+        let answer = client.call(2, &SaslAuthenticateRequest::default().with_auth_bytes(message.into()))?;
+        if answer.error_code != 0 {
+            bail!(
+                "SASL {name} login as {:?} refused: {}",
+                login.user,
+                answer.error_message.as_deref().unwrap_or("authentication failed")
+            );
+        }
+        Ok(answer.auth_bytes.to_vec())
+    };
+    match login.mechanism {
+        Mechanism::Plain => {
+            let message = format!("\0{}\0{}", login.user, login.password).into_bytes();
+            exchange(message)?;
+        }
+        Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+            let hash = if login.mechanism == Mechanism::ScramSha256 {
+                ScramHash::Sha256
+            } else {
+                ScramHash::Sha512
+            };
+            let nonce = crate::sasl::base64_nonce();
+            let (mut scram, first) = ScramClient::start(hash, &login.user, &login.password, &nonce);
+            let server_first = exchange(first)?;
+            let last = scram
+                .answer(&server_first)
+                .map_err(|e| anyhow!("SCRAM with the broker: {e}"))?;
+            let server_final = exchange(last)?;
+            scram
+                .verify(&server_final)
+                .map_err(|e| anyhow!("the broker did not prove it knows the SCRAM credential: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Metadata at the version every subcommand uses (topic ids, no authorized operations).

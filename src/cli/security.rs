@@ -3,7 +3,8 @@
 //! `-X key=value` (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`,
 //! `ssl.ca.location`). Every connection a subcommand opens ([`crate::cli::client::Client`])
 //! is secured the same way: TLS first when the protocol says so (the broker's certificate
-//! checked against `--ca`), then the SASL exchange (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512).
+//! checked against `--ca`), then the SASL exchange (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) that
+//! [`crate::cli::client::Client::connect`] runs with [`login`].
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,11 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{anyhow, bail, Context};
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
-use kafka_protocol::protocol::StrBytes;
 
 use crate::config::listeners::SecurityProtocol;
-use crate::sasl::scram::{ScramClient, ScramHash};
 use crate::sasl::Mechanism;
 
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -138,10 +136,10 @@ fn tls_config(ca: &std::path::Path) -> anyhow::Result<Arc<rustls::ClientConfig>>
 }
 
 /// Who the subcommand logs in as with SASL.
-struct Login {
-    mechanism: Mechanism,
-    user: String,
-    password: String,
+pub struct Login {
+    pub mechanism: Mechanism,
+    pub user: String,
+    pub password: String,
 }
 
 /// How every connection of this process is secured.
@@ -310,58 +308,7 @@ pub fn wrap(tcp: TcpStream, address: &str) -> anyhow::Result<Stream> {
     Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(connection, tcp))))
 }
 
-/// Authenticates a new connection when the settings ask for SASL: SaslHandshake, then the
-/// mechanism's messages in SaslAuthenticate requests.
-pub fn authenticate(client: &mut crate::cli::client::Client) -> anyhow::Result<()> {
-    let Some(login) = &current().sasl else {
-        return Ok(());
-    };
-    let name = login.mechanism.name();
-    let handshake = client.call(
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)),
-    )?;
-    if handshake.error_code != 0 {
-        let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
-        bail!(
-            "the broker refused SASL mechanism {name} ({}); it offers {}",
-            crate::cli::client::error_name(handshake.error_code),
-            offered.join(", ")
-        );
-    }
-    let mut exchange = |message: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-        let answer = client.call(2, &SaslAuthenticateRequest::default().with_auth_bytes(message.into()))?;
-        if answer.error_code != 0 {
-            bail!(
-                "SASL {name} login as {:?} refused: {}",
-                login.user,
-                answer.error_message.as_deref().unwrap_or("authentication failed")
-            );
-        }
-        Ok(answer.auth_bytes.to_vec())
-    };
-    match login.mechanism {
-        Mechanism::Plain => {
-            let message = format!("\0{}\0{}", login.user, login.password).into_bytes();
-            exchange(message)?;
-        }
-        Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
-            let hash = if login.mechanism == Mechanism::ScramSha256 {
-                ScramHash::Sha256
-            } else {
-                ScramHash::Sha512
-            };
-            let nonce = crate::sasl::base64_nonce();
-            let (mut scram, first) = ScramClient::start(hash, &login.user, &login.password, &nonce);
-            let server_first = exchange(first)?;
-            let last = scram
-                .answer(&server_first)
-                .map_err(|e| anyhow!("SCRAM with the broker: {e}"))?;
-            let server_final = exchange(last)?;
-            scram
-                .verify(&server_final)
-                .map_err(|e| anyhow!("the broker did not prove it knows the SCRAM credential: {e}"))?;
-        }
-    }
-    Ok(())
+/// Who the subcommand logs in as, when the settings ask for SASL.
+pub fn login() -> Option<&'static Login> {
+    current().sasl.as_ref()
 }
