@@ -472,13 +472,7 @@ pub struct Snapshot {
 pub const NO_API: i16 = -1;
 
 fn count_labelled(counts: &RefCell<BTreeMap<(i16, String), u64>>, api_key: i16, listener: &str) {
-    let mut counts = counts.borrow_mut();
-    match counts.get_mut(&(api_key, listener.to_string())) {
-        Some(n) => *n += 1,
-        None => {
-            counts.insert((api_key, listener.to_string()), 1);
-        }
-    }
+    *counts.borrow_mut().entry((api_key, listener.to_string())).or_insert(0) += 1;
 }
 
 fn api_name(key: i16) -> String {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, CLUSTER_CONFIG};
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -36,8 +36,13 @@ fn alice(cluster: &Cluster) -> FutureProducer {
         .into_iter()
         .map(|id| cluster.node(id).listener("SASL_PLAINTEXT"))
         .collect();
+    alice_via(&bootstrap.join(","))
+}
+
+/// alice, bootstrapping from `bootstrap` alone.
+fn alice_via(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", bootstrap.join(","))
+        .set("bootstrap.servers", bootstrap)
         .set("security.protocol", "sasl_plaintext")
         .set("sasl.mechanism", "SCRAM-SHA-256")
         .set("sasl.username", "alice")
@@ -50,13 +55,7 @@ fn alice(cluster: &Cluster) -> FutureProducer {
 }
 
 fn produce(producer: &FutureProducer, topic: &str) -> Result<(), RDKafkaErrorCode> {
-    let record = FutureRecord::<(), _>::to(topic).partition(0).payload("x");
-    common::block_on(producer.send(record, Duration::ZERO))
-        .map(|_| ())
-        .map_err(|(error, _)| match error {
-            KafkaError::MessageProduction(code) => code,
-            other => panic!("unexpected produce error {other}"),
-        })
+    common::produce_to(producer, topic, "x")
 }
 
 /// Retries `produce` while the cluster settles after a failover (leaders moving).
@@ -162,16 +161,7 @@ fn users_and_acls_outlive_the_active_controller() {
     // the record with).
     cluster.start(controller);
     cluster.wait_for_brokers(&[1, 2, 3]);
-    let only_it = ClientConfig::new()
-        .set("bootstrap.servers", cluster.node(controller).listener("SASL_PLAINTEXT"))
-        .set("security.protocol", "sasl_plaintext")
-        .set("sasl.mechanism", "SCRAM-SHA-256")
-        .set("sasl.username", "alice")
-        .set("sasl.password", "alice-secret")
-        .set("linger.ms", "0")
-        .set("message.timeout.ms", "20000")
-        .create()
-        .expect("producer");
+    let only_it = alice_via(&cluster.node(controller).listener("SASL_PLAINTEXT"));
     eventually(&only_it, "later", Ok(()));
     assert_eq!(
         produce(&only_it, "refused"),

@@ -12,14 +12,14 @@ use common::raw;
 use std::time::Duration;
 
 use common::tls::{secured_broker, Certificates};
-use common::{assign, block_on, consume, Broker};
+use common::{assign, block_on, consume, produce_to as produce, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::Offset;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -50,17 +50,6 @@ fn client(broker: &Broker, certificates: &Certificates, user: &str) -> ClientCon
 
 fn producer(config: &mut ClientConfig) -> FutureProducer {
     config.set("linger.ms", "0").create().expect("producer")
-}
-
-/// One record to partition 0 of `topic`: the broker's refusal, if any.
-fn produce(producer: &FutureProducer, topic: &str, value: &str) -> Result<(), RDKafkaErrorCode> {
-    let record = FutureRecord::<(), _>::to(topic).partition(0).payload(value);
-    block_on(producer.send(record, Duration::ZERO))
-        .map(|_| ())
-        .map_err(|(error, _)| match error {
-            KafkaError::MessageProduction(code) => code,
-            other => panic!("unexpected produce error {other}"),
-        })
 }
 
 /// Polls `consumer` until it reports an error (which is returned) or delivers a record

@@ -157,10 +157,9 @@ fn add(client: &mut Client, spec: &AclSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The filter fields the flags make: (resource type, name, pattern type, principal, host,
-/// operation, permission) as wire codes; ANY where a flag is absent.
-#[allow(clippy::type_complexity)]
-fn filter(spec: &AclSpec) -> anyhow::Result<(i8, Option<String>, i8, Option<String>, Option<String>, i8, i8)> {
+/// The filter the flags make, as DescribeAcls carries it (DeleteAcls takes the same fields):
+/// ANY where a flag is absent.
+fn filter(spec: &AclSpec) -> anyhow::Result<DescribeAclsRequest> {
     let (kind, name) = match spec.resource() {
         Some((kind, name)) => (kind.code(), Some(name)),
         None => (ANY, None),
@@ -184,28 +183,18 @@ fn filter(spec: &AclSpec) -> anyhow::Result<(i8, Option<String>, i8, Option<Stri
         (_, true) => Permission::Allow.code(),
         _ => ANY,
     };
-    Ok((
-        kind,
-        name,
-        pattern,
-        spec.principal.clone(),
-        spec.host.clone(),
-        operation,
-        permission,
-    ))
-}
-
-fn list(client: &mut Client, spec: &AclSpec) -> anyhow::Result<()> {
-    let (kind, name, pattern, principal, host, operation, permission) = filter(spec)?;
-    let request = DescribeAclsRequest::default()
+    Ok(DescribeAclsRequest::default()
         .with_resource_type_filter(kind)
         .with_resource_name_filter(name.as_deref().map(text))
         .with_pattern_type_filter(pattern)
-        .with_principal_filter(principal.as_deref().map(text))
-        .with_host_filter(host.as_deref().map(text))
+        .with_principal_filter(spec.principal.as_deref().map(text))
+        .with_host_filter(spec.host.as_deref().map(text))
         .with_operation(operation)
-        .with_permission_type(permission);
-    let response = client.call(VERSION, &request)?;
+        .with_permission_type(permission))
+}
+
+fn list(client: &mut Client, spec: &AclSpec) -> anyhow::Result<()> {
+    let response = client.call(VERSION, &filter(spec)?)?;
     check(response.error_code, response.error_message.as_ref(), "listing ACLs")?;
     for resource in &response.resources {
         for acl in &resource.acls {
@@ -229,15 +218,15 @@ fn name_of(value: Option<impl std::fmt::Display>) -> String {
 }
 
 fn remove(client: &mut Client, spec: &AclSpec) -> anyhow::Result<()> {
-    let (kind, name, pattern, principal, host, operation, permission) = filter(spec)?;
+    let wanted = filter(spec)?;
     let filter = DeleteAclsFilter::default()
-        .with_resource_type_filter(kind)
-        .with_resource_name_filter(name.as_deref().map(text))
-        .with_pattern_type_filter(pattern)
-        .with_principal_filter(principal.as_deref().map(text))
-        .with_host_filter(host.as_deref().map(text))
-        .with_operation(operation)
-        .with_permission_type(permission);
+        .with_resource_type_filter(wanted.resource_type_filter)
+        .with_resource_name_filter(wanted.resource_name_filter)
+        .with_pattern_type_filter(wanted.pattern_type_filter)
+        .with_principal_filter(wanted.principal_filter)
+        .with_host_filter(wanted.host_filter)
+        .with_operation(wanted.operation)
+        .with_permission_type(wanted.permission_type);
     let response = client.call(VERSION, &DeleteAclsRequest::default().with_filters(vec![filter]))?;
     let result = response
         .filter_results

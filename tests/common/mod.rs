@@ -399,6 +399,23 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures::executor::block_on(future)
 }
 
+/// One record of `value` to partition 0 of `topic`, waited for: the broker's refusal, if any.
+pub fn produce_to(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    value: &str,
+) -> Result<(), rdkafka::types::RDKafkaErrorCode> {
+    let record = rdkafka::producer::FutureRecord::<(), _>::to(topic)
+        .partition(0)
+        .payload(value);
+    block_on(producer.send(record, Duration::ZERO))
+        .map(|_| ())
+        .map_err(|(error, _)| match error {
+            rdkafka::error::KafkaError::MessageProduction(code) => code,
+            other => panic!("unexpected produce error {other}"),
+        })
+}
+
 /// Produces and waits until every delivery report has arrived; panics on any failure.
 pub fn flush(producer: &BaseProducer) {
     producer.flush(WAIT).expect("all records delivered");

@@ -169,14 +169,19 @@ async fn fetch(
         }
     })
     .await;
+    // A listing leaves such topics out silently; a named one is refused (and counted).
     let visible = |(topic, partitions): (String, Vec<(i32, Committed)>)| {
-        if access.sees(Operation::Describe, ResourceType::Topic, &topic) {
+        let seen = if named {
+            access.allows(Operation::Describe, ResourceType::Topic, &topic)
+        } else {
+            access.sees(Operation::Describe, ResourceType::Topic, &topic)
+        };
+        if seen {
             return Some((topic, partitions));
         }
         if !named {
             return None;
         }
-        access.allows(Operation::Describe, ResourceType::Topic, &topic);
         let refused = partitions
             .into_iter()
             .map(|(p, _)| {
